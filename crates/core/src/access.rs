@@ -1,0 +1,1 @@
+//! (server side; being written)

@@ -1,0 +1,1 @@
+//! (synchronisation; being written)
