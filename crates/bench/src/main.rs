@@ -1,5 +1,239 @@
-//! gnomon-bench: NTP load generator, bare responder and the side-by-side benchmark against chronyd.
-fn main() {
-    eprintln!("gnomon-bench: under construction");
-    std::process::exit(1);
+//! gnomon-bench: NTP load generator, bare responder and the side-by-side benchmark against
+//! chronyd. Loopback only; every run is bounded in time and in request count.
+//!
+//! ```text
+//! gnomon-bench load   --target 127.0.0.1:PORT [--sockets 32] [--window 4] [--duration 5]
+//!                     [--count N] [--timeout-ms 100] [--seed S]
+//! gnomon-bench bare   --listen 127.0.0.1:PORT [--max-seconds 600] [--count N]
+//! gnomon-bench server [--servers chronyd,gnomond,bare] [--gnomond PATH] [--chronyd PATH]
+//!                     [--reps 3] [--duration 5] [--sockets 32] [--window 4]
+//!                     [--server-cpu 0] [--load-cpu 1] [--nice -10] [--fifo 1] [--conf LINE]...
+//! gnomon-bench probe  HOST:PORT [--timeout-ms 2000]
+//! ```
+
+mod bare;
+mod histogram;
+mod load;
+mod packet;
+mod probe;
+mod server;
+mod sys;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+const USAGE: &str = "usage:
+  gnomon-bench load   --target 127.0.0.1:PORT [--sockets 32] [--window 4] [--duration 5]
+                      [--count N] [--timeout-ms 100] [--seed S]
+  gnomon-bench bare   --listen 127.0.0.1:PORT [--max-seconds 600] [--count N]
+  gnomon-bench server [--servers chronyd,gnomond,bare] [--gnomond PATH] [--chronyd PATH]
+                      [--reps 3] [--duration 5] [--sockets 32] [--window 4]
+                      [--server-cpu 0] [--load-cpu 1] [--nice -10] [--fifo 1] [--conf LINE]...
+  gnomon-bench probe  HOST:PORT [--timeout-ms 2000]";
+
+/// Options as `--name value` pairs (repeatable ones collect), plus positional arguments.
+struct Args {
+    opts: HashMap<String, Vec<String>>,
+    positional: Vec<String>,
+}
+
+impl Args {
+    fn parse(raw: &[String]) -> Result<Args, String> {
+        let mut opts: HashMap<String, Vec<String>> = HashMap::new();
+        let mut positional = Vec::new();
+        let mut it = raw.iter();
+        while let Some(a) = it.next() {
+            if let Some(name) = a.strip_prefix("--") {
+                let v = it.next().ok_or(format!("--{name} needs a value"))?;
+                opts.entry(name.to_string()).or_default().push(v.clone());
+            } else {
+                positional.push(a.clone());
+            }
+        }
+        Ok(Args { opts, positional })
+    }
+
+    fn check(&self, known: &[&str]) -> Result<(), String> {
+        for k in self.opts.keys() {
+            if !known.contains(&k.as_str()) {
+                return Err(format!("unknown option --{k}"));
+            }
+        }
+        Ok(())
+    }
+
+    fn str(&self, name: &str) -> Option<&str> {
+        self.opts
+            .get(name)
+            .and_then(|v| v.last())
+            .map(String::as_str)
+    }
+
+    fn num<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, String> {
+        match self.str(name) {
+            None => Ok(default),
+            Some(s) => s.parse().map_err(|_| format!("--{name}: bad number {s:?}")),
+        }
+    }
+
+    fn addr(&self, name: &str) -> Result<SocketAddr, String> {
+        let s = self.str(name).ok_or(format!("--{name} is required"))?;
+        parse_addr(s)
+    }
+}
+
+fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    let a: SocketAddr = s.parse().map_err(|_| format!("bad address {s:?}"))?;
+    if !a.ip().is_loopback() {
+        return Err(format!(
+            "{a} is not a loopback address: the bench only uses loopback"
+        ));
+    }
+    Ok(a)
+}
+
+fn seconds(v: f64) -> Result<Duration, String> {
+    if !(v > 0.0 && v <= 3600.0) {
+        return Err(format!("duration {v} s out of range (0, 3600]"));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+fn cmd_load(a: &Args) -> Result<ExitCode, String> {
+    a.check(&[
+        "target",
+        "sockets",
+        "window",
+        "duration",
+        "count",
+        "timeout-ms",
+        "seed",
+    ])?;
+    let (s, ns) = sys::realtime_now();
+    let cfg = load::LoadConfig {
+        target: a.addr("target")?,
+        sockets: a.num("sockets", 32)?,
+        window: a.num("window", 4)?,
+        duration: seconds(a.num("duration", 5.0)?)?,
+        max_requests: a.num("count", 50_000_000)?,
+        timeout: Duration::from_millis(a.num("timeout-ms", 100)?),
+        seed: a.num("seed", (s as u64) ^ u64::from(ns))?,
+    };
+    let r = load::run(&cfg).map_err(|e| e.to_string())?;
+    println!("{r}");
+    Ok(if r.invalid == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn cmd_bare(a: &Args) -> Result<ExitCode, String> {
+    a.check(&["listen", "max-seconds", "count"])?;
+    let addr = a.addr("listen")?;
+    let limit = seconds(a.num("max-seconds", 600.0)?)?;
+    let n = bare::serve(addr, limit, a.num("count", u64::MAX)?).map_err(|e| e.to_string())?;
+    eprintln!("bare: answered {n} requests");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_probe(a: &Args) -> Result<ExitCode, String> {
+    a.check(&["timeout-ms"])?;
+    let [target] = a.positional.as_slice() else {
+        return Err("probe takes one HOST:PORT".into());
+    };
+    let addr = parse_addr(target)?;
+    let t = Duration::from_millis(a.num("timeout-ms", 2000)?);
+    let x = probe::query(addr, t).map_err(|e| format!("{addr}: {e}"))?;
+    print!("{}", probe::describe(addr, &x));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_server(a: &Args) -> Result<ExitCode, String> {
+    a.check(&[
+        "servers",
+        "gnomond",
+        "chronyd",
+        "reps",
+        "duration",
+        "sockets",
+        "window",
+        "server-cpu",
+        "load-cpu",
+        "nice",
+        "fifo",
+        "conf",
+    ])?;
+    let bench = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let default_gnomond = bench.with_file_name("gnomond");
+    let servers = a
+        .str("servers")
+        .unwrap_or("chronyd,gnomond,bare")
+        .split(',')
+        .map(|s| server::Kind::parse(s).ok_or(format!("unknown server {s:?}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let opts = server::ServerOptions {
+        servers,
+        chronyd: PathBuf::from(a.str("chronyd").unwrap_or("/usr/sbin/chronyd")),
+        gnomond: a
+            .str("gnomond")
+            .map(PathBuf::from)
+            .unwrap_or(default_gnomond),
+        bench,
+        reps: a.num("reps", 3)?,
+        duration: seconds(a.num("duration", 5.0)?)?,
+        sockets: a.num("sockets", 32)?,
+        window: a.num("window", 4)?,
+        server_cpu: a.num("server-cpu", 0)?,
+        load_cpu: a.num("load-cpu", 1)?,
+        nice: a.num("nice", -10)?,
+        fifo: a.num("fifo", 1)?,
+        extra_conf: a.opts.get("conf").cloned().unwrap_or_default(),
+    };
+    if opts.reps == 0 || opts.reps > 20 {
+        return Err("--reps must be 1..=20".into());
+    }
+    let (text, all_valid) = server::run(&opts)?;
+    print!("{text}");
+    if !all_valid {
+        eprintln!("gnomon-bench: some responses were invalid");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn main() -> ExitCode {
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    let Some((cmd, rest)) = raw.split_first() else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let args = match Args::parse(rest) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("gnomon-bench: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let r = match cmd.as_str() {
+        "load" => cmd_load(&args),
+        "bare" => cmd_bare(&args),
+        "server" => cmd_server(&args),
+        "probe" => cmd_probe(&args),
+        "-h" | "--help" | "help" => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        _ => Err(format!("unknown command {cmd:?}")),
+    };
+    match r {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("gnomon-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,1 +1,761 @@
-//! (synchronisation; being written)
+//! One NTP association (a `server`, `pool` member or `peer` source): the poll state machine,
+//! request construction and the validation of replies, sans-IO.
+//!
+//! Behaviour followed:
+//! * RFC 5905 §8 packet tests as chrony numbers them for `ntpdata`: 1 duplicate, 2 bogus
+//!   (origin ≠ our transmit), 3 invalid (zero timestamps); 5 authentication (done by the caller,
+//!   keys come later), 6 unsynchronised server (leap 3 / stratum ≥ 16 / reference time after
+//!   transmit), 7 root distance ≥ 16 s; and chrony's A `maxdelay`, B `maxdelayratio`, C
+//!   `maxdelaydevratio`, D synchronisation loop. Tests 1–3 drop the packet; 5–7 make it
+//!   reach the source but give no sample; A–D only reject the sample.
+//! * Client requests carry only a random transmit timestamp (RFC 9109 / data minimisation:
+//!   origin, receive and reference timestamps are zero), sent from a fresh random source port
+//!   per request (the transmit asks the daemon for one). The real send time stays local.
+//! * Kiss-o'-Death: RATE is honoured (poll interval raised) only when the KoD answers our
+//!   outstanding request (test 2 passed); DENY and RSTR without authentication are recorded
+//!   and not acted on; a KoD that does not answer our request is dropped as bogus.
+//! * Poll interval between `minpoll` and `maxpoll`, adapted towards `polltarget` samples in the
+//!   regression; `iburst` (4–8 requests 2 s apart at start and when going online), `burst`
+//!   (the same at every poll), `presend` (an extra request before polls of 2^P s or more);
+//!   the 8-bit reachability register shifts at every poll.
+//! * Symmetric peers (mode 1): packets carry real timestamps; every received peer packet
+//!   updates the origin/receive pair echoed in our next packet; samples come from replies whose
+//!   origin is our last transmit.
+
+pub mod engine;
+#[cfg(test)]
+mod tests;
+
+pub use engine::{Action, Engine, EngineConfig, Event, ExitReason, OneShot, PoolId, SourceId};
+
+use std::net::SocketAddr;
+
+use gnomon_wire::{Header, LeapIndicator, Mode, NtpShort, NtpTimestamp};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::local_clock::LeapState;
+use crate::reports::{SourceMode, SourceReport, SourceState};
+use crate::sample_filter::{Sample, SampleFilter};
+use crate::selection::SelectOptions;
+use crate::source_stats::SourceStats;
+
+/// Kind of source directive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// `server` (client mode 3).
+    Server,
+    /// A member of a `pool` (client mode 3, replaceable).
+    PoolMember,
+    /// `peer` (symmetric active, mode 1).
+    Peer,
+}
+
+/// Options of a `server`/`pool`/`peer` directive (chrony defaults in [`Default`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SourceConfig {
+    /// Directive kind.
+    pub kind: SourceKind,
+    /// `minpoll` (log2 s, default 6).
+    pub minpoll: i8,
+    /// `maxpoll` (log2 s, default 10).
+    pub maxpoll: i8,
+    /// `iburst`.
+    pub iburst: bool,
+    /// `burst`.
+    pub burst: bool,
+    /// `prefer`, `noselect`, `trust`, `require`.
+    pub select: SelectOptions,
+    /// `offline`: start without polling.
+    pub offline: bool,
+    /// `presend P`.
+    pub presend: Option<i8>,
+    /// `minstratum`.
+    pub minstratum: u8,
+    /// `polltarget` (default 8).
+    pub polltarget: u32,
+    /// `maxdelay` seconds (default 3).
+    pub maxdelay: f64,
+    /// `maxdelayratio` (default off).
+    pub maxdelayratio: Option<f64>,
+    /// `maxdelaydevratio` (default 10).
+    pub maxdelaydevratio: f64,
+    /// `version` of requests (default 4).
+    pub version: u8,
+    /// `filter N`.
+    pub filter: Option<usize>,
+    /// `minsamples` (0 = default).
+    pub minsamples: usize,
+    /// `maxsamples` (0 = default).
+    pub maxsamples: usize,
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        SourceConfig {
+            kind: SourceKind::Server,
+            minpoll: 6,
+            maxpoll: 10,
+            iburst: false,
+            burst: false,
+            select: SelectOptions::default(),
+            offline: false,
+            presend: None,
+            minstratum: 0,
+            polltarget: 8,
+            maxdelay: 3.0,
+            maxdelayratio: None,
+            maxdelaydevratio: 10.0,
+            version: 4,
+            filter: None,
+            minsamples: 0,
+            maxsamples: 0,
+        }
+    }
+}
+
+/// What our own packets say about us (used in symmetric mode, where the peer may follow us).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct LocalState {
+    /// Our stratum (0 = unsynchronised).
+    pub stratum: u8,
+    /// Our leap warning; `None` when unsynchronised (leap bits 3).
+    pub leap: Option<LeapState>,
+    /// Our root delay, seconds.
+    pub root_delay: f64,
+    /// Our root dispersion, seconds.
+    pub root_dispersion: f64,
+    /// Our reference ID.
+    pub reference_id: u32,
+    /// Time of our last clock update (local, cooked).
+    pub reference_time: f64,
+}
+
+/// A request for the daemon to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Destination.
+    pub remote: SocketAddr,
+    /// The packet.
+    pub payload: [u8; Header::LEN],
+    /// Client requests go out from a fresh socket with a random port (RFC 9109); peer packets
+    /// from the NTP server socket.
+    pub fresh_port: bool,
+}
+
+/// Why a received packet gave no sample (the counted reasons).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// Not a decodable NTP header / wrong mode or version.
+    Malformed,
+    /// Test 1: duplicate of the last packet.
+    Duplicate,
+    /// Test 2: does not answer our outstanding request (spoofed, stale or a stranger's KoD).
+    Bogus,
+    /// Test 3: a needed timestamp is zero.
+    ZeroTimestamp,
+    /// Test 6: the server is unsynchronised.
+    Unsynchronised,
+    /// Test 7: root distance too large.
+    RootDistance,
+    /// Test A: delay above `maxdelay` (or negative).
+    MaxDelay,
+    /// Test B: delay above `maxdelayratio` × minimum.
+    MaxDelayRatio,
+    /// Test C: delay too far above the minimum relative to the jitter.
+    MaxDelayDevRatio,
+    /// Test D: the server is synchronised to us.
+    SyncLoop,
+    /// A Kiss-o'-Death RATE (honoured).
+    KissRate,
+    /// A Kiss-o'-Death DENY/RSTR (recorded only, unauthenticated).
+    KissDenyIgnored,
+    /// Other kiss codes.
+    KissOther,
+    /// The reply to a presend request (warm-up only).
+    Presend,
+    /// Accepted, but held by the `filter` option.
+    Filtered,
+}
+
+/// What a received packet did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RxOutcome {
+    /// A new sample was added to the statistics.
+    Sample(Sample),
+    /// No sample, for this reason.
+    Rejected(Rejection),
+}
+
+/// Largest root distance of a usable server (RFC 5905 MAXDISP).
+const MAX_DISPERSION: f64 = 16.0;
+/// Interval of burst requests, seconds (chrony's iburst spacing).
+const BURST_INTERVAL: f64 = 2.0;
+/// Presend lead time, seconds.
+const PRESEND_LEAD: f64 = 4.0;
+/// Samples before a source is selectable (fewer give no frequency estimate).
+pub const MIN_SELECT_SAMPLES: usize = 3;
+/// Dispersion added by our own clock precision, seconds.
+const LOCAL_PRECISION: f64 = 1e-6;
+
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    /// What we put in the transmit field (random for clients).
+    wire_tx: NtpTimestamp,
+    /// Local cooked time of the send.
+    local_tx: f64,
+    presend: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Burst {
+    good_left: u32,
+    sends_left: u32,
+}
+
+/// One association.
+#[derive(Debug, Clone)]
+pub struct Association {
+    remote: SocketAddr,
+    cfg: SourceConfig,
+    rng: StdRng,
+    poll: i8,
+    poll_score: f64,
+    reach: u8,
+    online: bool,
+    next_tx: f64,
+    pending: Option<Pending>,
+    last_rx_xmt: NtpTimestamp,
+    burst: Option<Burst>,
+    presend_pending: bool,
+    stats: SourceStats,
+    filter: Option<SampleFilter>,
+    last_sample_time: Option<f64>,
+    last_measured: f64,
+    last_adjusted: f64,
+    last_error: f64,
+    stratum: u8,
+    leap: LeapState,
+    reference_id: u32,
+    remote_poll: i8,
+    peer_org: NtpTimestamp,
+    peer_rec: f64,
+    state: SourceState,
+    local: LocalState,
+    counters: [u64; 15],
+    unreach_polls: u32,
+}
+
+impl Association {
+    /// A new association polling `remote`; the first request goes out at `now` (+ a small
+    /// random delay to spread sources), unless `offline`. `seed` makes its randomness
+    /// reproducible.
+    pub fn new(remote: SocketAddr, cfg: SourceConfig, now: f64, seed: u64) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let minpoll = cfg.minpoll.clamp(-7, 24);
+        let maxpoll = cfg.maxpoll.clamp(minpoll, 24);
+        let cfg = SourceConfig {
+            minpoll,
+            maxpoll,
+            ..cfg
+        };
+        let jitter: f64 = rng.random_range(0.0..0.2);
+        let mut a = Association {
+            remote,
+            cfg,
+            rng,
+            poll: minpoll,
+            poll_score: 0.0,
+            reach: 0,
+            online: !cfg.offline,
+            next_tx: now + jitter,
+            pending: None,
+            last_rx_xmt: NtpTimestamp::ZERO,
+            burst: None,
+            presend_pending: false,
+            stats: SourceStats::new(cfg.minsamples, cfg.maxsamples),
+            filter: cfg.filter.and_then(|n| SampleFilter::new(n).ok()),
+            last_sample_time: None,
+            last_measured: 0.0,
+            last_adjusted: 0.0,
+            last_error: 0.0,
+            stratum: 0,
+            leap: LeapState::Normal,
+            reference_id: 0,
+            remote_poll: 0,
+            peer_org: NtpTimestamp::ZERO,
+            peer_rec: 0.0,
+            state: SourceState::Unselectable,
+            local: LocalState::default(),
+            counters: [0; 15],
+            unreach_polls: 0,
+        };
+        if cfg.iburst && a.online {
+            a.start_burst();
+        }
+        a
+    }
+
+    fn start_burst(&mut self) {
+        self.burst = Some(Burst {
+            good_left: 4,
+            sends_left: 8,
+        });
+    }
+
+    /// The remote address.
+    pub fn remote(&self) -> SocketAddr {
+        self.remote
+    }
+
+    /// The options.
+    pub fn config(&self) -> &SourceConfig {
+        &self.cfg
+    }
+
+    /// Statistics of the source.
+    pub fn stats(&self) -> &SourceStats {
+        &self.stats
+    }
+
+    /// Mutable statistics (clock changes are applied by the engine).
+    pub fn stats_mut(&mut self) -> &mut SourceStats {
+        &mut self.stats
+    }
+
+    /// Current poll exponent.
+    pub fn poll(&self) -> i8 {
+        self.poll
+    }
+
+    /// Reachability register.
+    pub fn reach(&self) -> u8 {
+        self.reach
+    }
+
+    /// Stratum of the source (after `minstratum`).
+    pub fn stratum(&self) -> u8 {
+        self.stratum
+    }
+
+    /// Leap warning of the source.
+    pub fn leap(&self) -> LeapState {
+        self.leap
+    }
+
+    /// Reference ID a client of ours sees when we follow this source.
+    pub fn reference_id(&self) -> u32 {
+        match self.remote.ip() {
+            std::net::IpAddr::V4(v4) => u32::from(v4),
+            std::net::IpAddr::V6(v6) => gnomon_wire::refid::refid_ipv6(&v6),
+        }
+    }
+
+    /// How many packets were rejected for `reason`.
+    pub fn rejected(&self, reason: Rejection) -> u64 {
+        self.counters[reason as usize]
+    }
+
+    /// Polls without reply since the last good packet.
+    pub fn unreachable_polls(&self) -> u32 {
+        self.unreach_polls
+    }
+
+    /// Selection state last assigned by the engine.
+    pub fn state(&self) -> SourceState {
+        self.state
+    }
+
+    /// Records the selection state.
+    pub fn set_state(&mut self, state: SourceState) {
+        self.state = state;
+    }
+
+    /// Updates what our symmetric-mode packets announce.
+    pub fn set_local_state(&mut self, local: LocalState) {
+        self.local = local;
+    }
+
+    /// True when selection may consider it.
+    pub fn is_selectable(&self) -> bool {
+        let need = MIN_SELECT_SAMPLES.min(self.cfg.maxsamples.max(1));
+        let need = if self.cfg.maxsamples == 0 {
+            MIN_SELECT_SAMPLES
+        } else {
+            need
+        };
+        self.reach != 0 && self.stats.len() >= need && self.stratum > 0 && self.stratum < 16
+    }
+
+    /// Goes online (starting an iburst if configured) or offline.
+    pub fn set_online(&mut self, online: bool, now: f64) {
+        if online && !self.online {
+            self.next_tx = now;
+            if self.cfg.iburst {
+                self.start_burst();
+            }
+        }
+        if !online {
+            self.pending = None;
+            self.burst = None;
+        }
+        self.online = online;
+    }
+
+    /// Deadline of the next transmission (raw/daemon time base), if online.
+    pub fn next_timeout(&self) -> Option<f64> {
+        self.online.then_some(self.next_tx)
+    }
+
+    /// Shifts deadlines after the clock was stepped by `step` seconds.
+    pub fn shift_deadlines(&mut self, step: f64) {
+        self.next_tx += step;
+    }
+
+    /// Keeps samples and the last-sample report consistent with a clock change.
+    pub fn apply_clock_change(&mut self, when: f64, dfreq: f64, doffset: f64) {
+        self.stats.apply_clock_change(when, dfreq, doffset);
+        if let Some(f) = &mut self.filter {
+            f.apply_clock_change(when, dfreq, doffset);
+        }
+        if let Some(t) = self.last_sample_time {
+            self.last_adjusted += doffset + dfreq * (t - when);
+        }
+        if let Some(p) = &mut self.pending {
+            p.local_tx += doffset;
+        }
+        self.peer_rec += doffset;
+    }
+
+    /// Handles the timer at `now` (daemon time base) with `cooked` the corresponding local
+    /// cooked time; returns a packet to send when due.
+    pub fn on_timer(&mut self, now: f64, cooked: f64) -> Option<Transmit> {
+        if !self.online || now < self.next_tx {
+            return None;
+        }
+        let interval = 2f64.powi(i32::from(self.poll));
+        let is_presend = self.presend_pending;
+        if !is_presend {
+            // Every real request moves the reach register on (chrony shows 17 after an iburst).
+            if self.pending.is_some_and(|p| !p.presend) {
+                self.unreach_polls = self.unreach_polls.saturating_add(1);
+            }
+            self.reach <<= 1;
+            if let Some(b) = &mut self.burst {
+                b.sends_left = b.sends_left.saturating_sub(1);
+                if b.sends_left == 0 || b.good_left == 0 {
+                    self.burst = None;
+                }
+            }
+        }
+        self.presend_pending = false;
+        let next = if self.burst.is_some() {
+            BURST_INTERVAL
+        } else {
+            interval
+        };
+        self.next_tx = now + next;
+        if self.burst.is_none() {
+            if let Some(p) = self.cfg.presend {
+                if self.poll >= p && next > PRESEND_LEAD {
+                    self.next_tx = now + next - PRESEND_LEAD;
+                    self.presend_pending = true;
+                }
+            }
+            if self.cfg.burst && !is_presend && !self.presend_pending && self.poll > 2 {
+                // `burst`: every poll becomes a short burst.
+                self.burst = Some(Burst {
+                    good_left: 2,
+                    sends_left: 4,
+                });
+            }
+        }
+        Some(self.build_request(cooked, is_presend))
+    }
+
+    fn build_request(&mut self, cooked: f64, presend: bool) -> Transmit {
+        let peer = self.cfg.kind == SourceKind::Peer;
+        let wire_tx = if peer {
+            NtpTimestamp::from_unix_f64(cooked)
+        } else {
+            // Random, never zero: the server only echoes it.
+            NtpTimestamp(self.rng.random::<u64>() | 1)
+        };
+        let header = if peer {
+            let l = self.local;
+            Header {
+                leap: match l.leap {
+                    None => LeapIndicator::Unsynchronised,
+                    Some(LeapState::Normal) => LeapIndicator::NoWarning,
+                    Some(LeapState::Insert) => LeapIndicator::InsertSecond,
+                    Some(LeapState::Delete) => LeapIndicator::DeleteSecond,
+                },
+                version: self.cfg.version.clamp(1, 4),
+                mode: Mode::SymmetricActive,
+                // An unsynchronised peer announces stratum 16, not a kiss (stratum 0).
+                stratum: if l.leap.is_none() || l.stratum == 0 {
+                    16
+                } else {
+                    l.stratum
+                },
+                poll: self.poll,
+                precision: -20,
+                root_delay: NtpShort::from_seconds(l.root_delay),
+                root_dispersion: NtpShort::from_seconds(l.root_dispersion),
+                reference_id: l.reference_id,
+                reference_timestamp: if l.reference_time > 0.0 {
+                    NtpTimestamp::from_unix_f64(l.reference_time)
+                } else {
+                    NtpTimestamp::ZERO
+                },
+                origin_timestamp: self.peer_org,
+                receive_timestamp: if self.peer_org.is_zero() {
+                    NtpTimestamp::ZERO
+                } else {
+                    NtpTimestamp::from_unix_f64(self.peer_rec)
+                },
+                transmit_timestamp: wire_tx,
+            }
+        } else {
+            // Data minimisation: nothing but the random transmit timestamp.
+            Header {
+                leap: LeapIndicator::Unsynchronised,
+                version: self.cfg.version.clamp(1, 4),
+                mode: Mode::Client,
+                poll: self.poll,
+                transmit_timestamp: wire_tx,
+                ..Header::default()
+            }
+        };
+        self.pending = Some(Pending {
+            wire_tx,
+            local_tx: cooked,
+            presend,
+        });
+        Transmit {
+            remote: self.remote,
+            payload: header.to_bytes(),
+            fresh_port: !peer,
+        }
+    }
+
+    fn reject(&mut self, r: Rejection) -> RxOutcome {
+        self.counters[r as usize] = self.counters[r as usize].saturating_add(1);
+        RxOutcome::Rejected(r)
+    }
+
+    /// Handles a packet from the remote received at local cooked time `rx`. `local_refid` is
+    /// the reference ID clients see for us (test D); `authenticated` says whether the caller
+    /// verified a MAC/NTS (test 5 is the caller's).
+    pub fn on_packet(
+        &mut self,
+        rx: f64,
+        data: &[u8],
+        local_refid: Option<u32>,
+        authenticated: bool,
+    ) -> RxOutcome {
+        let Ok(h) = Header::decode(data) else {
+            return self.reject(Rejection::Malformed);
+        };
+        let peer = self.cfg.kind == SourceKind::Peer;
+        let mode_ok = if peer {
+            matches!(h.mode, Mode::SymmetricActive | Mode::SymmetricPassive)
+        } else {
+            h.mode == Mode::Server
+        };
+        if !mode_ok || !(1..=4).contains(&h.version) {
+            return self.reject(Rejection::Malformed);
+        }
+        // Test 1: duplicate.
+        if !h.transmit_timestamp.is_zero() && h.transmit_timestamp == self.last_rx_xmt {
+            return self.reject(Rejection::Duplicate);
+        }
+        // Test 2: must answer our outstanding request.
+        let answers = self
+            .pending
+            .is_some_and(|p| !h.origin_timestamp.is_zero() && p.wire_tx == h.origin_timestamp);
+        if peer && !h.transmit_timestamp.is_zero() {
+            // Any peer packet is also its poll of us: remember what to echo.
+            self.peer_org = h.transmit_timestamp;
+            self.peer_rec = rx;
+        }
+        if !answers {
+            return self.reject(Rejection::Bogus);
+        }
+        let Some(pending) = self.pending.take() else {
+            return self.reject(Rejection::Bogus);
+        };
+        self.last_rx_xmt = h.transmit_timestamp;
+        // Test 3: timestamps present.
+        if h.receive_timestamp.is_zero() || h.transmit_timestamp.is_zero() {
+            return self.reject(Rejection::ZeroTimestamp);
+        }
+        if h.stratum == 0 {
+            return self.handle_kiss(&h, authenticated);
+        }
+        // From here the source has answered: it is reachable.
+        self.reach |= 1;
+        self.unreach_polls = 0;
+        self.remote_poll = h.poll;
+        if let Some(b) = &mut self.burst {
+            b.good_left = b.good_left.saturating_sub(1);
+            if b.good_left == 0 {
+                // Enough good replies: back to normal polling, one interval after this burst.
+                self.burst = None;
+                self.next_tx += 2f64.powi(i32::from(self.poll)) - BURST_INTERVAL;
+            }
+        }
+        // Test 6: server synchronised.
+        let ref_after_xmt = h.transmit_timestamp.diff_seconds(h.reference_timestamp) < 0.0;
+        if h.leap == LeapIndicator::Unsynchronised || h.stratum >= 16 || ref_after_xmt {
+            return self.reject(Rejection::Unsynchronised);
+        }
+        // Test 7: root distance.
+        let root_delay = h.root_delay.to_seconds();
+        let root_disp = h.root_dispersion.to_seconds();
+        if root_delay / 2.0 + root_disp >= MAX_DISPERSION {
+            return self.reject(Rejection::RootDistance);
+        }
+        if pending.presend {
+            return self.reject(Rejection::Presend);
+        }
+
+        // On-wire calculation (RFC 5905 §8): T1 our send, T2 server receive, T3 server send,
+        // T4 our receive; T2/T3 are differenced against T1 in NTP fixed point.
+        let t1 = pending.local_tx;
+        let t1n = NtpTimestamp::from_unix_f64(t1);
+        let t2 = h.receive_timestamp.diff_seconds(t1n);
+        let t3 = h.transmit_timestamp.diff_seconds(t1n);
+        let t4 = rx - t1;
+        let delay = (t4 - (t3 - t2)).max(0.0);
+        // Positive: we are ahead of the server.
+        let offset = (t4 - t3 - t2) / 2.0;
+        let stratum = h.stratum.max(self.cfg.minstratum);
+        self.stratum = stratum;
+        self.leap = match h.leap {
+            LeapIndicator::InsertSecond => LeapState::Insert,
+            LeapIndicator::DeleteSecond => LeapState::Delete,
+            _ => LeapState::Normal,
+        };
+        self.reference_id = h.reference_id;
+
+        // Test A: maxdelay (also catches nonsense round trips).
+        let raw_delay = t4 - (t3 - t2);
+        if raw_delay.is_nan() || raw_delay < -1e-6 || delay > self.cfg.maxdelay {
+            return self.reject(Rejection::MaxDelay);
+        }
+        // Test B / C.
+        if self
+            .cfg
+            .maxdelayratio
+            .is_some_and(|r| self.stats.delay_ratio_exceeded(delay, r))
+        {
+            return self.reject(Rejection::MaxDelayRatio);
+        }
+        if self
+            .stats
+            .delay_dev_ratio_exceeded(delay, self.cfg.maxdelaydevratio)
+        {
+            return self.reject(Rejection::MaxDelayDevRatio);
+        }
+        // Test D: the server follows us.
+        if local_refid.is_some_and(|r| r == h.reference_id) && stratum > 1 {
+            return self.reject(Rejection::SyncLoop);
+        }
+
+        // Our precision, the server's, and PHI (15 ppm) over the round trip (RFC 5905 §8).
+        let peer_disp =
+            LOCAL_PRECISION + 2f64.powi(i32::from(h.precision.clamp(-30, 0))) + 15e-6 * t4.abs();
+        let sample = Sample {
+            time: rx - delay / 2.0,
+            offset,
+            peer_delay: delay,
+            peer_dispersion: peer_disp,
+            root_delay: root_delay + delay,
+            root_dispersion: root_disp + peer_disp,
+            stratum,
+            leap: self.leap,
+        };
+        self.last_sample_time = Some(sample.time);
+        self.last_measured = offset;
+        self.last_adjusted = offset;
+        self.last_error = sample.root_distance();
+        let sample = match &mut self.filter {
+            Some(f) => match f.accumulate(sample) {
+                Some(s) => s,
+                None => return self.reject(Rejection::Filtered),
+            },
+            None => sample,
+        };
+        if !self.stats.accumulate(sample) {
+            return self.reject(Rejection::Malformed);
+        }
+        self.adapt_poll();
+        RxOutcome::Sample(sample)
+    }
+
+    fn handle_kiss(&mut self, h: &Header, authenticated: bool) -> RxOutcome {
+        match h.reference_id {
+            gnomon_wire::refid::KISS_RATE => {
+                // Slow down: at least one step, and no faster than the server asks.
+                self.poll = (self.poll + 1)
+                    .max(h.poll)
+                    .clamp(self.cfg.minpoll, self.cfg.maxpoll);
+                self.burst = None;
+                self.reject(Rejection::KissRate)
+            }
+            gnomon_wire::refid::KISS_DENY | gnomon_wire::refid::KISS_RSTR => {
+                if authenticated {
+                    // An authenticated refusal stops polling (chrony takes the source offline).
+                    self.online = false;
+                }
+                self.reject(Rejection::KissDenyIgnored)
+            }
+            _ => self.reject(Rejection::KissOther),
+        }
+    }
+
+    /// chrony-like adaptation: lengthen the poll while the regression holds at least
+    /// `polltarget` samples, shorten it when the runs test keeps few.
+    fn adapt_poll(&mut self) {
+        if self.burst.is_some() {
+            return;
+        }
+        let n = self.stats.len() as f64;
+        let target = f64::from(self.cfg.polltarget.max(1));
+        if n >= target {
+            self.poll_score += 0.5;
+        } else if n < target / 2.0 {
+            self.poll_score -= 0.5;
+        }
+        if self.poll_score >= 1.0 {
+            self.poll_score = 0.0;
+            self.poll = (self.poll + 1).min(self.cfg.maxpoll);
+        } else if self.poll_score <= -1.0 {
+            self.poll_score = 0.0;
+            self.poll = (self.poll - 1).max(self.cfg.minpoll);
+        }
+    }
+
+    /// The `sources` row at cooked local time `now`.
+    pub fn report(&self, now: f64) -> SourceReport {
+        SourceReport {
+            addr: self.remote,
+            mode: if self.cfg.kind == SourceKind::Peer {
+                SourceMode::Peer
+            } else {
+                SourceMode::Server
+            },
+            state: self.state,
+            stratum: self.stratum,
+            poll: self.poll,
+            reach: self.reach,
+            last_rx: self.last_sample_time.map_or(u32::MAX, |t| {
+                (now - t).clamp(0.0, u32::MAX as f64 - 1.0) as u32
+            }),
+            adjusted_offset: self.last_adjusted,
+            measured_offset: self.last_measured,
+            error: self.last_error,
+        }
+    }
+}

@@ -1,1 +1,669 @@
-//! (server side; being written)
+//! Client log: per-address access records of the NTP, NTS-KE and command services, with the
+//! rate-limit buckets. chrony's `clientloglimit`, `noclientlog` and the data behind
+//! `chronyc clients` and `serverstats` ("Client log records dropped").
+//!
+//! Memory is bounded by `clientloglimit` (default 524288 bytes). A record is 64 bytes
+//! (checked by a test): address 16, last access 3×4, hits 3×4, drops 3×4, buckets 3×2,
+//! interval estimates 3×1, the NTP "after limiting" interval 1, flags 1. Like chronyd, half of
+//! the limit is left for the interleaved-mode timestamps a server keeps per client, and the
+//! number of records is a power of two: `2^floor(log2(limit / 128))`, i.e. 4096 addresses
+//! for the default limit (chrony.conf(5) says the same) and 16777216 for 2 GiB, the largest
+//! effective value. The table starts small and doubles up to that size as clients arrive.
+//!
+//! The table is set-associative: a keyed hash of the address (key drawn from the engine's
+//! seeded RNG, so remote clients cannot aim collisions at a victim's bucket) picks a bucket
+//! of 8 records; lookup and insertion are O(1) and never allocate once the table is at full
+//! size. When a bucket is full and the table cannot grow, the least recently active record in
+//! that bucket is evicted and counted in [`ClientLog::records_dropped`].
+//!
+//! Interval estimates are exponential averages of log2 of the interval between accesses
+//! (quarter-log2 resolution), reported in log2 seconds as chronyc's `Int` columns; 127 means
+//! unknown. For NTP the log also keeps the average interval of requests that follow a
+//! limited one (`IntL`): when that is less than half the normal interval, the client is
+//! polling faster because it gets no replies, and its limiting is suspended (chrony.conf(5),
+//! `ratelimit`: "its rate limiting will be temporarily suspended").
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use rand::RngCore;
+
+use crate::rate_limit::{bucket_periods, ticks, Limiter, RateVerdict, TICKS_PER_SECOND};
+
+/// The services whose accesses are logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// NTP requests.
+    Ntp = 0,
+    /// NTS-KE connections.
+    NtsKe = 1,
+    /// cmdmon requests over UDP.
+    Command = 2,
+}
+
+/// Default `clientloglimit`.
+pub const DEFAULT_LIMIT_BYTES: u64 = 524_288;
+/// `clientloglimit` values above this have no further effect (chrony.conf(5)).
+pub const MAX_LIMIT_BYTES: u64 = 2_147_483_648;
+/// Bytes of one record, the unit of the memory accounting.
+pub const RECORD_BYTES: u64 = 64;
+/// Records per hash bucket.
+const WAYS: usize = 8;
+/// Buckets allocated before the table first grows.
+const INITIAL_BUCKETS: usize = 16;
+
+/// Interval estimates: "unknown".
+pub const UNKNOWN_INTERVAL: i8 = 127;
+
+const FLAG_USED: u8 = 1;
+const FLAG_V6: u8 = 2;
+const FLAG_LIMITED_BASE: u8 = 4; // bits 2..=4: the last request of that service was limited
+const FLAG_SEEN_BASE: u8 = 32; // bits 5..=7: the service has been accessed
+
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+struct Record {
+    addr: [u8; 16],
+    last: [u32; 3],
+    hits: [u32; 3],
+    drops: [u32; 3],
+    tokens: [u16; 3],
+    /// Average interval, quarter-log2 seconds.
+    rate: [i8; 3],
+    /// Average interval after a limited NTP request, quarter-log2 seconds.
+    ntp_limited_rate: i8,
+    flags: u8,
+}
+
+const EMPTY: Record = Record {
+    addr: [0; 16],
+    last: [0; 3],
+    hits: [0; 3],
+    drops: [0; 3],
+    tokens: [0; 3],
+    rate: [UNKNOWN_INTERVAL; 3],
+    ntp_limited_rate: UNKNOWN_INTERVAL,
+    flags: 0,
+};
+
+impl Record {
+    fn seen(&self, s: usize) -> bool {
+        self.flags & (FLAG_SEEN_BASE << s) != 0
+    }
+    fn limited(&self, s: usize) -> bool {
+        self.flags & (FLAG_LIMITED_BASE << s) != 0
+    }
+    /// Most recent access of any service, as ticks before `now`.
+    fn idle(&self, now: u32) -> u32 {
+        (0..3)
+            .filter(|&s| self.seen(s))
+            .map(|s| now.wrapping_sub(self.last[s]))
+            .min()
+            .unwrap_or(u32::MAX)
+    }
+    fn address(&self) -> IpAddr {
+        if self.flags & FLAG_V6 != 0 {
+            IpAddr::V6(Ipv6Addr::from(self.addr))
+        } else {
+            let [.., a, b, c, d] = self.addr;
+            IpAddr::V4(Ipv4Addr::new(a, b, c, d))
+        }
+    }
+}
+
+/// One row of `chronyc clients` (chrony's client access report).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAccessReport {
+    /// The client address.
+    pub addr: IpAddr,
+    /// NTP requests received.
+    pub ntp_hits: u32,
+    /// NTP requests dropped (or answered with KoD) by rate limiting.
+    pub ntp_drops: u32,
+    /// Average interval between NTP requests, log2 s (127 unknown).
+    pub ntp_interval: i8,
+    /// Average interval of NTP requests after a limited one, log2 s (127 unknown).
+    pub ntp_timeout_interval: i8,
+    /// Seconds since the last NTP request (u32::MAX never).
+    pub last_ntp_hit_ago: u32,
+    /// NTS-KE connections accepted.
+    pub nke_hits: u32,
+    /// NTS-KE connections dropped.
+    pub nke_drops: u32,
+    /// Average interval between NTS-KE connections, log2 s (127 unknown).
+    pub nke_interval: i8,
+    /// Seconds since the last NTS-KE connection (u32::MAX never).
+    pub last_nke_hit_ago: u32,
+    /// Command requests received.
+    pub cmd_hits: u32,
+    /// Command requests dropped.
+    pub cmd_drops: u32,
+    /// Average interval between command requests, log2 s (127 unknown).
+    pub cmd_interval: i8,
+    /// Seconds since the last command request (u32::MAX never).
+    pub last_cmd_hit_ago: u32,
+}
+
+/// The bounded table of client records.
+#[derive(Debug, Clone)]
+pub struct ClientLog {
+    slots: Vec<Record>,
+    buckets: usize,
+    max_buckets: usize,
+    key: [u64; 2],
+    limiters: [Option<Limiter>; 3],
+    records_dropped: u64,
+    enabled: bool,
+}
+
+/// Derives key material from the engine seed (SplitMix64 steps).
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[inline]
+fn folded_mul(a: u64, b: u64) -> u64 {
+    let r = u128::from(a) * u128::from(b);
+    (r as u64) ^ ((r >> 64) as u64)
+}
+
+/// The record key of an address: IPv4-mapped IPv6 folds to IPv4 (one client, one record).
+fn key_of(addr: IpAddr) -> ([u8; 16], u8) {
+    match addr {
+        IpAddr::V4(a) => (a.to_ipv6_compatible().octets(), 0),
+        IpAddr::V6(a) => match a.to_ipv4_mapped() {
+            Some(v4) => (v4.to_ipv6_compatible().octets(), 0),
+            None => (a.octets(), FLAG_V6),
+        },
+    }
+}
+
+/// Quarter-log2 seconds of an interval in ticks (≥ -32, i.e. 1/256 s, for 0 or 1 tick).
+fn quarter_log2(interval_ticks: u32) -> i8 {
+    let t = interval_ticks.max(1);
+    let int = 31 - t.leading_zeros() as i32;
+    // Two fractional bits from the mantissa (linear approximation of log2 within an octave).
+    let frac = if int >= 2 {
+        ((t >> (int - 2)) & 3) as i32
+    } else {
+        ((t << (2 - int)) & 3) as i32
+    };
+    let q = 4 * int + frac - 4 * 8; // ticks are 1/256 s
+    q.clamp(-128, 126) as i8
+}
+
+fn update_average(avg: &mut i8, sample: i8) {
+    if *avg == UNKNOWN_INTERVAL {
+        *avg = sample;
+    } else {
+        let a = i32::from(*avg);
+        let next = a + (i32::from(sample) - a) / 4;
+        *avg = next.clamp(-128, 126) as i8;
+    }
+}
+
+/// Quarter-log2 to whole log2 seconds, rounded; unknown stays 127.
+fn report_interval(q: i8) -> i8 {
+    if q == UNKNOWN_INTERVAL {
+        UNKNOWN_INTERVAL
+    } else {
+        ((i32::from(q) + 2) >> 2) as i8
+    }
+}
+
+impl ClientLog {
+    /// A client log bounded by `limit_bytes` (`clientloglimit`), with the given per-service
+    /// limiters (`ratelimit`, `ntsratelimit`, `cmdratelimit`; `None` = not limited) and a
+    /// hash key derived from `seed`.
+    pub fn new(limit_bytes: u64, limiters: [Option<Limiter>; 3], seed: u64) -> ClientLog {
+        let records = limit_bytes.min(MAX_LIMIT_BYTES) / (2 * RECORD_BYTES);
+        let records = if records == 0 {
+            0
+        } else {
+            1u64 << (63 - records.leading_zeros())
+        };
+        let max_buckets = usize::try_from(records).unwrap_or(usize::MAX) / WAYS;
+        let mut state = seed ^ 0x636C_6965_6E74_6C6F;
+        let key = [splitmix(&mut state), splitmix(&mut state)];
+        let buckets = max_buckets.min(INITIAL_BUCKETS);
+        ClientLog {
+            slots: vec![EMPTY; buckets * WAYS],
+            buckets,
+            max_buckets,
+            key,
+            limiters,
+            records_dropped: 0,
+            enabled: max_buckets > 0,
+        }
+    }
+
+    /// `noclientlog`: nothing is logged, so nothing is rate limited either.
+    pub fn disabled() -> ClientLog {
+        let mut log = ClientLog::new(0, [None; 3], 0);
+        log.enabled = false;
+        log
+    }
+
+    /// Whether accesses are logged (false with `noclientlog`).
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Most records the table will ever hold.
+    pub fn max_records(&self) -> usize {
+        self.max_buckets * WAYS
+    }
+
+    /// Records slots currently allocated (the index range of [`report`](Self::report)).
+    pub fn slots(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Bytes currently allocated for records.
+    pub fn memory_bytes(&self) -> u64 {
+        self.slots.capacity() as u64 * RECORD_BYTES
+    }
+
+    /// Records evicted to stay within the limit (`serverstats` "Client log records dropped").
+    pub fn records_dropped(&self) -> u64 {
+        self.records_dropped
+    }
+
+    /// Addresses currently logged.
+    pub fn len(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|r| r.flags & FLAG_USED != 0)
+            .count()
+    }
+
+    /// Whether no address is logged.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Replaces a service's limiter (run-time reconfiguration).
+    pub fn set_limiter(&mut self, service: Service, limiter: Option<Limiter>) {
+        self.limiters[service as usize] = limiter;
+    }
+
+    #[inline]
+    fn bucket_of(&self, addr: &[u8; 16], v6: u8, buckets: usize) -> usize {
+        let lo = u64::from_le_bytes([
+            addr[0], addr[1], addr[2], addr[3], addr[4], addr[5], addr[6], addr[7],
+        ]);
+        let hi = u64::from_le_bytes([
+            addr[8], addr[9], addr[10], addr[11], addr[12], addr[13], addr[14], addr[15],
+        ]);
+        let h = folded_mul(lo ^ self.key[0], hi ^ self.key[1] ^ u64::from(v6));
+        let h = folded_mul(h ^ self.key[1], 0x2D35_8DCC_AA6C_78A5 ^ self.key[0]);
+        (h as usize) & (buckets - 1)
+    }
+
+    /// Doubles the table; every record of old bucket `b` lands in `b` or `b + old buckets`,
+    /// so no bucket can overflow.
+    fn grow(&mut self) {
+        let new_buckets = self.buckets * 2;
+        let mut slots = vec![EMPTY; new_buckets * WAYS];
+        let mut fill = vec![0usize; new_buckets];
+        for r in self.slots.iter().filter(|r| r.flags & FLAG_USED != 0) {
+            let b = self.bucket_of(&r.addr, r.flags & FLAG_V6, new_buckets);
+            if let Some(slot) = slots.get_mut(b * WAYS + fill[b]) {
+                *slot = *r;
+                fill[b] += 1;
+            }
+        }
+        self.slots = slots;
+        self.buckets = new_buckets;
+    }
+
+    /// Finds or creates the record of `addr`, returning its slot index.
+    fn lookup_or_insert(&mut self, addr: IpAddr, now: u32) -> Option<usize> {
+        if !self.enabled || self.buckets == 0 {
+            return None;
+        }
+        let (key, v6) = key_of(addr);
+        loop {
+            let b = self.bucket_of(&key, v6, self.buckets);
+            let range = b * WAYS..(b + 1) * WAYS;
+            let mut free = None;
+            for i in range.clone() {
+                let r = &self.slots[i];
+                if r.flags & FLAG_USED == 0 {
+                    free.get_or_insert(i);
+                } else if r.addr == key && r.flags & FLAG_V6 == v6 {
+                    return Some(i);
+                }
+            }
+            let slot = match free {
+                Some(i) => i,
+                None if self.buckets < self.max_buckets => {
+                    self.grow();
+                    continue;
+                }
+                None => {
+                    // Evict the least recently active record of the bucket.
+                    let victim = range.max_by_key(|&i| self.slots[i].idle(now))?;
+                    self.records_dropped += 1;
+                    victim
+                }
+            };
+            self.slots[slot] = Record {
+                addr: key,
+                flags: FLAG_USED | v6,
+                ..EMPTY
+            };
+            return Some(slot);
+        }
+    }
+
+    /// Logs one access: counts the hit, updates the interval estimates and credits the rate
+    /// bucket. Returns the record index for [`limit`](Self::limit), or `None` when client
+    /// logging is off.
+    pub fn log_access(&mut self, addr: IpAddr, service: Service, now_mono: f64) -> Option<usize> {
+        let now = ticks(now_mono);
+        let index = self.lookup_or_insert(addr, now)?;
+        let s = service as usize;
+        let limiter = self.limiters[s];
+        let r = &mut self.slots[index];
+        if r.seen(s) {
+            let interval = now.wrapping_sub(r.last[s]);
+            let q = quarter_log2(interval);
+            update_average(&mut r.rate[s], q);
+            if service == Service::Ntp && r.limited(s) {
+                update_average(&mut r.ntp_limited_rate, q);
+            }
+            if let Some(l) = limiter {
+                r.tokens[s] = l.accrue(r.tokens[s], bucket_periods(r.last[s], interval));
+            }
+        } else {
+            r.tokens[s] = limiter.map_or(0, |l| l.initial_tokens());
+            r.flags |= FLAG_SEEN_BASE << s;
+        }
+        r.last[s] = now;
+        r.hits[s] = r.hits[s].wrapping_add(1);
+        Some(index)
+    }
+
+    /// Applies the service's rate limit to the access just logged at `index`.
+    pub fn limit(&mut self, index: usize, service: Service, rng: &mut impl RngCore) -> RateVerdict {
+        let s = service as usize;
+        let Some(limiter) = self.limiters[s] else {
+            return RateVerdict::Respond;
+        };
+        let Some(r) = self.slots.get_mut(index) else {
+            return RateVerdict::Respond;
+        };
+        let suspended = service == Service::Ntp
+            && r.ntp_limited_rate != UNKNOWN_INTERVAL
+            && r.rate[s] != UNKNOWN_INTERVAL
+            && i32::from(r.ntp_limited_rate) + 4 < i32::from(r.rate[s]);
+        let verdict = limiter.decide(&mut r.tokens[s], suspended, rng);
+        if verdict.responds() {
+            r.flags &= !(FLAG_LIMITED_BASE << s);
+        } else {
+            r.flags |= FLAG_LIMITED_BASE << s;
+            r.drops[s] = r.drops[s].wrapping_add(1);
+        }
+        verdict
+    }
+
+    /// The report for slot `index` (0..[`slots`](Self::slots)), `None` for an empty slot.
+    pub fn report(&self, index: usize, now_mono: f64) -> Option<ClientAccessReport> {
+        let r = self.slots.get(index)?;
+        if r.flags & FLAG_USED == 0 {
+            return None;
+        }
+        let now = ticks(now_mono);
+        let ago = |s: usize| {
+            if r.seen(s) {
+                (f64::from(now.wrapping_sub(r.last[s])) / TICKS_PER_SECOND) as u32
+            } else {
+                u32::MAX
+            }
+        };
+        Some(ClientAccessReport {
+            addr: r.address(),
+            ntp_hits: r.hits[0],
+            ntp_drops: r.drops[0],
+            ntp_interval: report_interval(r.rate[0]),
+            ntp_timeout_interval: report_interval(r.ntp_limited_rate),
+            last_ntp_hit_ago: ago(0),
+            nke_hits: r.hits[1],
+            nke_drops: r.drops[1],
+            nke_interval: report_interval(r.rate[1]),
+            last_nke_hit_ago: ago(1),
+            cmd_hits: r.hits[2],
+            cmd_drops: r.drops[2],
+            cmd_interval: report_interval(r.rate[2]),
+            last_cmd_hit_ago: ago(2),
+        })
+    }
+
+    /// `chronyc clients -r`: zero the hit and drop counters of slot `index`.
+    pub fn reset_counters(&mut self, index: usize) {
+        if let Some(r) = self.slots.get_mut(index) {
+            r.hits = [0; 3];
+            r.drops = [0; 3];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rate_limit::RateLimit;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    fn v4(n: u32) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::from(n))
+    }
+
+    fn ntp_limiter(limit: RateLimit) -> [Option<Limiter>; 3] {
+        [Some(Limiter::new(limit).unwrap()), None, None]
+    }
+
+    #[test]
+    fn record_is_64_bytes() {
+        assert_eq!(std::mem::size_of::<Record>() as u64, RECORD_BYTES);
+    }
+
+    #[test]
+    fn default_limit_holds_4096_addresses() {
+        assert_eq!(
+            ClientLog::new(DEFAULT_LIMIT_BYTES, [None; 3], 1).max_records(),
+            4096
+        );
+        assert_eq!(
+            ClientLog::new(MAX_LIMIT_BYTES * 4, [None; 3], 1).max_records(),
+            16_777_216
+        );
+        assert_eq!(ClientLog::new(1_048_576, [None; 3], 1).max_records(), 8192);
+        // Not a power of two: rounded down.
+        assert_eq!(ClientLog::new(1_000_000, [None; 3], 1).max_records(), 4096);
+    }
+
+    #[test]
+    fn client_log_stays_within_limit() {
+        let mut log = ClientLog::new(DEFAULT_LIMIT_BYTES, ntp_limiter(RateLimit::NTP_DEFAULT), 9);
+        for i in 0..100_000u32 {
+            log.log_access(v4(0x0A00_0000 + i), Service::Ntp, 1.0 + f64::from(i) * 1e-3)
+                .unwrap();
+            let v6 = IpAddr::V6(Ipv6Addr::from(0x2001_0db8_u128 << 96 | u128::from(i)));
+            log.log_access(v6, Service::Ntp, 1.0).unwrap();
+        }
+        assert!(log.memory_bytes() <= DEFAULT_LIMIT_BYTES / 2);
+        assert!(log.len() <= 4096);
+        assert!(log.len() > 3500, "{}", log.len());
+        assert_eq!(log.records_dropped(), 200_000 - log.len() as u64);
+    }
+
+    #[test]
+    fn one_address_many_ports_is_one_client() {
+        let mut log = ClientLog::new(DEFAULT_LIMIT_BYTES, [None; 3], 2);
+        let a = v4(0xC000_0201);
+        let first = log.log_access(a, Service::Ntp, 10.0).unwrap();
+        for i in 0..1000 {
+            assert_eq!(
+                log.log_access(a, Service::Ntp, 10.0 + f64::from(i)),
+                Some(first)
+            );
+        }
+        let mapped = IpAddr::V6(Ipv4Addr::new(192, 0, 2, 1).to_ipv6_mapped());
+        assert_eq!(log.log_access(mapped, Service::Ntp, 2000.0), Some(first));
+        let r = log.report(first, 2000.0).unwrap();
+        assert_eq!(r.ntp_hits, 1002);
+        assert_eq!(r.addr, a);
+        assert_eq!(log.len(), 1);
+    }
+
+    #[test]
+    fn eviction_takes_the_least_recently_active() {
+        // Smallest table: one bucket of 8 (limit 1024 bytes).
+        let mut log = ClientLog::new(1024, [None; 3], 3);
+        assert_eq!(log.max_records(), 8);
+        for i in 0..8 {
+            log.log_access(v4(i), Service::Ntp, 100.0 + f64::from(i))
+                .unwrap();
+        }
+        // Client 0 comes back, so client 1 is now the oldest.
+        log.log_access(v4(0), Service::Ntp, 200.0).unwrap();
+        log.log_access(v4(100), Service::Ntp, 201.0).unwrap();
+        let present: Vec<IpAddr> = (0..log.slots())
+            .filter_map(|i| log.report(i, 201.0).map(|r| r.addr))
+            .collect();
+        assert!(present.contains(&v4(0)));
+        assert!(!present.contains(&v4(1)));
+        assert!(present.contains(&v4(100)));
+        assert_eq!(log.records_dropped(), 1);
+    }
+
+    #[test]
+    fn noclientlog_logs_nothing_and_limits_nothing() {
+        let mut log = ClientLog::disabled();
+        assert!(!log.is_enabled());
+        assert_eq!(log.log_access(v4(1), Service::Ntp, 1.0), None);
+        let tiny = ClientLog::new(100, ntp_limiter(RateLimit::NTP_DEFAULT), 1);
+        assert!(!tiny.is_enabled());
+    }
+
+    #[test]
+    fn report_intervals_and_last() {
+        let mut log = ClientLog::new(DEFAULT_LIMIT_BYTES, [None; 3], 4);
+        let a = v4(0x7F00_0001);
+        let mut idx = 0;
+        for i in 0..50 {
+            idx = log
+                .log_access(a, Service::Ntp, 1000.0 + 64.0 * f64::from(i))
+                .unwrap();
+        }
+        let r = log.report(idx, 1000.0 + 64.0 * 49.0 + 10.0).unwrap();
+        assert_eq!(r.ntp_interval, 6);
+        assert_eq!(r.ntp_timeout_interval, UNKNOWN_INTERVAL);
+        assert_eq!(r.last_ntp_hit_ago, 10);
+        assert_eq!(r.cmd_hits, 0);
+        assert_eq!(r.cmd_interval, UNKNOWN_INTERVAL);
+        assert_eq!(r.last_cmd_hit_ago, u32::MAX);
+        log.reset_counters(idx);
+        assert_eq!(log.report(idx, 5000.0).unwrap().ntp_hits, 0);
+    }
+
+    #[test]
+    fn quarter_log2_is_monotonic() {
+        let mut prev = i8::MIN;
+        for t in 0..100_000u32 {
+            let q = quarter_log2(t);
+            assert!(q >= prev);
+            prev = q;
+        }
+        assert_eq!(quarter_log2(256), 0);
+        assert_eq!(quarter_log2(16384), 24);
+        assert_eq!(quarter_log2(1), -32);
+        assert_eq!(quarter_log2(u32::MAX), 4 * 31 + 3 - 32);
+    }
+
+    /// The same chronyd measurement as in `rate_limit`, through the client log.
+    #[test]
+    fn rate_limit_through_log_matches_chronyd_burst_4_interval_1() {
+        let limit = RateLimit {
+            interval: 1,
+            burst: 4,
+            leak: 2,
+            kod: 0,
+        };
+        let mut total = 0u32;
+        for seed in 0..100 {
+            let mut log = ClientLog::new(DEFAULT_LIMIT_BYTES, ntp_limiter(limit), seed);
+            let mut rng = StdRng::seed_from_u64(seed);
+            for i in 0..200 {
+                let idx = log
+                    .log_access(v4(0x7F00_000A), Service::Ntp, 50.0 + 0.01 * f64::from(i))
+                    .unwrap();
+                if log.limit(idx, Service::Ntp, &mut rng).responds() {
+                    total += 1;
+                }
+            }
+        }
+        let ours = f64::from(total) / 100.0;
+        let chronyd = (50.0 + 54.0 + 54.0 + 58.0) / 4.0;
+        assert!((ours - chronyd).abs() <= 0.1 * chronyd, "{ours}");
+    }
+
+    #[test]
+    fn client_polling_faster_when_limited_is_suspended() {
+        // interval 6 burst 1 leak 4: a client that normally polls every 64 s but retries
+        // every 2 s after a missing reply gets answered instead of feeding the loop.
+        let limit = RateLimit {
+            interval: 6,
+            burst: 1,
+            leak: 4,
+            kod: 0,
+        };
+        let mut log = ClientLog::new(DEFAULT_LIMIT_BYTES, ntp_limiter(limit), 5);
+        let mut rng = StdRng::seed_from_u64(5);
+        let a = v4(0x0A0A_0A0A);
+        let mut t = 0.0;
+        let mut answered_late = 0;
+        for round in 0..200 {
+            let idx = log.log_access(a, Service::Ntp, 100.0 + t).unwrap();
+            let ok = log.limit(idx, Service::Ntp, &mut rng).responds();
+            t += if ok { 16.0 } else { 2.0 };
+            if round >= 100 && ok {
+                answered_late += 1;
+            }
+        }
+        let idx = log.log_access(a, Service::Ntp, 100.0 + t).unwrap();
+        let r = log.report(idx, 100.0 + t).unwrap();
+        assert!(r.ntp_timeout_interval < r.ntp_interval, "{r:?}");
+        assert!(answered_late > 20, "{answered_late}");
+    }
+
+    #[test]
+    fn separate_services_have_separate_buckets() {
+        let limiters = [
+            Some(Limiter::new(RateLimit::NTP_DEFAULT).unwrap()),
+            None,
+            Some(Limiter::new(RateLimit::COMMAND_DEFAULT).unwrap()),
+        ];
+        let mut log = ClientLog::new(DEFAULT_LIMIT_BYTES, limiters, 6);
+        let mut rng = StdRng::seed_from_u64(6);
+        let a = v4(0x0B00_0001);
+        for _ in 0..8 {
+            let i = log.log_access(a, Service::Ntp, 1.0).unwrap();
+            assert_eq!(log.limit(i, Service::Ntp, &mut rng), RateVerdict::Respond);
+        }
+        let i = log.log_access(a, Service::Command, 1.0).unwrap();
+        assert_eq!(
+            log.limit(i, Service::Command, &mut rng),
+            RateVerdict::Respond
+        );
+        let i = log.log_access(a, Service::NtsKe, 1.0).unwrap();
+        assert_eq!(log.limit(i, Service::NtsKe, &mut rng), RateVerdict::Respond);
+        let r = log.report(i, 1.0).unwrap();
+        assert_eq!((r.ntp_hits, r.cmd_hits, r.nke_hits), (8, 1, 1));
+    }
+}

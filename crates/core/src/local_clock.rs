@@ -50,6 +50,13 @@ pub trait ClockDriver {
     fn set_frequency_ppm(&mut self, ppm: f64) -> Result<(), ClockError>;
     /// Starts slewing the clock by `offset` seconds (positive = the clock is moved forward).
     fn accrue_offset(&mut self, offset: f64) -> Result<(), ClockError>;
+    /// Starts slewing `offset` seconds at about `rate_ppm` (chosen by the engine from
+    /// `corrtimeratio` and `maxslewrate`). Drivers that slew at their own pace keep the default,
+    /// which ignores the rate.
+    fn accrue_offset_with_rate(&mut self, offset: f64, rate_ppm: f64) -> Result<(), ClockError> {
+        let _ = rate_ppm;
+        self.accrue_offset(offset)
+    }
     /// Offset (seconds) still to be slewed by a previous `accrue_offset`.
     fn remaining_offset(&self) -> f64;
     /// Steps the clock by `offset` seconds at once (positive = forward).
@@ -63,4 +70,70 @@ pub trait ClockDriver {
         est_error: f64,
         max_error: f64,
     ) -> Result<(), ClockError>;
+}
+
+/// Cooked time: the raw reading plus the correction still being slewed, i.e. the time the clock
+/// will show once the pending slew is done (chrony's "cooked" time). Measurements use it so that
+/// they are consistent with corrections already decided.
+pub fn cooked_time(clock: &dyn ClockDriver, raw: f64) -> f64 {
+    raw + clock.remaining_offset()
+}
+
+/// An in-memory clock for unit tests: slews instantly, records every call.
+#[cfg(test)]
+#[derive(Debug, Default)]
+pub(crate) struct TestClock {
+    pub now: f64,
+    pub freq_ppm: f64,
+    pub remaining: f64,
+    pub steps: Vec<f64>,
+    pub slews: Vec<(f64, f64)>,
+    pub leap: LeapState,
+    pub sync: Option<(bool, f64, f64)>,
+}
+
+#[cfg(test)]
+impl ClockDriver for TestClock {
+    fn read(&mut self) -> f64 {
+        self.now
+    }
+    fn frequency_ppm(&self) -> f64 {
+        self.freq_ppm
+    }
+    fn set_frequency_ppm(&mut self, ppm: f64) -> Result<(), ClockError> {
+        if !ppm.is_finite() {
+            return Err(ClockError::InvalidValue("frequency"));
+        }
+        self.freq_ppm = ppm;
+        Ok(())
+    }
+    fn accrue_offset(&mut self, offset: f64) -> Result<(), ClockError> {
+        self.accrue_offset_with_rate(offset, 500.0)
+    }
+    fn accrue_offset_with_rate(&mut self, offset: f64, rate_ppm: f64) -> Result<(), ClockError> {
+        self.slews.push((offset, rate_ppm));
+        self.remaining += offset;
+        Ok(())
+    }
+    fn remaining_offset(&self) -> f64 {
+        self.remaining
+    }
+    fn step(&mut self, offset: f64) -> Result<(), ClockError> {
+        self.steps.push(offset);
+        self.now += offset;
+        Ok(())
+    }
+    fn set_leap(&mut self, leap: LeapState) -> Result<(), ClockError> {
+        self.leap = leap;
+        Ok(())
+    }
+    fn set_sync_status(
+        &mut self,
+        synchronised: bool,
+        est_error: f64,
+        max_error: f64,
+    ) -> Result<(), ClockError> {
+        self.sync = Some((synchronised, est_error, max_error));
+        Ok(())
+    }
 }

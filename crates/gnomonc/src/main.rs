@@ -1,5 +1,239 @@
-//! gnomonc: the Gnomon control tool (chronyc-compatible command line).
+//! gnomonc: the Gnomon control tool, a drop-in for chronyc 4.3 (features.md §1.4, §1.5, §3):
+//! same options, command language, report layouts, CSV, status texts and exit codes, plus
+//! `--json` output (docs/json.md).
+
+mod command;
+mod fmt;
+mod md5;
+mod ntpdata;
+mod session;
+mod sources;
+mod system;
+mod transport;
+
+use session::{CmdError, Mode, Session};
+use std::io::{BufRead, IsTerminal, Write};
+use transport::{Client, Family};
+
+/// Tried in order: our daemon's socket, chrony's, then UDP on loopback.
+const DEFAULT_HOSTS: &str = "/run/gnomond/gnomond.sock,/run/chrony/chronyd.sock,127.0.0.1,::1";
+
+fn usage() -> String {
+    format!(
+        "Usage: gnomonc [OPTION]... [COMMAND]...
+
+Options:
+  -4\t\tUse IPv4 addresses only
+  -6\t\tUse IPv6 addresses only
+  -n\t\tDon't resolve hostnames
+  -N\t\tPrint original source names
+  -c\t\tEnable CSV format
+      --json\tEnable JSON format (one document per command, see docs/json.md)
+  -m\t\tAccept multiple commands
+  -h HOST\tSpecify server ({DEFAULT_HOSTS})
+  -p PORT\tSpecify UDP port (323)
+  -v, --version\tPrint version and exit
+      --help\tPrint usage and exit
+"
+    )
+}
+
+struct Options {
+    hosts: String,
+    port: u16,
+    family: Family,
+    numeric: bool,
+    mode: Mode,
+    multi: bool,
+    end_dot: bool,
+    commands: Vec<String>,
+}
+
+enum ParseOutcome {
+    Run(Options),
+    Exit(i32),
+}
+
+fn parse_args(args: &[String]) -> ParseOutcome {
+    let mut o = Options {
+        hosts: DEFAULT_HOSTS.to_string(),
+        port: 323,
+        family: Family::Any,
+        numeric: false,
+        mode: Mode::Text,
+        multi: false,
+        end_dot: false,
+        commands: Vec::new(),
+    };
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].as_str();
+        if !a.starts_with('-') || a == "-" {
+            break;
+        }
+        i += 1;
+        match a {
+            "--help" => {
+                print!("{}", usage());
+                return ParseOutcome::Exit(0);
+            }
+            "--version" => {
+                println!("gnomonc (gnomon) version {}", env!("CARGO_PKG_VERSION"));
+                return ParseOutcome::Exit(0);
+            }
+            "--json" => o.mode = Mode::Json,
+            "--" => break,
+            _ => {
+                // Bundled short options, getopt style: `-nc`, `-p323`, `-h host`.
+                let chars: Vec<char> = a[1..].chars().collect();
+                let mut j = 0;
+                while j < chars.len() {
+                    let c = chars[j];
+                    j += 1;
+                    match c {
+                        '4' => o.family = Family::V4,
+                        '6' => o.family = Family::V6,
+                        'n' => o.numeric = true,
+                        'N' | 'a' | 'd' => {}
+                        'c' => o.mode = Mode::Csv,
+                        'e' => o.end_dot = true,
+                        'm' => o.multi = true,
+                        'v' => {
+                            println!("gnomonc (gnomon) version {}", env!("CARGO_PKG_VERSION"));
+                            return ParseOutcome::Exit(0);
+                        }
+                        'h' | 'p' | 'f' => {
+                            let rest: String = chars[j..].iter().collect();
+                            let val = if !rest.is_empty() {
+                                rest
+                            } else if i < args.len() {
+                                i += 1;
+                                args[i - 1].clone()
+                            } else {
+                                eprintln!("gnomonc: option requires an argument -- '{c}'");
+                                eprint!("{}", usage());
+                                return ParseOutcome::Exit(1);
+                            };
+                            match c {
+                                'h' => o.hosts = val,
+                                'p' => match val.parse() {
+                                    Ok(p) => o.port = p,
+                                    Err(_) => {
+                                        eprintln!("Invalid port {val}");
+                                        return ParseOutcome::Exit(1);
+                                    }
+                                },
+                                _ => {}
+                            }
+                            j = chars.len();
+                        }
+                        _ => {
+                            eprintln!("gnomonc: invalid option -- '{c}'");
+                            print!("{}", usage());
+                            return ParseOutcome::Exit(1);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    o.commands = args[i..].to_vec();
+    ParseOutcome::Run(o)
+}
+
+/// Writes out what the current command printed so far.
+pub fn flush(s: &mut Session) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(s.out.as_bytes());
+    let _ = out.flush();
+    s.out.clear();
+}
+
+/// Runs one command line; prints its output and error. Returns success and whether to quit.
+fn execute(s: &mut Session, line: &str, end_dot: bool) -> (bool, bool) {
+    let result = command::run(s, line);
+    flush(s);
+    let ok = match &result {
+        Ok(_) => true,
+        Err(e) => {
+            match e {
+                CmdError::Silent => {}
+                e if e.to_stderr() => eprintln!("{}", e.message()),
+                e => println!("{}", e.message()),
+            }
+            false
+        }
+    };
+    if end_dot {
+        println!(".");
+    }
+    (ok, matches!(result, Ok(command::Flow::Quit)))
+}
+
+#[allow(clippy::disallowed_methods)] // the one place that seeds sequence numbers from the clock
+fn seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    t ^ (u64::from(std::process::id()) << 32) ^ 0x9E37_79B9_7F4A_7C15
+}
+
 fn main() {
-    eprintln!("gnomonc: under construction");
-    std::process::exit(1);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let o = match parse_args(&args) {
+        ParseOutcome::Run(o) => o,
+        ParseOutcome::Exit(code) => std::process::exit(code),
+    };
+    let targets: Vec<String> = o
+        .hosts
+        .split(',')
+        .filter(|h| !h.is_empty())
+        .map(str::to_string)
+        .collect();
+    let Some(client) = Client::open(&targets, o.port, o.family, seed()) else {
+        eprintln!("Could not open connection to daemon");
+        std::process::exit(1);
+    };
+    let mut s = Session::new(Some(client), o.mode, o.numeric);
+    let code = if !o.commands.is_empty() {
+        let lines = if o.multi {
+            o.commands.clone()
+        } else {
+            vec![o.commands.join(" ")]
+        };
+        let mut ok = true;
+        for l in &lines {
+            let (good, quit) = execute(&mut s, l, o.end_dot);
+            ok = good;
+            if !good || quit {
+                break;
+            }
+        }
+        i32::from(!ok)
+    } else {
+        let stdin = std::io::stdin();
+        let interactive = stdin.is_terminal();
+        let mut last_ok = true;
+        let mut line = String::new();
+        loop {
+            if interactive {
+                print!("gnomonc> ");
+                let _ = std::io::stdout().flush();
+            }
+            line.clear();
+            match stdin.lock().read_line(&mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            let (good, quit) = execute(&mut s, line.trim(), o.end_dot);
+            last_ok = good;
+            if quit {
+                break;
+            }
+        }
+        i32::from(!last_ok)
+    };
+    drop(s);
+    std::process::exit(code);
 }

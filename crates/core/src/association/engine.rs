@@ -1,0 +1,655 @@
+//! The synchronisation engine: the set of associations, selection and the reference wired
+//! together, sans-IO (architecture rules 2–4, after quinn-proto's shape).
+//!
+//! The daemon (or the simulator) drives it with three calls, each taking the current time of the
+//! clock being disciplined (`now`, seconds since the Unix epoch, as read from the driver) and the
+//! driver itself: [`Engine::handle_timeout`] when [`Engine::poll_timeout`] is due,
+//! [`Engine::handle_packet`] for every NTP packet from a source, and
+//! [`Engine::pool_resolved`] when a name lookup it asked for finishes. Each returns
+//! [`Action`]s: packets to send, names to resolve, events to log, or an exit request.
+//! Clock corrections go straight through the [`ClockDriver`]. Internally samples live in
+//! "cooked" time (raw + the correction still being slewed), as chrony's local clock model does.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::{Association, RxOutcome, SourceConfig, SourceKind, Transmit};
+use crate::local_clock::{cooked_time, ClockDriver, ClockError};
+use crate::reference::leap_table::LeapTable;
+use crate::reference::{ClockChange, Reference, ReferenceConfig, UpdateAction};
+use crate::reports::{SourceReport, SourceState, SourceStatsReport, TrackingReport};
+use crate::selection::{Candidate, NoSelection, SelectionConfig, Selector};
+
+/// Identifier of a source inside the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SourceId(pub u32);
+
+/// Identifier of a `pool` directive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PoolId(pub u32);
+
+/// chronyd's one-shot modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OneShot {
+    /// `-q`: set the clock once (step) and exit.
+    Set,
+    /// `-Q`: print the offset and exit without touching the clock.
+    Print,
+}
+
+/// Engine configuration.
+#[derive(Debug, Clone, Default)]
+pub struct EngineConfig {
+    /// Selection directives.
+    pub selection: SelectionConfig,
+    /// Discipline directives.
+    pub reference: ReferenceConfig,
+    /// `-q` / `-Q`, with the time limit (seconds) after which it gives up.
+    pub one_shot: Option<(OneShot, f64)>,
+    /// Leap seconds from `leapsectz` or `leapseclist` (override the sources' vote).
+    pub leap_table: Option<LeapTable>,
+    /// Seed of the engine's RNG (transmit timestamps, start jitter).
+    pub seed: u64,
+}
+
+/// Something to log (state changes only, so their rate is bounded by the poll rate).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A new synchronisation source ("Selected source X").
+    Selected(SocketAddr),
+    /// Selection failed (logged when the reason changes).
+    CannotSynchronise(NoSelection),
+    /// "System clock wrong by X seconds, adjustment started" (offset: positive = fast).
+    Slewing(f64),
+    /// "System clock wrong by X seconds" stepped.
+    Stepped(f64),
+    /// `maxchange` ignored an update.
+    MaxChangeIgnored(f64),
+    /// A leap second was handled.
+    LeapSecond(crate::local_clock::LeapState),
+    /// One-shot result: offset (positive = fast) and whether it was applied.
+    OneShotOffset { offset: f64, applied: bool },
+    /// A pool member was dropped (unreachable or falseticker) to be replaced.
+    PoolSourceReplaced(SocketAddr),
+    /// A clock operation failed.
+    ClockFailed(ClockError),
+}
+
+/// Why the daemon should exit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitReason {
+    /// `maxchange` limit reached (chronyd exits with status 1).
+    MaxChange,
+    /// One-shot mode done.
+    OneShotDone,
+    /// One-shot mode without a measurement ("No suitable source").
+    OneShotNoMeasurement,
+}
+
+impl ExitReason {
+    /// chronyd's exit status.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            ExitReason::OneShotDone => 0,
+            ExitReason::MaxChange | ExitReason::OneShotNoMeasurement => 1,
+        }
+    }
+}
+
+/// What the caller must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Send a packet for a source.
+    Send(SourceId, Transmit),
+    /// Resolve a pool name (off the NTP path) and call [`Engine::pool_resolved`].
+    Resolve(PoolId, String),
+    /// Log an event.
+    Log(Event),
+    /// Exit with [`ExitReason::exit_code`].
+    Exit(ExitReason),
+}
+
+#[derive(Debug, Clone)]
+struct Pool {
+    name: String,
+    cfg: SourceConfig,
+    max_sources: usize,
+    resolving: bool,
+    members: Vec<SourceId>,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    assoc: Association,
+    pool: Option<PoolId>,
+    falseticker_rounds: u32,
+}
+
+/// Polls without a reply after which a pool member is replaced.
+const POOL_UNREACH_POLLS: u32 = 8;
+/// Selection rounds as a falseticker after which a pool member is replaced.
+const POOL_FALSETICKER_ROUNDS: u32 = 8;
+
+/// The engine.
+#[derive(Debug)]
+pub struct Engine {
+    sources: BTreeMap<SourceId, Entry>,
+    pools: BTreeMap<PoolId, Pool>,
+    next_id: u32,
+    selector: Selector,
+    reference: Reference,
+    leap_table: Option<LeapTable>,
+    one_shot: Option<(OneShot, f64)>,
+    start: Option<f64>,
+    finished: bool,
+    rng: StdRng,
+    last_no_selection: Option<NoSelection>,
+    pending_actions: Vec<Action>,
+}
+
+impl Engine {
+    /// A new engine with no sources.
+    pub fn new(cfg: EngineConfig) -> Self {
+        Engine {
+            sources: BTreeMap::new(),
+            pools: BTreeMap::new(),
+            next_id: 0,
+            selector: Selector::new(cfg.selection),
+            reference: Reference::new(cfg.reference),
+            leap_table: cfg.leap_table,
+            one_shot: cfg.one_shot,
+            start: None,
+            finished: false,
+            rng: StdRng::seed_from_u64(cfg.seed),
+            last_no_selection: None,
+            pending_actions: Vec::new(),
+        }
+    }
+
+    /// Adds a source polled at `remote` (a `server` or `peer`).
+    pub fn add_source(&mut self, remote: SocketAddr, cfg: SourceConfig, now: f64) -> SourceId {
+        self.insert(remote, cfg, now, None)
+    }
+
+    fn insert(
+        &mut self,
+        remote: SocketAddr,
+        cfg: SourceConfig,
+        now: f64,
+        pool: Option<PoolId>,
+    ) -> SourceId {
+        let id = SourceId(self.next_id);
+        self.next_id += 1;
+        let seed = self.rng.random::<u64>();
+        self.sources.insert(
+            id,
+            Entry {
+                assoc: Association::new(remote, cfg, now, seed),
+                pool,
+                falseticker_rounds: 0,
+            },
+        );
+        id
+    }
+
+    /// Adds a `pool NAME` with `maxsources`; the engine asks for resolution through
+    /// [`Action::Resolve`] on the next call.
+    pub fn add_pool(&mut self, name: &str, cfg: SourceConfig, max_sources: usize) -> PoolId {
+        let id = PoolId(self.next_id);
+        self.next_id += 1;
+        let cfg = SourceConfig {
+            kind: SourceKind::PoolMember,
+            ..cfg
+        };
+        self.pools.insert(
+            id,
+            Pool {
+                name: name.to_string(),
+                cfg,
+                max_sources: max_sources.clamp(1, 16),
+                resolving: true,
+                members: Vec::new(),
+            },
+        );
+        self.pending_actions
+            .push(Action::Resolve(id, name.to_string()));
+        id
+    }
+
+    /// Result of a pool lookup: adds new addresses up to `maxsources`.
+    pub fn pool_resolved(&mut self, pool: PoolId, addrs: &[SocketAddr], now: f64) {
+        let Some(p) = self.pools.get(&pool) else {
+            return;
+        };
+        let cfg = p.cfg;
+        let mut have = p.members.len();
+        let max = p.max_sources;
+        let mut added = Vec::new();
+        for &addr in addrs {
+            if have >= max {
+                break;
+            }
+            if self.sources.values().any(|e| e.assoc.remote() == addr) {
+                continue;
+            }
+            added.push(self.insert(addr, cfg, now, Some(pool)));
+            have += 1;
+        }
+        if let Some(p) = self.pools.get_mut(&pool) {
+            p.members.extend(added);
+            p.resolving = false;
+        }
+    }
+
+    /// Removes a source.
+    pub fn remove_source(&mut self, id: SourceId) -> bool {
+        for p in self.pools.values_mut() {
+            p.members.retain(|m| *m != id);
+        }
+        self.sources.remove(&id).is_some()
+    }
+
+    /// Sets a source online or offline (`chronyc online/offline`).
+    pub fn set_online(&mut self, id: SourceId, online: bool, now: f64) {
+        if let Some(e) = self.sources.get_mut(&id) {
+            e.assoc.set_online(online, now);
+        }
+    }
+
+    /// The source polling `remote` (for packets that arrive on a shared socket, e.g. peers).
+    pub fn source_by_addr(&self, remote: SocketAddr) -> Option<SourceId> {
+        self.sources
+            .iter()
+            .find(|(_, e)| e.assoc.remote() == remote)
+            .map(|(id, _)| *id)
+    }
+
+    /// A source's association (read-only).
+    pub fn association(&self, id: SourceId) -> Option<&Association> {
+        self.sources.get(&id).map(|e| &e.assoc)
+    }
+
+    /// The reference (read-only).
+    pub fn reference(&self) -> &Reference {
+        &self.reference
+    }
+
+    /// What we announce about ourselves at cooked local time `now` (symmetric packets; the
+    /// server module can answer clients from the same values).
+    pub fn local_state(&self, now: f64) -> super::LocalState {
+        let r = &self.reference;
+        if !r.is_synchronised() {
+            return super::LocalState::default();
+        }
+        super::LocalState {
+            stratum: r.stratum(),
+            leap: Some(r.leap()),
+            root_delay: r.root_delay(),
+            root_dispersion: r.root_dispersion_at(now),
+            reference_id: r.reference_id(),
+            reference_time: r.ref_time(),
+        }
+    }
+
+    /// Earliest deadline (daemon time base) at which [`Engine::handle_timeout`] must run.
+    pub fn poll_timeout(&self) -> Option<f64> {
+        let mut t = self
+            .sources
+            .values()
+            .filter_map(|e| e.assoc.next_timeout())
+            .reduce(f64::min);
+        if let (Some((_, limit)), Some(start)) = (self.one_shot, self.start) {
+            t = Some(t.map_or(start + limit, |x| x.min(start + limit)));
+        }
+        if !self.pending_actions.is_empty() {
+            // Queued actions (a pool to resolve): due immediately.
+            return Some(f64::NEG_INFINITY);
+        }
+        t
+    }
+
+    /// Handles due timers at `now`.
+    pub fn handle_timeout(&mut self, now: f64, clock: &mut dyn ClockDriver) -> Vec<Action> {
+        let mut out = std::mem::take(&mut self.pending_actions);
+        if self.finished {
+            return out;
+        }
+        let start = *self.start.get_or_insert(now);
+        let cooked = cooked_time(clock, now);
+        let local = self.local_state(cooked);
+        for (id, e) in self.sources.iter_mut() {
+            e.assoc.set_local_state(local);
+            if let Some(tx) = e.assoc.on_timer(now, cooked) {
+                out.push(Action::Send(*id, tx));
+            }
+        }
+        self.handle_leap(now, cooked, clock, &mut out);
+        if let Some((_, limit)) = self.one_shot {
+            if now >= start + limit {
+                self.finished = true;
+                out.push(Action::Exit(ExitReason::OneShotNoMeasurement));
+            }
+        }
+        self.replace_pool_members(&mut out);
+        out
+    }
+
+    fn handle_leap(
+        &mut self,
+        now: f64,
+        cooked: f64,
+        clock: &mut dyn ClockDriver,
+        out: &mut Vec<Action>,
+    ) {
+        if let Some(table) = &self.leap_table {
+            self.reference.set_leap_from_table(table.leap_today(cooked));
+        }
+        if let Err(e) = self.reference.arm_leap(cooked, clock) {
+            out.push(Action::Log(Event::ClockFailed(e)));
+        }
+        let Some(at) = self.reference.next_leap_event(cooked) else {
+            return;
+        };
+        if cooked < at {
+            return;
+        }
+        let leap = self.reference.leap();
+        match self.reference.apply_leap(cooked, clock) {
+            Ok(Some(change)) => {
+                let raw_jumped = matches!(
+                    self.reference.config().leap_mode,
+                    crate::reference::LeapMode::Step | crate::reference::LeapMode::System
+                );
+                self.apply_change(change, raw_jumped);
+                out.push(Action::Log(Event::LeapSecond(leap)));
+            }
+            Ok(None) => {}
+            Err(e) => out.push(Action::Log(Event::ClockFailed(e))),
+        }
+        let _ = now;
+    }
+
+    /// Handles a packet from source `id` received at `now` (the receive timestamp, daemon time
+    /// base). `local_refid` is the reference ID of the local address (synchronisation-loop
+    /// test); `authenticated` whether a MAC/NTS check passed.
+    pub fn handle_packet(
+        &mut self,
+        id: SourceId,
+        now: f64,
+        data: &[u8],
+        local_refid: Option<u32>,
+        authenticated: bool,
+        clock: &mut dyn ClockDriver,
+    ) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.finished {
+            return out;
+        }
+        let cooked = cooked_time(clock, now);
+        let Some(e) = self.sources.get_mut(&id) else {
+            return out;
+        };
+        // Rejections are counted per source (`Association::rejected`), not logged.
+        if let RxOutcome::Sample(_) = e.assoc.on_packet(cooked, data, local_refid, authenticated) {
+            self.select_and_update(id, cooked, clock, &mut out);
+        }
+        out
+    }
+
+    /// Runs selection and, when the source that just gave a sample is the synchronisation
+    /// source, updates the clock.
+    fn select_and_update(
+        &mut self,
+        from: SourceId,
+        cooked: f64,
+        clock: &mut dyn ClockDriver,
+        out: &mut Vec<Action>,
+    ) {
+        let candidates: Vec<Candidate> = self
+            .sources
+            .iter()
+            .map(|(id, e)| candidate(id.0 as usize, &e.assoc, cooked))
+            .collect();
+        let previous = self.selector.current();
+        let selection = self.selector.select(&candidates);
+        for (id, state) in &selection.states {
+            if let Some(e) = self.sources.get_mut(&SourceId(*id as u32)) {
+                e.assoc.set_state(*state);
+                if *state == SourceState::Falseticker {
+                    e.falseticker_rounds += 1;
+                } else {
+                    e.falseticker_rounds = 0;
+                }
+            }
+        }
+        let comb = match selection.outcome {
+            Ok(c) => c,
+            Err(reason) => {
+                if self.last_no_selection != Some(reason) {
+                    out.push(Action::Log(Event::CannotSynchronise(reason)));
+                    self.last_no_selection = Some(reason);
+                }
+                if let Err(e) = self.reference.unsynchronise(cooked, clock) {
+                    out.push(Action::Log(Event::ClockFailed(e)));
+                }
+                return;
+            }
+        };
+        self.last_no_selection = None;
+        let selected = SourceId(comb.selected as u32);
+        if previous != Some(comb.selected) {
+            if let Some(e) = self.sources.get(&selected) {
+                out.push(Action::Log(Event::Selected(e.assoc.remote())));
+            }
+        } else if selected != from {
+            // Only a new sample of the synchronisation source moves the clock.
+            return;
+        }
+
+        if let Some((mode, _)) = self.one_shot {
+            self.finish_one_shot(mode, comb.offset, cooked, clock, out);
+            return;
+        }
+        if let Some(table) = &self.leap_table {
+            let leap = table.leap_today(cooked);
+            let comb = crate::selection::Combined { leap, ..comb };
+            self.update_reference(&comb, cooked, clock, out);
+        } else {
+            self.update_reference(&comb, cooked, clock, out);
+        }
+    }
+
+    fn update_reference(
+        &mut self,
+        comb: &crate::selection::Combined,
+        cooked: f64,
+        clock: &mut dyn ClockDriver,
+        out: &mut Vec<Action>,
+    ) {
+        match self.reference.update(cooked, comb, clock) {
+            Ok(u) => {
+                match u.action {
+                    UpdateAction::Stepped(o) => out.push(Action::Log(Event::Stepped(o))),
+                    UpdateAction::Slewed(o) => {
+                        if o.abs() > 1.0 {
+                            out.push(Action::Log(Event::Slewing(o)));
+                        }
+                    }
+                    UpdateAction::IgnoredMaxChange(o) => {
+                        out.push(Action::Log(Event::MaxChangeIgnored(o)))
+                    }
+                    UpdateAction::ExitMaxChange(_) => {
+                        self.finished = true;
+                        out.push(Action::Exit(ExitReason::MaxChange));
+                    }
+                }
+                if let Some(change) = u.change {
+                    self.apply_change(change, matches!(u.action, UpdateAction::Stepped(_)));
+                }
+                if let Err(e) = self.reference.report_sync_status(cooked, clock) {
+                    out.push(Action::Log(Event::ClockFailed(e)));
+                }
+            }
+            Err(e) => out.push(Action::Log(Event::ClockFailed(e))),
+        }
+    }
+
+    fn finish_one_shot(
+        &mut self,
+        mode: OneShot,
+        offset: f64,
+        cooked: f64,
+        clock: &mut dyn ClockDriver,
+        out: &mut Vec<Action>,
+    ) {
+        let mut applied = false;
+        if mode == OneShot::Set {
+            match clock.step(-offset) {
+                Ok(()) => {
+                    applied = true;
+                    self.apply_change(
+                        ClockChange {
+                            when: cooked,
+                            dfreq: 0.0,
+                            doffset: -offset,
+                        },
+                        true,
+                    );
+                }
+                Err(e) => out.push(Action::Log(Event::ClockFailed(e))),
+            }
+        }
+        out.push(Action::Log(Event::OneShotOffset { offset, applied }));
+        self.finished = true;
+        out.push(Action::Exit(ExitReason::OneShotDone));
+    }
+
+    /// Applies a clock change to every source; `raw_jumped` when the driver's time stepped
+    /// (deadlines move with it).
+    fn apply_change(&mut self, change: ClockChange, raw_jumped: bool) {
+        for e in self.sources.values_mut() {
+            e.assoc
+                .apply_clock_change(change.when, change.dfreq, change.doffset);
+            if raw_jumped {
+                e.assoc.shift_deadlines(change.doffset);
+            }
+        }
+        if raw_jumped {
+            if let Some(s) = &mut self.start {
+                *s += change.doffset;
+            }
+        }
+    }
+
+    /// Drops unreachable or falseticking pool members and asks for replacements.
+    fn replace_pool_members(&mut self, out: &mut Vec<Action>) {
+        let bad: Vec<SourceId> = self
+            .sources
+            .iter()
+            .filter(|(_, e)| {
+                e.pool.is_some()
+                    && (e.assoc.unreachable_polls() >= POOL_UNREACH_POLLS
+                        || e.falseticker_rounds >= POOL_FALSETICKER_ROUNDS)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in bad {
+            let Some(e) = self.sources.remove(&id) else {
+                continue;
+            };
+            out.push(Action::Log(Event::PoolSourceReplaced(e.assoc.remote())));
+            if let Some(pid) = e.pool {
+                if let Some(p) = self.pools.get_mut(&pid) {
+                    p.members.retain(|m| *m != id);
+                    if !p.resolving {
+                        p.resolving = true;
+                        out.push(Action::Resolve(pid, p.name.clone()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// `tracking` at `now`.
+    pub fn tracking(&self, now: f64, clock: &dyn ClockDriver) -> TrackingReport {
+        let cooked = cooked_time(clock, now);
+        let mut t = self.reference.tracking(cooked, clock);
+        if self.reference.is_synchronised() {
+            t.reference_addr = self
+                .selector
+                .current()
+                .and_then(|i| self.sources.get(&SourceId(i as u32)))
+                .map(|e| e.assoc.remote());
+        }
+        t
+    }
+
+    /// `sources` rows at `now`.
+    pub fn sources(&self, now: f64, clock: &dyn ClockDriver) -> Vec<(SourceId, SourceReport)> {
+        let cooked = cooked_time(clock, now);
+        self.sources
+            .iter()
+            .map(|(id, e)| (*id, e.assoc.report(cooked)))
+            .collect()
+    }
+
+    /// `sourcestats` rows at `now`.
+    pub fn source_stats(
+        &self,
+        now: f64,
+        clock: &dyn ClockDriver,
+    ) -> Vec<(SourceId, SocketAddr, SourceStatsReport)> {
+        let cooked = cooked_time(clock, now);
+        self.sources
+            .iter()
+            .map(|(id, e)| (*id, e.assoc.remote(), e.assoc.stats().report(cooked)))
+            .collect()
+    }
+
+    /// Drift to save in the drift file: (frequency ppm, skew ppm).
+    pub fn drift(&self, clock: &dyn ClockDriver) -> (f64, f64) {
+        self.reference.drift(clock)
+    }
+
+    /// Loads a drift file value at start.
+    pub fn load_drift(
+        &mut self,
+        freq_ppm: f64,
+        skew_ppm: f64,
+        clock: &mut dyn ClockDriver,
+    ) -> Result<(), ClockError> {
+        self.reference.load_drift(freq_ppm, skew_ppm, clock)
+    }
+}
+
+/// Selection view of an association at cooked time `now`.
+fn candidate(id: usize, a: &Association, now: f64) -> Candidate {
+    let stats = a.stats();
+    let (offset, offset_sd) = stats.predict(now).unwrap_or((0.0, 0.0));
+    let est = stats.estimate();
+    let last = stats.last_sample();
+    let std_dev = est.map_or(0.0, |e| e.std_dev);
+    let (root_delay, root_dispersion) = last.map_or((0.0, 0.0), |s| {
+        let age = (now - s.time).max(0.0);
+        (s.root_delay, s.root_dispersion + age * 1e-6)
+    });
+    Candidate {
+        id,
+        usable: a.is_selectable(),
+        offset,
+        offset_sd,
+        root_distance: root_delay / 2.0 + root_dispersion + std_dev + offset_sd,
+        std_dev,
+        frequency: est.map_or(0.0, |e| e.frequency),
+        skew: est.map_or(crate::source_stats::WORST_CASE_SKEW, |e| e.skew),
+        root_delay,
+        root_dispersion,
+        stratum: a.stratum(),
+        leap: a.leap(),
+        reference_id: a.reference_id(),
+        options: a.config().select,
+    }
+}

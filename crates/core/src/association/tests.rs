@@ -1,0 +1,321 @@
+use super::*;
+
+fn addr() -> SocketAddr {
+    "192.0.2.1:123".parse().unwrap()
+}
+
+const T0: f64 = 1_780_000_000.0;
+
+/// A server reply to `req`, with the server's clock `server_ahead` seconds ahead of ours and
+/// `one_way` seconds of delay each way; sent `rx_at` is when we receive it (our clock).
+fn reply(req: &[u8; 48], t1: f64, one_way: f64, server_ahead: f64) -> ([u8; 48], f64) {
+    let q = Header::decode(req).unwrap();
+    let t2 = t1 + one_way + server_ahead;
+    let t3 = t2 + 1e-5;
+    let h = Header {
+        leap: LeapIndicator::NoWarning,
+        version: 4,
+        mode: Mode::Server,
+        stratum: 1,
+        poll: q.poll,
+        precision: -20,
+        root_delay: NtpShort::from_seconds(0.0),
+        root_dispersion: NtpShort::from_seconds(1e-4),
+        reference_id: u32::from_be_bytes(*b"GPS\0"),
+        reference_timestamp: NtpTimestamp::from_unix_f64(t2 - 10.0),
+        origin_timestamp: q.transmit_timestamp,
+        receive_timestamp: NtpTimestamp::from_unix_f64(t2),
+        transmit_timestamp: NtpTimestamp::from_unix_f64(t3),
+    };
+    (h.to_bytes(), t3 - server_ahead + one_way)
+}
+
+fn with(req: &[u8; 48], f: impl FnOnce(&mut Header)) -> [u8; 48] {
+    let mut h = Header::decode(req).unwrap();
+    f(&mut h);
+    h.to_bytes()
+}
+
+fn client() -> Association {
+    Association::new(addr(), SourceConfig::default(), T0, 1)
+}
+
+fn send(a: &mut Association) -> ([u8; 48], f64) {
+    let t = a.next_timeout().unwrap();
+    let tx = a.on_timer(t, t).expect("request due");
+    (tx.payload, t)
+}
+
+#[test]
+fn client_request_is_minimal_with_random_transmit_timestamp() {
+    let mut a = client();
+    let (req, first) = send(&mut a);
+    let h = Header::decode(&req).unwrap();
+    assert_eq!(h.mode, Mode::Client);
+    assert_eq!(h.version, 4);
+    assert!(h.origin_timestamp.is_zero());
+    assert!(h.receive_timestamp.is_zero());
+    assert!(h.reference_timestamp.is_zero());
+    let t = a.next_timeout().unwrap();
+    assert!((t - first - 64.0).abs() < 1e-9);
+    let tx2 = a.on_timer(t, t).unwrap();
+    assert!(tx2.fresh_port);
+    let h2 = Header::decode(&tx2.payload).unwrap();
+    assert_ne!(h.transmit_timestamp, h2.transmit_timestamp);
+    // Not our clock: far from the send time.
+    assert!(
+        h.transmit_timestamp
+            .diff_seconds(NtpTimestamp::from_unix_f64(t))
+            .abs()
+            > 1.0
+    );
+}
+
+#[test]
+fn good_reply_gives_offset_and_delay() {
+    let mut a = client();
+    let (req, t1) = send(&mut a);
+    let (rep, rx) = reply(&req, t1, 0.01, 0.25);
+    match a.on_packet(rx, &rep, None, false) {
+        RxOutcome::Sample(s) => {
+            assert!((s.offset + 0.25).abs() < 1e-6, "{}", s.offset);
+            assert!((s.peer_delay - 0.02).abs() < 1e-6, "{}", s.peer_delay);
+            assert_eq!(s.stratum, 1);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(a.reach(), 1);
+    assert_eq!(a.stats().len(), 1);
+}
+
+#[test]
+fn spoofed_duplicate_truncated_replies_are_dropped_and_counted() {
+    let mut a = client();
+    let (req, t1) = send(&mut a);
+    let (rep, rx) = reply(&req, t1, 0.01, 0.0);
+    let spoofed = with(&rep, |h| h.origin_timestamp = NtpTimestamp(12345));
+    assert_eq!(
+        a.on_packet(rx, &spoofed, None, false),
+        RxOutcome::Rejected(Rejection::Bogus)
+    );
+    assert_eq!(
+        a.on_packet(rx, &rep[..40], None, false),
+        RxOutcome::Rejected(Rejection::Malformed)
+    );
+    assert!(matches!(
+        a.on_packet(rx, &rep, None, false),
+        RxOutcome::Sample(_)
+    ));
+    // The same reply again: duplicate.
+    assert_eq!(
+        a.on_packet(rx, &rep, None, false),
+        RxOutcome::Rejected(Rejection::Duplicate)
+    );
+    assert_eq!(a.rejected(Rejection::Bogus), 1);
+    assert_eq!(a.rejected(Rejection::Malformed), 1);
+    assert_eq!(a.rejected(Rejection::Duplicate), 1);
+    assert_eq!(a.stats().len(), 1);
+}
+
+#[test]
+fn zero_timestamps_and_unsynchronised_server_give_no_sample() {
+    let mut a = client();
+    let (req, t1) = send(&mut a);
+    let (rep, rx) = reply(&req, t1, 0.01, 0.0);
+    let zero = with(&rep, |h| h.receive_timestamp = NtpTimestamp::ZERO);
+    assert_eq!(
+        a.on_packet(rx, &zero, None, false),
+        RxOutcome::Rejected(Rejection::ZeroTimestamp)
+    );
+    let (req, t1) = send(&mut a);
+    let (rep, rx) = reply(&req, t1, 0.01, 0.0);
+    let unsync = with(&rep, |h| h.leap = LeapIndicator::Unsynchronised);
+    assert_eq!(
+        a.on_packet(rx, &unsync, None, false),
+        RxOutcome::Rejected(Rejection::Unsynchronised)
+    );
+    assert_eq!(
+        a.reach() & 1,
+        1,
+        "an unsynchronised server is still reachable"
+    );
+    let (req, t1) = send(&mut a);
+    let (rep, rx) = reply(&req, t1, 0.01, 0.0);
+    let far = with(&rep, |h| h.root_dispersion = NtpShort::from_seconds(20.0));
+    assert_eq!(
+        a.on_packet(rx, &far, None, false),
+        RxOutcome::Rejected(Rejection::RootDistance)
+    );
+    assert!(a.stats().is_empty());
+}
+
+#[test]
+fn kod_rate_honoured_only_when_it_answers_our_request() {
+    let mut a = client();
+    let (req, t1) = send(&mut a);
+    let (rep, rx) = reply(&req, t1, 0.01, 0.0);
+    let kod = |r: &[u8; 48], origin: Option<NtpTimestamp>| {
+        with(r, |h| {
+            h.stratum = 0;
+            h.reference_id = gnomon_wire::refid::KISS_RATE;
+            if let Some(o) = origin {
+                h.origin_timestamp = o;
+            }
+        })
+    };
+    let stranger = kod(&rep, Some(NtpTimestamp(99)));
+    assert_eq!(
+        a.on_packet(rx, &stranger, None, false),
+        RxOutcome::Rejected(Rejection::Bogus)
+    );
+    assert_eq!(a.poll(), 6);
+    assert_eq!(
+        a.on_packet(rx, &kod(&rep, None), None, false),
+        RxOutcome::Rejected(Rejection::KissRate)
+    );
+    assert_eq!(a.poll(), 7);
+}
+
+#[test]
+fn unauthenticated_deny_is_recorded_not_acted_on() {
+    let mut a = client();
+    let (req, t1) = send(&mut a);
+    let (rep, rx) = reply(&req, t1, 0.01, 0.0);
+    let deny = with(&rep, |h| {
+        h.stratum = 0;
+        h.reference_id = gnomon_wire::refid::KISS_DENY;
+    });
+    assert_eq!(
+        a.on_packet(rx, &deny, None, false),
+        RxOutcome::Rejected(Rejection::KissDenyIgnored)
+    );
+    assert!(a.next_timeout().is_some(), "still polling");
+    assert_eq!(a.rejected(Rejection::KissDenyIgnored), 1);
+}
+
+#[test]
+fn maxdelay_and_sync_loop_reject_the_sample() {
+    let mut a = Association::new(
+        addr(),
+        SourceConfig {
+            maxdelay: 0.1,
+            ..Default::default()
+        },
+        T0,
+        2,
+    );
+    let (req, t1) = send(&mut a);
+    let (rep, rx) = reply(&req, t1, 0.2, 0.0);
+    assert_eq!(
+        a.on_packet(rx, &rep, None, false),
+        RxOutcome::Rejected(Rejection::MaxDelay)
+    );
+    let (req, t1) = send(&mut a);
+    let (rep, rx) = reply(&req, t1, 0.01, 0.0);
+    let looped = with(&rep, |h| {
+        h.stratum = 3;
+        h.reference_id = 0x0A00_0001;
+    });
+    assert_eq!(
+        a.on_packet(rx, &looped, Some(0x0A00_0001), false),
+        RxOutcome::Rejected(Rejection::SyncLoop)
+    );
+}
+
+#[test]
+fn iburst_sends_quickly_then_polls_normally_and_reach_fills() {
+    let mut a = Association::new(
+        addr(),
+        SourceConfig {
+            iburst: true,
+            ..Default::default()
+        },
+        T0,
+        3,
+    );
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let (req, t1) = send(&mut a);
+        times.push(t1);
+        let (rep, rx) = reply(&req, t1, 0.001, 0.0);
+        assert!(matches!(
+            a.on_packet(rx, &rep, None, false),
+            RxOutcome::Sample(_)
+        ));
+    }
+    let gaps: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(gaps[..3].iter().all(|g| (g - 2.0).abs() < 1e-9), "{gaps:?}");
+    assert!((gaps[3] - 64.0).abs() < 1e-9, "{gaps:?}");
+    assert_eq!(a.reach(), 0o37);
+    assert!(a.is_selectable());
+}
+
+#[test]
+fn missed_replies_shift_reach_and_count_unreachable_polls() {
+    let mut a = client();
+    let (req, t1) = send(&mut a);
+    let (rep, rx) = reply(&req, t1, 0.001, 0.0);
+    a.on_packet(rx, &rep, None, false);
+    for _ in 0..8 {
+        send(&mut a);
+    }
+    assert_eq!(a.reach(), 0);
+    assert_eq!(a.unreachable_polls(), 7);
+}
+
+#[test]
+fn offline_source_does_not_poll_until_online() {
+    let mut a = Association::new(
+        addr(),
+        SourceConfig {
+            offline: true,
+            ..Default::default()
+        },
+        T0,
+        4,
+    );
+    assert_eq!(a.next_timeout(), None);
+    a.set_online(true, T0 + 5.0);
+    assert_eq!(a.next_timeout(), Some(T0 + 5.0));
+}
+
+#[test]
+fn peer_packets_echo_the_peer_timestamps() {
+    let mut a = Association::new(
+        addr(),
+        SourceConfig {
+            kind: SourceKind::Peer,
+            ..Default::default()
+        },
+        T0,
+        5,
+    );
+    let (p1, t1) = send(&mut a);
+    let h1 = Header::decode(&p1).unwrap();
+    assert_eq!(h1.mode, Mode::SymmetricActive);
+    assert!((h1.transmit_timestamp.to_unix_f64(T0 as i64) - t1).abs() < 1e-6);
+    // The peer answers (its clock 0.1 s ahead) with its own transmit time.
+    let t2 = t1 + 0.005 + 0.1;
+    let t3 = t2 + 0.001;
+    let h = Header {
+        mode: Mode::SymmetricPassive,
+        version: 4,
+        stratum: 2,
+        poll: 6,
+        precision: -20,
+        reference_timestamp: NtpTimestamp::from_unix_f64(t2 - 5.0),
+        origin_timestamp: h1.transmit_timestamp,
+        receive_timestamp: NtpTimestamp::from_unix_f64(t2),
+        transmit_timestamp: NtpTimestamp::from_unix_f64(t3),
+        ..Default::default()
+    };
+    let rx = t3 - 0.1 + 0.005;
+    match a.on_packet(rx, &h.to_bytes(), None, false) {
+        RxOutcome::Sample(s) => assert!((s.offset + 0.1).abs() < 1e-6, "{}", s.offset),
+        other => panic!("{other:?}"),
+    }
+    let (p2, _) = send(&mut a);
+    let h2 = Header::decode(&p2).unwrap();
+    assert_eq!(h2.origin_timestamp, h.transmit_timestamp);
+    assert!((h2.receive_timestamp.to_unix_f64(T0 as i64) - rx).abs() < 1e-6);
+}

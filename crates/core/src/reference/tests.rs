@@ -1,0 +1,234 @@
+use super::*;
+use crate::local_clock::TestClock;
+
+fn comb(offset: f64, frequency: f64, skew: f64) -> Combined {
+    Combined {
+        selected: 0,
+        offset,
+        offset_sd: 1e-5,
+        frequency,
+        skew,
+        root_delay: 2e-3,
+        root_dispersion: 1e-3,
+        stratum: 1,
+        reference_id: 0xC000_0201,
+        leap: LeapState::Normal,
+        combined: 1,
+    }
+}
+
+#[test]
+fn first_update_takes_source_frequency_and_slews_offset() {
+    let mut r = Reference::new(ReferenceConfig::default());
+    let mut c = TestClock::default();
+    // We gain 100 ppm on the source and are 50 ms ahead.
+    let u = r.update(1000.0, &comb(0.05, 100e-6, 1e-6), &mut c).unwrap();
+    assert_eq!(u.action, UpdateAction::Slewed(0.05));
+    assert!((c.freq_ppm + 100.0).abs() < 0.01, "{}", c.freq_ppm);
+    assert_eq!(c.slews.len(), 1);
+    assert!((c.slews[0].0 + 0.05).abs() < 1e-12);
+    let ch = u.change.unwrap();
+    assert!((ch.doffset + 0.05).abs() < 1e-12);
+    assert!((ch.dfreq + 100e-6).abs() < 1e-8);
+    assert!(r.is_synchronised());
+    assert_eq!(r.stratum(), 2);
+    let t = r.tracking(1000.0, &c);
+    assert_eq!(t.reference_id, 0xC000_0201);
+    assert_eq!(t.leap_status, LeapStatus::Normal);
+    assert!((t.frequency_ppm - 100.0).abs() < 0.01);
+    assert!((t.last_offset - 0.05).abs() < 1e-12);
+}
+
+#[test]
+fn skew_above_maxupdateskew_leaves_frequency_alone() {
+    let mut r = Reference::new(ReferenceConfig::default());
+    let mut c = TestClock {
+        freq_ppm: 12.0,
+        ..Default::default()
+    };
+    let u = r
+        .update(10.0, &comb(0.001, 50e-6, 2000e-6), &mut c)
+        .unwrap();
+    assert_eq!(c.freq_ppm, 12.0);
+    assert_eq!(u.change.unwrap().dfreq, 0.0);
+}
+
+#[test]
+fn frequency_is_clamped_to_maxdrift() {
+    let mut r = Reference::new(ReferenceConfig {
+        max_drift_ppm: 100.0,
+        ..Default::default()
+    });
+    let mut c = TestClock::default();
+    r.update(10.0, &comb(0.0, 500e-6, 1e-6), &mut c).unwrap();
+    assert_eq!(c.freq_ppm, -100.0);
+}
+
+#[test]
+fn makestep_steps_only_within_limit_updates() {
+    let mut r = Reference::new(ReferenceConfig {
+        makestep: Some((1.0, 2)),
+        ..Default::default()
+    });
+    let mut c = TestClock::default();
+    let u = r.update(0.0, &comb(5.0, 0.0, 1e-6), &mut c).unwrap();
+    assert_eq!(u.action, UpdateAction::Stepped(5.0));
+    assert_eq!(c.steps, vec![-5.0]);
+    r.update(64.0, &comb(0.5, 0.0, 1e-6), &mut c).unwrap();
+    // Third update: beyond the limit, a large offset is slewed.
+    let u = r.update(128.0, &comb(3.0, 0.0, 1e-6), &mut c).unwrap();
+    assert_eq!(u.action, UpdateAction::Slewed(3.0));
+    assert_eq!(c.steps.len(), 1);
+}
+
+#[test]
+fn maxchange_ignores_then_exits() {
+    let mut r = Reference::new(ReferenceConfig {
+        maxchange: Some((1.0, 1, 2)),
+        ..Default::default()
+    });
+    let mut c = TestClock::default();
+    // The first update is exempt (START = 1).
+    assert_eq!(
+        r.update(0.0, &comb(5.0, 0.0, 1e-6), &mut c).unwrap().action,
+        UpdateAction::Slewed(5.0)
+    );
+    for _ in 0..2 {
+        let u = r.update(64.0, &comb(2.0, 0.0, 1e-6), &mut c).unwrap();
+        assert_eq!(u.action, UpdateAction::IgnoredMaxChange(2.0));
+        assert!(u.change.is_none());
+    }
+    let u = r.update(64.0, &comb(2.0, 0.0, 1e-6), &mut c).unwrap();
+    assert_eq!(u.action, UpdateAction::ExitMaxChange(2.0));
+    assert_eq!(c.slews.len(), 1, "clock untouched by ignored updates");
+}
+
+#[test]
+fn slew_rate_follows_corrtimeratio_and_maxslewrate() {
+    let mut r = Reference::new(ReferenceConfig::default());
+    let mut c = TestClock::default();
+    r.update(0.0, &comb(1e-3, 0.0, 1e-6), &mut c).unwrap();
+    r.update(64.0, &comb(1e-3, 0.0, 1e-6), &mut c).unwrap();
+    // RMS 1 ms, interval 64 s, ratio 3: 1 ms over 192 s.
+    let (_, rate) = c.slews[1];
+    assert!((rate - 1e-3 / 192.0 * 1e6).abs() < 1e-6, "{rate}");
+    r.update(128.0, &comb(1e4, 0.0, 1e-6), &mut c).unwrap();
+    assert_eq!(c.slews[2].1, 83333.333);
+}
+
+#[test]
+fn drift_file_round_trips_and_rejects_garbage() {
+    let text = format_drift(-12.345678, 0.25);
+    assert_eq!(text.len(), 42);
+    assert_eq!(parse_drift(&text, 500000.0), Ok((-12.345678, 0.25)));
+    assert_eq!(parse_drift("", 500000.0), Err(DriftError::Malformed));
+    assert_eq!(
+        parse_drift("garbage\n", 500000.0),
+        Err(DriftError::Malformed)
+    );
+    assert_eq!(parse_drift("nan 1\n", 500000.0), Err(DriftError::NotFinite));
+    assert_eq!(parse_drift("inf 1\n", 500000.0), Err(DriftError::NotFinite));
+    assert_eq!(
+        parse_drift("1e9 1\n", 500000.0),
+        Err(DriftError::OutOfRange)
+    );
+    assert_eq!(
+        parse_drift("1.0 2.0 3.0\n", 500000.0),
+        Err(DriftError::Malformed)
+    );
+    // Truncated: the newline and part of the skew are missing.
+    assert_eq!(
+        parse_drift(&text[..30], 500000.0),
+        Err(DriftError::Malformed)
+    );
+}
+
+#[test]
+fn drift_load_sets_driver_frequency() {
+    let mut r = Reference::new(ReferenceConfig::default());
+    let mut c = TestClock::default();
+    r.load_drift(-30.0, 0.1, &mut c).unwrap();
+    assert_eq!(c.freq_ppm, -30.0);
+    let (f, s) = r.drift(&c);
+    assert_eq!(f, -30.0);
+    assert!((s - 0.1).abs() < 1e-9);
+}
+
+#[test]
+fn leap_days_are_last_days_of_june_and_december() {
+    assert!(is_leap_day(1_483_228_799.0)); // 2016-12-31 23:59:59
+    assert!(!is_leap_day(1_483_228_800.0)); // 2017-01-01
+    assert!(is_leap_day(1_435_708_799.0 - 3600.0)); // 2015-06-30
+    assert!(!is_leap_day(1_435_708_799.0 - 86400.0)); // 2015-06-29
+}
+
+#[test]
+fn leap_insert_system_mode_arms_kernel_and_adjusts_model() {
+    let mut r = Reference::new(ReferenceConfig::default());
+    let mut c = TestClock::default();
+    let day_end = 1_483_228_800.0;
+    let mut cb = comb(0.0, 0.0, 1e-6);
+    cb.leap = LeapState::Insert;
+    r.update(day_end - 7200.0, &cb, &mut c).unwrap();
+    assert_eq!(r.next_leap_event(day_end - 7200.0), Some(day_end));
+    r.arm_leap(day_end - 7200.0, &mut c).unwrap();
+    assert_eq!(c.leap, LeapState::Insert);
+    let ch = r.apply_leap(day_end, &mut c).unwrap().unwrap();
+    assert_eq!(ch.doffset, -1.0);
+    assert!(c.steps.is_empty(), "the kernel steps in system mode");
+    assert_eq!(c.leap, LeapState::Normal);
+}
+
+#[test]
+fn leap_step_and_slew_modes_correct_the_clock() {
+    let day_end = 1_483_228_800.0;
+    for (mode, steps, slews) in [(LeapMode::Step, 1, 1), (LeapMode::Slew, 0, 2)] {
+        let mut r = Reference::new(ReferenceConfig {
+            leap_mode: mode,
+            ..Default::default()
+        });
+        let mut c = TestClock::default();
+        let mut cb = comb(0.0, 0.0, 1e-6);
+        cb.leap = LeapState::Delete;
+        r.update(day_end - 7200.0, &cb, &mut c).unwrap();
+        assert_eq!(r.next_leap_event(day_end - 7200.0), Some(day_end - 1.0));
+        r.arm_leap(day_end - 7200.0, &mut c).unwrap();
+        assert_eq!(c.leap, LeapState::Normal, "kernel not armed in {mode:?}");
+        let ch = r.apply_leap(day_end - 1.0, &mut c).unwrap().unwrap();
+        assert_eq!(ch.doffset, 1.0);
+        assert_eq!(c.steps.len(), steps);
+        assert_eq!(c.slews.len(), slews);
+    }
+}
+
+#[test]
+fn leap_ignored_outside_leap_day() {
+    let mut r = Reference::new(ReferenceConfig::default());
+    let mut c = TestClock::default();
+    let mut cb = comb(0.0, 0.0, 1e-6);
+    cb.leap = LeapState::Insert;
+    r.update(1_483_228_800.0 - 5.0 * 86400.0, &cb, &mut c)
+        .unwrap();
+    assert_eq!(r.next_leap_event(1_483_228_800.0 - 5.0 * 86400.0), None);
+}
+
+#[test]
+fn local_mode_takes_over_when_sources_are_lost() {
+    let mut r = Reference::new(ReferenceConfig {
+        local: Some(LocalConfig { stratum: 10 }),
+        ..Default::default()
+    });
+    let mut c = TestClock::default();
+    r.unsynchronise(5.0, &mut c).unwrap();
+    assert!(r.is_synchronised());
+    assert_eq!(r.stratum(), 10);
+    assert_eq!(r.tracking(5.0, &c).reference_id, LOCAL_REFERENCE_ID);
+    let mut plain = Reference::new(ReferenceConfig::default());
+    plain.update(0.0, &comb(0.0, 0.0, 1e-6), &mut c).unwrap();
+    plain.unsynchronise(5.0, &mut c).unwrap();
+    assert!(!plain.is_synchronised());
+    let t = plain.tracking(5.0, &c);
+    assert_eq!(t.leap_status, LeapStatus::Unsynchronised);
+    assert_eq!(t.stratum, 0);
+    assert!(!c.sync.unwrap().0);
+}

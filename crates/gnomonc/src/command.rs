@@ -1,0 +1,594 @@
+//! chronyc's command language: parses one command line and runs it against the session
+//! (features.md §1.5). Report commands live in `sources`, `ntpdata` and `system`; this module
+//! handles argument syntax, the plain status commands (`200 OK`) and `waitsync`.
+
+use crate::session::{CmdError, Mode, Session};
+use crate::{ntpdata, sources, system};
+use gnomon_cmdmon::{
+    add_flags, AccessOp, AddSource, Addr, GlobalFloatField, LocalParams, Request, SourceFloatField,
+    SourceIntField, SourceType,
+};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
+use std::time::Duration;
+
+/// What the caller does after a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Quit,
+}
+
+fn syntax(msg: &str) -> CmdError {
+    CmdError::Syntax(msg.to_string())
+}
+
+/// Parses an address or resolves a host name (forward lookup only when a name is given).
+pub fn parse_addr(s: &str) -> Option<Addr> {
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Some(Addr::from(ip));
+    }
+    (s, 0)
+        .to_socket_addrs()
+        .ok()?
+        .next()
+        .map(|a| Addr::from(a.ip()))
+}
+
+fn full_mask(a: &Addr) -> Addr {
+    match a {
+        Addr::V6(_) => Addr::V6(Ipv6Addr::from(u128::MAX)),
+        _ => Addr::V4(Ipv4Addr::BROADCAST),
+    }
+}
+
+fn bits_mask(a: &Addr, bits: u32) -> Addr {
+    match a {
+        Addr::V6(_) => {
+            let m = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits.min(128))
+            };
+            Addr::V6(Ipv6Addr::from(m))
+        }
+        _ => {
+            let m = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits.min(32))
+            };
+            Addr::V4(Ipv4Addr::from(m))
+        }
+    }
+}
+
+/// `[MASK/ADDR | ADDR/BITS | ADDR]` of online/offline/burst → (mask, address); empty = all.
+fn parse_mask_addr(arg: Option<&str>) -> Option<(Addr, Addr)> {
+    let Some(arg) = arg else {
+        return Some((Addr::Unspec, Addr::Unspec));
+    };
+    match arg.split_once('/') {
+        Some((a, b)) => {
+            if let Ok(bits) = b.parse::<u32>() {
+                let addr = parse_addr(a)?;
+                Some((bits_mask(&addr, bits), addr))
+            } else {
+                Some((parse_addr(a)?, parse_addr(b)?))
+            }
+        }
+        None => {
+            let addr = parse_addr(arg)?;
+            Some((full_mask(&addr), addr))
+        }
+    }
+}
+
+/// `[all] [SUBNET]` of allow/deny/cmdallow/cmddeny → (all, ip, bits). chronyc sends bits -1
+/// when no subnet is given... except that the daemon then uses the address's full length.
+fn parse_subnet(args: &[&str]) -> Option<(bool, Addr, i32)> {
+    let (all, rest) = match args.first() {
+        Some(&"all") => (true, &args[1..]),
+        _ => (false, args),
+    };
+    match rest.first() {
+        None => Some((all, Addr::Unspec, 0)),
+        Some(s) => {
+            let (ip, bits) = match s.split_once('/') {
+                Some((ip, bits)) => (ip, Some(bits.parse::<i32>().ok()?)),
+                None => (*s, None),
+            };
+            // chronyc accepts a partial IPv4 address ("10", "10.1") meaning a /8 or /16 subnet.
+            let (addr, implied) = match ip.parse::<IpAddr>() {
+                Ok(ip) => (Addr::from(ip), if ip.is_ipv4() { 32 } else { 128 }),
+                Err(_) => {
+                    let parts: Vec<&str> = ip.split('.').collect();
+                    if parts.is_empty() || parts.len() > 3 {
+                        return None;
+                    }
+                    let mut oct = [0u8; 4];
+                    for (i, p) in parts.iter().enumerate() {
+                        oct[i] = p.parse().ok()?;
+                    }
+                    (Addr::V4(Ipv4Addr::from(oct)), 8 * parts.len() as i32)
+                }
+            };
+            Some((all, addr, bits.unwrap_or(implied)))
+        }
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(s: Option<&&str>) -> Option<T> {
+    s.and_then(|v| v.parse().ok())
+}
+
+/// `add server|pool|peer NAME [options]` with the server directive's defaults.
+fn parse_add(args: &[&str]) -> Result<Request, CmdError> {
+    let bad = || syntax("Invalid syntax for add command");
+    let source_type = match args.first() {
+        Some(&"server") => SourceType::Server,
+        Some(&"pool") => SourceType::Pool,
+        Some(&"peer") => SourceType::Peer,
+        _ => return Err(bad()),
+    };
+    let name = args.get(1).ok_or_else(bad)?;
+    let mut a = AddSource {
+        source_type,
+        name: name.as_bytes().to_vec(),
+        port: 123,
+        minpoll: 6,
+        maxpoll: 10,
+        presend_minpoll: 100,
+        min_stratum: 0,
+        poll_target: 8,
+        version: 0,
+        max_sources: 4,
+        min_samples: -1,
+        max_samples: -1,
+        authkey: 0,
+        nts_port: 4460,
+        max_delay: 3.0,
+        max_delay_ratio: 0.0,
+        max_delay_dev_ratio: 10.0,
+        min_delay: 0.0,
+        asymmetry: 1.0,
+        offset: 0.0,
+        flags: add_flags::ONLINE,
+        filter_length: 0,
+        cert_set: 0,
+        max_delay_quant: 0.0,
+        max_unreach: 0,
+    };
+    let mut it = args[2..].iter();
+    while let Some(opt) = it.next() {
+        let mut flag = |f: u32| a.flags |= f;
+        match *opt {
+            "iburst" => flag(add_flags::IBURST),
+            "burst" => flag(add_flags::BURST),
+            "prefer" => flag(add_flags::PREFER),
+            "noselect" => flag(add_flags::NOSELECT),
+            "trust" => flag(add_flags::TRUST),
+            "require" => flag(add_flags::REQUIRE),
+            "xleave" => flag(add_flags::INTERLEAVED),
+            "nts" => flag(add_flags::NTS),
+            "copy" => flag(add_flags::COPY),
+            "auto_offline" => flag(add_flags::AUTOOFFLINE),
+            "offline" => a.flags &= !add_flags::ONLINE,
+            "ipv4" => flag(add_flags::IPV4),
+            "ipv6" => flag(add_flags::IPV6),
+            key => {
+                let v = it.next().ok_or_else(bad)?;
+                let int = || v.parse::<i64>().map_err(|_| bad());
+                let float = || v.parse::<f64>().map_err(|_| bad());
+                match key {
+                    "port" => a.port = int()? as u32,
+                    "minpoll" => a.minpoll = int()? as i32,
+                    "maxpoll" => a.maxpoll = int()? as i32,
+                    "presend" => a.presend_minpoll = int()? as i32,
+                    "minstratum" => a.min_stratum = int()? as u32,
+                    "polltarget" => a.poll_target = int()? as u32,
+                    "version" => a.version = int()? as u32,
+                    "maxsources" => a.max_sources = int()? as u32,
+                    "minsamples" => a.min_samples = int()? as i32,
+                    "maxsamples" => a.max_samples = int()? as i32,
+                    "key" => a.authkey = int()? as u32,
+                    "ntsport" => a.nts_port = int()? as u32,
+                    "filter" => a.filter_length = int()? as i32,
+                    "certset" => a.cert_set = int()? as u32,
+                    "maxdelay" => a.max_delay = float()?,
+                    "maxdelayratio" => a.max_delay_ratio = float()?,
+                    "maxdelaydevratio" => a.max_delay_dev_ratio = float()?,
+                    "mindelay" => a.min_delay = float()?,
+                    "asymmetry" => a.asymmetry = float()?,
+                    "offset" => a.offset = float()?,
+                    "maxdelayquant" => a.max_delay_quant = float()?,
+                    "maxunreach" => a.max_unreach = int()? as i32,
+                    _ => return Err(bad()),
+                }
+            }
+        }
+    }
+    Ok(Request::AddSource(Box::new(a)))
+}
+
+/// `local [stratum N] [orphan] [distance D]` or `local off` (sent as LOCAL2, like chronyc 4.3).
+fn parse_local(args: &[&str]) -> Result<Request, CmdError> {
+    let bad = || syntax("Invalid syntax for local command");
+    let mut p = LocalParams {
+        on: true,
+        stratum: 10,
+        distance: 1.0,
+        orphan: false,
+        activate: 0.0,
+        wait_synced: 0.0,
+        wait_unsynced: 0.0,
+    };
+    if args == ["off"] {
+        p.on = false;
+        p.stratum = 0;
+        p.distance = 0.0;
+        return Ok(Request::Local2(p));
+    }
+    let mut it = args.iter();
+    while let Some(o) = it.next() {
+        match *o {
+            "stratum" => p.stratum = parse_num(it.next()).ok_or_else(bad)?,
+            "distance" => p.distance = parse_num(it.next()).ok_or_else(bad)?,
+            "orphan" => p.orphan = true,
+            _ => return Err(bad()),
+        }
+    }
+    Ok(Request::Local2(p))
+}
+
+/// Runs a command that answers with a status only and prints it (`200 OK`, `208 …`).
+fn simple(s: &mut Session, req: Request) -> Result<(), CmdError> {
+    let st = s.request_status(&req)?;
+    if s.mode == Mode::Json {
+        s.line(&serde_json::json!({"status": st.code(), "text": st.text()}).to_string());
+    } else {
+        s.line(&st.text());
+    }
+    Ok(())
+}
+
+/// `waitsync [tries [maxcorr [maxskew [interval]]]]`.
+fn waitsync(s: &mut Session, args: &[&str]) -> Result<(), CmdError> {
+    let bad = || syntax("Invalid syntax for waitsync command");
+    let max_tries: u32 = args
+        .first()
+        .map_or(Ok(0), |v| v.parse().map_err(|_| bad()))?;
+    let max_corr: f64 = args
+        .get(1)
+        .map_or(Ok(0.0), |v| v.parse().map_err(|_| bad()))?;
+    let max_skew: f64 = args
+        .get(2)
+        .map_or(Ok(0.0), |v| v.parse().map_err(|_| bad()))?;
+    let interval: f64 = args
+        .get(3)
+        .map_or(Ok(10.0), |v| v.parse().map_err(|_| bad()))?;
+    let interval = if interval.is_finite() && interval > 0.0 {
+        interval.min(3600.0)
+    } else {
+        10.0
+    };
+    let mut i = 1u32;
+    loop {
+        let t = system::fetch_tracking(s)?;
+        let corr = t.current_correction.abs();
+        match s.mode {
+            Mode::Csv => s.line(&format!(
+                "{},{:08X},{:.9},{:.3}",
+                i, t.ref_id, corr, t.skew_ppm
+            )),
+            _ => s.line(&format!(
+                "try: {}, refid: {:08X}, correction: {:.9}, skew: {:.3}",
+                i, t.ref_id, corr, t.skew_ppm
+            )),
+        }
+        crate::flush(s);
+        let synced = t.ref_id != 0 && t.leap_status != 3;
+        if synced
+            && (max_corr == 0.0 || corr <= max_corr)
+            && (max_skew == 0.0 || t.skew_ppm <= max_skew)
+        {
+            return Ok(());
+        }
+        if max_tries != 0 && i >= max_tries {
+            return Err(CmdError::Silent);
+        }
+        i += 1;
+        std::thread::sleep(Duration::from_secs_f64(interval));
+    }
+}
+
+fn flags(args: &[&str]) -> (bool, bool) {
+    (args.contains(&"-a"), args.contains(&"-v"))
+}
+
+/// Parses and runs one command line.
+pub fn run(s: &mut Session, line: &str) -> Result<Flow, CmdError> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let Some((&cmd, args)) = words.split_first() else {
+        return Ok(Flow::Continue);
+    };
+    let addr_arg = |i: usize| {
+        args.get(i)
+            .and_then(|a| parse_addr(a))
+            .ok_or_else(|| syntax("Invalid syntax for address"))
+    };
+    match cmd {
+        "tracking" => system::tracking(s)?,
+        "sources" => {
+            let (a, v) = flags(args);
+            sources::sources(s, a, v)?
+        }
+        "sourcestats" => {
+            let (a, v) = flags(args);
+            sources::sourcestats(s, a, v)?
+        }
+        "selectdata" => {
+            let (a, v) = flags(args);
+            sources::selectdata(s, a, v)?
+        }
+        "authdata" => {
+            let (a, v) = flags(args);
+            sources::authdata(s, a, v)?
+        }
+        "activity" => system::activity(s)?,
+        "serverstats" => system::serverstats(s)?,
+        "clients" => {
+            let mut min_hits = 0;
+            let (mut nke, mut reset) = (false, false);
+            let mut it = args.iter();
+            while let Some(a) = it.next() {
+                match *a {
+                    "-k" => nke = true,
+                    "-r" => reset = true,
+                    "-p" => {
+                        min_hits = parse_num(it.next())
+                            .ok_or_else(|| syntax("Invalid syntax for clients command"))?
+                    }
+                    _ => return Err(syntax("Invalid syntax for clients command")),
+                }
+            }
+            system::clients(s, min_hits, nke, reset)?
+        }
+        "ntpdata" => {
+            let addr = match args.first() {
+                Some(_) => Some(addr_arg(0)?),
+                None => None,
+            };
+            ntpdata::ntpdata(s, addr)?
+        }
+        "sourcename" => sources::sourcename(s, addr_arg(0)?)?,
+        "rtcdata" => system::rtcdata(s)?,
+        "smoothing" => system::smoothing(s)?,
+        "waitsync" => waitsync(s, args)?,
+        "manual" => match args.first().copied() {
+            Some("list") => system::manual_list(s)?,
+            Some("on") => simple(s, Request::Manual { option: 1 })?,
+            Some("off") => simple(s, Request::Manual { option: 0 })?,
+            Some("reset") => simple(s, Request::Manual { option: 2 })?,
+            Some("delete") => {
+                let index = parse_num(args.get(1))
+                    .ok_or_else(|| syntax("Invalid syntax for manual command"))?;
+                simple(s, Request::ManualDelete { index })?
+            }
+            _ => return Err(syntax("Invalid syntax for manual command")),
+        },
+        "burst" => {
+            let bad = || syntax("Invalid syntax for burst command");
+            let (g, m) = args
+                .first()
+                .and_then(|a| a.split_once('/'))
+                .ok_or_else(bad)?;
+            let n_good = g.parse().map_err(|_| bad())?;
+            let n_total = m.parse().map_err(|_| bad())?;
+            let (mask, address) = parse_mask_addr(args.get(1).copied()).ok_or_else(bad)?;
+            simple(
+                s,
+                Request::Burst {
+                    mask,
+                    address,
+                    n_good,
+                    n_total,
+                },
+            )?
+        }
+        "online" | "offline" => {
+            let (mask, address) = parse_mask_addr(args.first().copied())
+                .ok_or_else(|| syntax("Invalid syntax for mask/address"))?;
+            let req = if cmd == "online" {
+                Request::Online { mask, address }
+            } else {
+                Request::Offline { mask, address }
+            };
+            simple(s, req)?
+        }
+        "makestep" => match args {
+            [] => simple(s, Request::MakeStep)?,
+            [t, l] => {
+                let bad = || syntax("Invalid syntax for makestep command");
+                let threshold = t.parse().map_err(|_| bad())?;
+                let limit = l.parse().map_err(|_| bad())?;
+                simple(s, Request::ModifyMakestep { limit, threshold })?
+            }
+            _ => return Err(syntax("Invalid syntax for makestep command")),
+        },
+        "reselect" => simple(s, Request::Reselect)?,
+        "cyclelogs" => simple(s, Request::CycleLogs)?,
+        "dump" => simple(s, Request::Dump)?,
+        "refresh" => simple(s, Request::Refresh)?,
+        "shutdown" => simple(s, Request::Shutdown)?,
+        "rekey" => simple(s, Request::Rekey)?,
+        "writertc" => simple(s, Request::WriteRtc)?,
+        "trimrtc" => simple(s, Request::TrimRtc)?,
+        "onoffline" => simple(s, Request::OnOffline)?,
+        "reload" if args.first() == Some(&"sources") => simple(s, Request::ReloadSources)?,
+        "reset" if args.first() == Some(&"sources") => simple(s, Request::ResetSources)?,
+        "add" => {
+            let req = parse_add(args)?;
+            simple(s, req)?
+        }
+        "delete" => simple(s, Request::DelSource { ip: addr_arg(0)? })?,
+        "accheck" => simple(s, Request::AcCheck { ip: addr_arg(0)? })?,
+        "cmdaccheck" => simple(s, Request::CmdAcCheck { ip: addr_arg(0)? })?,
+        "allow" | "deny" | "cmdallow" | "cmddeny" => {
+            let (all, ip, subnet_bits) =
+                parse_subnet(args).ok_or_else(|| syntax("Could not read address"))?;
+            let op = match (cmd, all) {
+                ("allow", false) => AccessOp::Allow,
+                ("allow", true) => AccessOp::AllowAll,
+                ("deny", false) => AccessOp::Deny,
+                ("deny", true) => AccessOp::DenyAll,
+                ("cmdallow", false) => AccessOp::CmdAllow,
+                ("cmdallow", true) => AccessOp::CmdAllowAll,
+                ("cmddeny", false) => AccessOp::CmdDeny,
+                _ => AccessOp::CmdDenyAll,
+            };
+            simple(
+                s,
+                Request::Access {
+                    op,
+                    ip,
+                    subnet_bits,
+                },
+            )?
+        }
+        "local" => {
+            let req = parse_local(args)?;
+            simple(s, req)?
+        }
+        "minpoll" | "maxpoll" | "minstratum" | "polltarget" => {
+            let field = match cmd {
+                "minpoll" => SourceIntField::Minpoll,
+                "maxpoll" => SourceIntField::Maxpoll,
+                "minstratum" => SourceIntField::Minstratum,
+                _ => SourceIntField::Polltarget,
+            };
+            let value = parse_num(args.get(1))
+                .ok_or_else(|| syntax(&format!("Invalid syntax for {cmd} command")))?;
+            simple(
+                s,
+                Request::ModifySourceInt {
+                    field,
+                    address: addr_arg(0)?,
+                    value,
+                },
+            )?
+        }
+        "maxdelay" | "maxdelayratio" | "maxdelaydevratio" => {
+            let field = match cmd {
+                "maxdelay" => SourceFloatField::Maxdelay,
+                "maxdelayratio" => SourceFloatField::Maxdelayratio,
+                _ => SourceFloatField::Maxdelaydevratio,
+            };
+            let value = parse_num(args.get(1))
+                .ok_or_else(|| syntax(&format!("Invalid syntax for {cmd} command")))?;
+            simple(
+                s,
+                Request::ModifySourceFloat {
+                    field,
+                    address: addr_arg(0)?,
+                    value,
+                },
+            )?
+        }
+        "maxupdateskew" | "dfreq" | "doffset" | "reselectdist" => {
+            let field = match cmd {
+                "maxupdateskew" => GlobalFloatField::Maxupdateskew,
+                "dfreq" => GlobalFloatField::Dfreq,
+                "doffset" => GlobalFloatField::Doffset,
+                _ => GlobalFloatField::ReselectDistance,
+            };
+            let value = parse_num(args.first())
+                .ok_or_else(|| syntax(&format!("Invalid syntax for {cmd} command")))?;
+            simple(s, Request::ModifyGlobalFloat { field, value })?
+        }
+        "smoothtime" => match args.first().copied() {
+            Some("reset") => simple(s, Request::SmoothTime { option: 0 })?,
+            Some("activate") => simple(s, Request::SmoothTime { option: 1 })?,
+            _ => return Err(syntax("Invalid syntax for smoothtime command")),
+        },
+        "timeout" => {
+            let ms: u64 = parse_num(args.first()).ok_or_else(|| syntax("Invalid timeout"))?;
+            if let Some(c) = s.client.as_mut() {
+                c.timeout = Duration::from_millis(ms.max(100));
+            }
+        }
+        "retries" => {
+            let n: u32 =
+                parse_num(args.first()).ok_or_else(|| syntax("Invalid number of retries"))?;
+            if let Some(c) = s.client.as_mut() {
+                c.retries = n.min(30);
+            }
+        }
+        "dns" => match args.first().copied() {
+            Some("-n") => s.numeric = true,
+            Some("+n") => s.numeric = false,
+            Some("-4") | Some("-6") | Some("-46") => {}
+            _ => return Err(syntax("Unrecognized dns command")),
+        },
+        "exit" | "quit" => return Ok(Flow::Quit),
+        "help" => s.out.push_str(HELP_COMMANDS),
+        _ => return Err(syntax("Unrecognized command")),
+    }
+    Ok(Flow::Continue)
+}
+
+/// Summary printed by `help`.
+pub const HELP_COMMANDS: &str = "\
+System clock:
+tracking                    Display system time information
+makestep                    Correct clock by stepping immediately
+makestep <threshold> <updates>
+                            Configure automatic clock stepping
+waitsync [<max-tries> [<max-correction> [<max-skew> [<interval>]]]]
+                            Wait until synchronised in specified limits
+
+Time sources:
+sources [-a] [-v]           Display information about current sources
+sourcestats [-a] [-v]       Display statistics about collected measurements
+selectdata [-a] [-v]        Display information about source selection
+reselect                    Force reselecting synchronisation source
+
+NTP sources:
+activity                    Check how many NTP sources are online/offline
+authdata [-a] [-v]          Display information about authentication
+ntpdata [<address>]         Display information about last valid measurement
+add server <name> [options] Add new NTP server
+add pool <name> [options]   Add new pool of NTP servers
+add peer <name> [options]   Add new NTP peer
+delete <address>            Remove server or peer
+burst <n-good>/<n-max> [[<mask>/]<address>]
+                            Start rapid set of measurements
+online [[<mask>/]<address>] Set sources online
+offline [[<mask>/]<address>]
+                            Set sources offline
+refresh                     Refresh IP addresses
+reload sources              Re-read *.sources files
+sourcename <address>        Display original name
+
+NTP access:
+allow [all] [<subnet>]      Allow access to subnet as a default
+deny [all] [<subnet>]       Deny access to subnet as a default
+clients [-p <packets>] [-k] [-r]
+                            Report on clients that accessed the server
+serverstats                 Display statistics of the server
+local [options]             Serve time even when not synchronised
+local off                   Don't serve time when not synchronised
+
+Other daemon commands:
+cyclelogs                   Close and re-open log files
+dump                        Dump measurements and NTS keys/cookies
+rekey                       Re-read keys
+reset sources               Drop all measurements
+shutdown                    Stop daemon
+
+Client commands:
+dns -n|+n                   Disable/enable resolving IP addresses to hostnames
+timeout <milliseconds>      Set initial response timeout
+retries <retries>           Set maximum number of retries
+exit|quit                   Leave the program
+help                        Generate this help
+";

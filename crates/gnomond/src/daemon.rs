@@ -1,0 +1,309 @@
+//! Start-up, run and shutdown, in chronyd's order where it matters to users: options, root
+//! check, configuration (errors name file and line and end the process before anything is
+//! bound), `-p`, logging, detaching, PID file, sockets, privilege drop, the poll loop, and a clean
+//! exit on SIGTERM/SIGINT/SIGQUIT/SIGHUP that removes the PID file. We read the configuration
+//! before detaching (chronyd detaches first), so a bad file is reported on the terminal and a
+//! relative `-f` path works.
+
+use crate::cli::{self, Command, Family, Options};
+use crate::clock::{NullClock, OsTime};
+use crate::logging::{self, Sink};
+use crate::ntp_server::CoreResponder;
+use crate::os::net::UdpSocket;
+use crate::os::process::{self, ParentChannel};
+use crate::os::signal::SignalPipe;
+use crate::pidfile::PidFile;
+use crate::privileges::{self, RunAs};
+use crate::responder::BatchServer;
+use crate::scheduler::{Exit, Scheduler};
+use gnomon_conf::{Config, Settings};
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::Path;
+
+/// Exit status for every failure, as chronyd uses.
+const FAILURE: i32 = 1;
+
+/// A fatal error on the way: its message is logged as "Fatal error : ..." (and passed to the
+/// waiting parent when detached).
+struct Fatal(String);
+
+impl<E: std::fmt::Display> From<E> for Fatal {
+    fn from(e: E) -> Fatal {
+        Fatal(e.to_string())
+    }
+}
+
+/// Runs gnomond with the arguments after the program name; returns the exit status.
+pub fn main_with(args: &[String]) -> i32 {
+    logging::init();
+    let command = match cli::parse(args) {
+        Ok(c) => c,
+        Err(e @ cli::CliError::InvalidArgument(_)) => {
+            logging::fatal(&e.to_string());
+            return FAILURE;
+        }
+        Err(e) => {
+            eprintln!("gnomond: {e}");
+            print!("{}", cli::usage());
+            return FAILURE;
+        }
+    };
+    match command {
+        Command::Help => {
+            print!("{}", cli::usage());
+            0
+        }
+        Command::Version => {
+            println!("{}", cli::version_line());
+            0
+        }
+        Command::Lint(opts) => crate::lint::run(&opts),
+        Command::Run(opts) => {
+            let mut parent = None;
+            match run(&opts, &mut parent) {
+                Ok(()) => 0,
+                Err(Fatal(message)) => {
+                    logging::fatal(&message);
+                    if let Some(p) = parent.as_mut() {
+                        p.report(Some(&message));
+                    }
+                    FAILURE
+                }
+            }
+        }
+    }
+}
+
+/// Reads the configuration the options name: the trailing directives if any (the file is then
+/// not read, as chronyd does), else `-f FILE` or the default file.
+pub fn load_config(opts: &Options) -> Result<Config, gnomon_conf::ConfError> {
+    if opts.directives.is_empty() {
+        let file = opts.config_file.as_deref().unwrap_or(cli::DEFAULT_CONFIG);
+        gnomon_conf::load_file(Path::new(file))
+    } else {
+        gnomon_conf::load_lines(&opts.directives)
+    }
+}
+
+fn conf_error(e: gnomon_conf::ConfError) -> Fatal {
+    match e.hint() {
+        Some(hint) => Fatal(format!("{} ({hint})", e.chrony_message())),
+        None => Fatal(e.chrony_message()),
+    }
+}
+
+fn run(opts: &Options, parent: &mut Option<ParentChannel>) -> Result<(), Fatal> {
+    if let Some(letter) = opts.one_shot {
+        return Err(Fatal(format!(
+            "-{letter} is not supported by gnomond yet (it needs the clock discipline)"
+        )));
+    }
+    if !opts.print_config && !opts.no_root_check && !process::is_root() {
+        return Err(Fatal("Not superuser".into()));
+    }
+    let config = load_config(opts).map_err(conf_error)?;
+    if opts.print_config {
+        print!("{}", config.to_chrony_text());
+        let _ = std::io::stdout().flush();
+        return Ok(());
+    }
+    let settings = Settings::from_config(&config);
+
+    let sink = if opts.debug > 0 {
+        Sink::Stderr
+    } else if let Some(file) = &opts.log_file {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(file)
+            .map_err(|e| Fatal(format!("Could not open log file {file} : {e}")))?;
+        Sink::File(f)
+    } else {
+        Sink::Syslog {
+            fatal_to_stderr: true,
+        }
+    };
+    logging::configure(sink, logging::threshold_for(opts.log_level, opts.debug));
+    tracing::info!(
+        "gnomond version {} starting ({})",
+        env!("CARGO_PKG_VERSION"),
+        cli::FEATURES
+    );
+    for warning in crate::directives::unimplemented_warnings(&config) {
+        tracing::warn!("{warning}");
+    }
+    if !opts.no_clock {
+        return Err(Fatal(
+            "gnomond can only run with -x (don't control the system clock) until its clock \
+             discipline is implemented"
+                .into(),
+        ));
+    }
+    tracing::info!("Disabled control of system clock");
+    if opts.filter_level != 0 {
+        tracing::warn!("System call filter (-F {}) is not supported", opts.filter_level);
+    }
+    if opts.reload_dumps || opts.rtc_set || opts.restart {
+        tracing::warn!("-r, -R and -s have no effect yet (no dump files, no RTC support)");
+    }
+
+    if opts.debug == 0 && !opts.no_detach {
+        *parent = Some(process::daemonize()?);
+    }
+    let mut pidfile = PidFile::acquire(&settings.pidfile, process::pid(), process::process_exists)?;
+    let signals = SignalPipe::install()?;
+    let sockets = open_sockets(&settings, opts.family);
+    let seed = random_seed();
+    let mut responder = CoreResponder::new(&settings, seed)?;
+
+    // Settle privileges now that everything needing root is open.
+    let lock = opts.lock_memory || settings.lock_all;
+    if lock {
+        process::lock_memory().map_err(|e| Fatal(format!("mlockall() failed : {e}")))?;
+    }
+    let priority = if opts.priority != 0 {
+        opts.priority
+    } else {
+        settings.sched_priority.unwrap_or(0)
+    };
+    if priority > 0 {
+        process::set_fifo_priority(priority)
+            .map_err(|e| Fatal(format!("sched_setscheduler() failed : {e}")))?;
+    }
+    let user = opts
+        .user
+        .clone()
+        .or_else(|| settings.user.clone())
+        .unwrap_or_else(|| cli::DEFAULT_USER.to_string());
+    let explicit_user = opts.user.is_some() || settings.user.is_some();
+    let target = if process::is_root() {
+        match privileges::resolve(&user) {
+            Ok(t) => t,
+            Err(e) if !explicit_user => {
+                tracing::warn!("{e}; staying root (set user or -u to choose one)");
+                None
+            }
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        None
+    };
+    if let (Some(ids), Some(dir)) = (target, settings.pidfile.parent()) {
+        // Let the unprivileged daemon remove its PID file at exit.
+        if dir == Path::new(crate::pidfile::DEFAULT_PIDFILE)
+            .parent()
+            .unwrap_or(Path::new("/"))
+        {
+            let _ = std::os::unix::fs::chown(dir, Some(ids.uid), Some(ids.gid));
+        }
+    }
+    match privileges::drop_to(&user, target, opts.no_clock)? {
+        RunAs::Root => tracing::info!("Running with root privileges"),
+        RunAs::User(..) | RunAs::Unprivileged => {}
+    }
+    if process::has_sys_time() {
+        return Err(Fatal("Could not drop CAP_SYS_TIME".into()));
+    }
+
+    let mut clock = NullClock::new(OsTime, opts.null_clock);
+    if opts.null_clock != Default::default() {
+        tracing::info!(
+            "Null clock starts with offset {} s and frequency error {} ppm",
+            opts.null_clock.offset,
+            opts.null_clock.freq_ppm
+        );
+    }
+    let deadline = opts
+        .timeout
+        .filter(|t| *t >= 0)
+        .map(|t| crate::os::clock::monotonic() + f64::from(t));
+    let mut scheduler = Scheduler::new(signals, sockets, deadline);
+    let mut server = BatchServer::new();
+    if let Some(p) = parent.as_mut() {
+        p.report(None);
+    }
+    *parent = None;
+
+    let exit = scheduler.run(&mut server, &mut responder, &mut clock);
+    let c = server.counters;
+    let core = responder.stats();
+    tracing::info!(
+        "NTP packets received {} sent {} send-failed {} malformed {} denied {} rate-limited {} kod {} other-dropped {}",
+        c.received,
+        c.sent,
+        c.send_failed,
+        c.malformed,
+        c.denied,
+        c.rate_limited,
+        core.ntp_kod_sent,
+        c.other_drops
+    );
+    if let Err(e) = pidfile.remove() {
+        tracing::warn!("Could not remove {} : {e}", pidfile.path().display());
+    }
+    match exit {
+        Ok(Exit::Signal(_)) | Ok(Exit::Timeout) => {
+            tracing::info!("gnomond exiting");
+            Ok(())
+        }
+        Err(e) => Err(Fatal(format!("poll() failed : {e}"))),
+    }
+}
+
+/// Opens the NTP server sockets: one per family (the `bindaddress` of that family, or the
+/// wildcard), unless `-4`/`-6` exclude it, nothing when the server is disabled (`port 0` or no
+/// `allow`). A socket that cannot be opened is logged and skipped, as chronyd does.
+fn open_sockets(settings: &Settings, family: Option<Family>) -> Vec<UdpSocket> {
+    let mut sockets = Vec::new();
+    if !settings.serves_ntp() {
+        return sockets;
+    }
+    let pick = |v6: bool| -> IpAddr {
+        settings
+            .bind_addresses
+            .iter()
+            .copied()
+            .find(|a| a.is_ipv6() == v6)
+            .unwrap_or(if v6 {
+                IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+            } else {
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+            })
+    };
+    let mut wanted = Vec::new();
+    if family != Some(Family::V6) {
+        wanted.push(pick(false));
+    }
+    if family != Some(Family::V4) {
+        wanted.push(pick(true));
+    }
+    for ip in wanted {
+        let name = if ip.is_ipv6() { "IPv6" } else { "IPv4" };
+        match UdpSocket::bind(SocketAddr::new(ip, settings.port)) {
+            Ok(s) => {
+                tracing::debug!("Opened {name} NTP socket on {}", s.local_addr());
+                sockets.push(s);
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EAFNOSUPPORT) => {
+                tracing::debug!("{name} is not available");
+            }
+            Err(e) => tracing::error!("Could not bind {name} NTP socket to {ip} port {} : {e}", settings.port),
+        }
+    }
+    sockets
+}
+
+/// 64 bits from the kernel's random source for the engine's seeded RNG.
+fn random_seed() -> u64 {
+    use std::io::Read;
+    let mut bytes = [0u8; 8];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        if f.read_exact(&mut bytes).is_ok() {
+            return u64::from_ne_bytes(bytes);
+        }
+    }
+    // No /dev/urandom (a bare chroot): time and pid still differ between runs.
+    let t = crate::os::clock::realtime();
+    (t.sec as u64) ^ (u64::from(t.nsec) << 20) ^ (process::pid() as u64) << 44
+}

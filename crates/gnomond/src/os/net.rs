@@ -1,0 +1,613 @@
+//! UDP sockets with kernel receive timestamps (SO_TIMESTAMPNS) and batched I/O
+//! (recvmmsg/sendmmsg), as the NTP server path needs: one syscall per batch in each direction,
+//! no allocation per datagram. Wildcard sockets also ask for the destination address
+//! (IP_PKTINFO / IPV6_RECVPKTINFO) so a reply leaves from the address the request reached, as
+//! chronyd does on multi-homed hosts.
+
+use super::clock::TimeSpec;
+use std::mem::{size_of, zeroed};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+/// Datagrams per recvmmsg/sendmmsg call.
+pub const BATCH: usize = 64;
+/// Receive buffer per datagram; longer datagrams are reported as truncated.
+pub const DATAGRAM_MAX: usize = 2048;
+/// Control-message space per datagram (timestamp + pktinfo, with headers and padding).
+const CONTROL_WORDS: usize = 16;
+
+/// A bound, non-blocking UDP socket.
+#[derive(Debug)]
+pub struct UdpSocket {
+    fd: OwnedFd,
+    local: SocketAddr,
+}
+
+fn setsockopt_int(fd: i32, level: i32, name: i32, value: i32) -> std::io::Result<()> {
+    // SAFETY: the option value is a local c_int whose size is passed.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&value as *const i32).cast(),
+            size_of::<i32>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(super::last_error());
+    }
+    Ok(())
+}
+
+impl UdpSocket {
+    /// Opens and binds a UDP socket on `addr` with receive timestamps enabled. IPv6 sockets are
+    /// IPv6-only so that an IPv4 socket can share the port.
+    pub fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+        let v6 = addr.is_ipv6();
+        let domain = if v6 { libc::AF_INET6 } else { libc::AF_INET };
+        // SAFETY: socket(2) with constant arguments; the result is checked.
+        let raw = unsafe {
+            libc::socket(
+                domain,
+                libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                0,
+            )
+        };
+        if raw < 0 {
+            return Err(super::last_error());
+        }
+        // SAFETY: `raw` is a fresh descriptor owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let s = fd.as_raw_fd();
+        setsockopt_int(s, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+        setsockopt_int(s, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1)?;
+        let pktinfo = addr.ip().is_unspecified();
+        if v6 {
+            setsockopt_int(s, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
+            if pktinfo {
+                setsockopt_int(s, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 1)?;
+            }
+        } else if pktinfo {
+            setsockopt_int(s, libc::IPPROTO_IP, libc::IP_PKTINFO, 1)?;
+        }
+        let (storage, len) = to_sockaddr(addr);
+        // SAFETY: `storage` holds a valid sockaddr of `len` bytes for this socket's family.
+        let r = unsafe { libc::bind(s, (&storage as *const libc::sockaddr_storage).cast(), len) };
+        if r != 0 {
+            return Err(super::last_error());
+        }
+        let local = local_addr(s).unwrap_or(addr);
+        Ok(UdpSocket { fd, local })
+    }
+
+    /// The descriptor, for the poll set.
+    pub fn fd(&self) -> i32 {
+        self.fd.as_raw_fd()
+    }
+
+    /// The bound address (with the kernel-chosen port if 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+}
+
+fn local_addr(fd: i32) -> Option<SocketAddr> {
+    // SAFETY: zeroed storage is valid; getsockname writes at most `len` bytes into it.
+    unsafe {
+        let mut storage: libc::sockaddr_storage = zeroed();
+        let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        if libc::getsockname(fd, (&mut storage as *mut libc::sockaddr_storage).cast(), &mut len)
+            != 0
+        {
+            return None;
+        }
+        from_sockaddr(&storage)
+    }
+}
+
+fn to_sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: an all-zero sockaddr_storage is a valid value.
+    let mut storage: libc::sockaddr_storage = unsafe { zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+            unsafe {
+                std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin);
+            }
+            size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: 0,
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
+            unsafe {
+                std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin6);
+            }
+            size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (storage, len as libc::socklen_t)
+}
+
+fn from_sockaddr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    match i32::from(storage.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in; storage is aligned for it.
+            let sin: &libc::sockaddr_in =
+                unsafe { &*(storage as *const libc::sockaddr_storage).cast() };
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes()),
+                u16::from_be(sin.sin_port),
+            )))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says the storage holds a sockaddr_in6; storage is aligned for it.
+            let sin6: &libc::sockaddr_in6 =
+                unsafe { &*(storage as *const libc::sockaddr_storage).cast() };
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(sin6.sin6_addr.s6_addr),
+                u16::from_be(sin6.sin6_port),
+                sin6.sin6_flowinfo,
+                sin6.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+/// The local address and interface a datagram arrived on (from IP_PKTINFO/IPV6_PKTINFO).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PacketInfo {
+    /// IPv4 destination address and interface index.
+    V4 { addr: [u8; 4], ifindex: i32 },
+    /// IPv6 destination address and interface index.
+    V6 { addr: [u8; 16], ifindex: u32 },
+}
+
+/// One received datagram, borrowed from an [`RxBatch`].
+#[derive(Debug, Clone, Copy)]
+pub struct Datagram<'a> {
+    /// The payload.
+    pub data: &'a [u8],
+    /// The sender.
+    pub from: SocketAddr,
+    /// Kernel receive timestamp (CLOCK_REALTIME), when the kernel gave one.
+    pub rx: Option<TimeSpec>,
+    /// Destination address, on wildcard sockets.
+    pub local: Option<PacketInfo>,
+    /// The datagram was longer than the buffer (or the control data was cut).
+    pub truncated: bool,
+}
+
+/// Buffers and headers for one recvmmsg call, allocated once.
+pub struct RxBatch {
+    bufs: Box<[u8]>,
+    addrs: Box<[libc::sockaddr_storage]>,
+    control: Box<[[u64; CONTROL_WORDS]]>,
+    iovs: Box<[libc::iovec]>,
+    hdrs: Box<[libc::mmsghdr]>,
+    count: usize,
+}
+
+impl std::fmt::Debug for RxBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RxBatch").field("count", &self.count).finish()
+    }
+}
+
+fn zeroed_slice<T>(n: usize) -> Box<[T]> {
+    // SAFETY: only used for libc plain-old-data structs (iovec, mmsghdr, sockaddr_storage) for
+    // which all-zero bytes are a valid value.
+    (0..n).map(|_| unsafe { zeroed::<T>() }).collect()
+}
+
+impl Default for RxBatch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RxBatch {
+    /// Allocates the batch (done once at start-up).
+    pub fn new() -> RxBatch {
+        RxBatch {
+            bufs: vec![0u8; BATCH * DATAGRAM_MAX].into_boxed_slice(),
+            addrs: zeroed_slice(BATCH),
+            control: vec![[0u64; CONTROL_WORDS]; BATCH].into_boxed_slice(),
+            iovs: zeroed_slice(BATCH),
+            hdrs: zeroed_slice(BATCH),
+            count: 0,
+        }
+    }
+
+    /// Receives up to [`BATCH`] datagrams without blocking; returns how many arrived (0 when the
+    /// socket had none).
+    pub fn recv(&mut self, socket: &UdpSocket) -> std::io::Result<usize> {
+        self.count = 0;
+        let bufs = self.bufs.as_mut_ptr();
+        for i in 0..BATCH {
+            // SAFETY: i * DATAGRAM_MAX + DATAGRAM_MAX <= bufs.len(), so the pointer stays inside.
+            self.iovs[i] = libc::iovec {
+                iov_base: unsafe { bufs.add(i * DATAGRAM_MAX) }.cast(),
+                iov_len: DATAGRAM_MAX,
+            };
+            let hdr = &mut self.hdrs[i];
+            hdr.msg_hdr.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
+            hdr.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            hdr.msg_hdr.msg_iov = &mut self.iovs[i];
+            hdr.msg_hdr.msg_iovlen = 1;
+            hdr.msg_hdr.msg_control = self.control[i].as_mut_ptr().cast();
+            hdr.msg_hdr.msg_controllen = CONTROL_WORDS * 8;
+            hdr.msg_hdr.msg_flags = 0;
+            hdr.msg_len = 0;
+        }
+        // SAFETY: every header points at buffers owned by `self` that stay alive and unaliased
+        // for the call; the count passed equals the number of headers.
+        let n = unsafe {
+            libc::recvmmsg(
+                socket.fd(),
+                self.hdrs.as_mut_ptr(),
+                BATCH as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            let err = super::last_error();
+            return match err.kind() {
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted => Ok(0),
+                _ => Err(err),
+            };
+        }
+        self.count = n as usize;
+        Ok(self.count)
+    }
+
+    /// The `i`-th datagram of the last `recv`; `None` past the end or when the sender address is
+    /// not an IP address.
+    pub fn get(&self, i: usize) -> Option<Datagram<'_>> {
+        if i >= self.count {
+            return None;
+        }
+        let hdr = &self.hdrs[i];
+        let from = from_sockaddr(&self.addrs[i])?;
+        let len = (hdr.msg_len as usize).min(DATAGRAM_MAX);
+        let data = &self.bufs[i * DATAGRAM_MAX..i * DATAGRAM_MAX + len];
+        let truncated = hdr.msg_hdr.msg_flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) != 0;
+        let mut rx = None;
+        let mut local = None;
+        // SAFETY: the kernel filled msg_control/msg_controllen of this header; the CMSG_* macros
+        // walk only within that length, and each payload is read unaligned with its known type
+        // after checking level, type and length.
+        unsafe {
+            let msg = &hdr.msg_hdr;
+            let mut cmsg = libc::CMSG_FIRSTHDR(msg);
+            while !cmsg.is_null() {
+                let c = &*cmsg;
+                let data_ptr = libc::CMSG_DATA(cmsg);
+                let payload = c.cmsg_len as usize - (data_ptr as usize - cmsg as usize);
+                match (c.cmsg_level, c.cmsg_type) {
+                    (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS)
+                        if payload >= size_of::<libc::timespec>() =>
+                    {
+                        let ts: libc::timespec = std::ptr::read_unaligned(data_ptr.cast());
+                        rx = Some(TimeSpec {
+                            sec: ts.tv_sec,
+                            nsec: u32::try_from(ts.tv_nsec).unwrap_or(0),
+                        });
+                    }
+                    (libc::IPPROTO_IP, libc::IP_PKTINFO)
+                        if payload >= size_of::<libc::in_pktinfo>() =>
+                    {
+                        let pi: libc::in_pktinfo = std::ptr::read_unaligned(data_ptr.cast());
+                        local = Some(PacketInfo::V4 {
+                            addr: pi.ipi_addr.s_addr.to_ne_bytes(),
+                            ifindex: pi.ipi_ifindex,
+                        });
+                    }
+                    (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO)
+                        if payload >= size_of::<libc::in6_pktinfo>() =>
+                    {
+                        let pi: libc::in6_pktinfo = std::ptr::read_unaligned(data_ptr.cast());
+                        local = Some(PacketInfo::V6 {
+                            addr: pi.ipi6_addr.s6_addr,
+                            ifindex: pi.ipi6_ifindex,
+                        });
+                    }
+                    _ => {}
+                }
+                cmsg = libc::CMSG_NXTHDR(msg, cmsg);
+            }
+        }
+        Some(Datagram {
+            data,
+            from,
+            rx,
+            local,
+            truncated,
+        })
+    }
+}
+
+/// Buffers and headers for one sendmmsg call, allocated once. Fill with [`TxBatch::slot`] and
+/// [`TxBatch::commit`], patch the payloads, then [`TxBatch::send`].
+pub struct TxBatch {
+    bufs: Box<[u8]>,
+    lens: Box<[usize]>,
+    stamp: Box<[bool]>,
+    addrs: Box<[libc::sockaddr_storage]>,
+    addr_lens: Box<[libc::socklen_t]>,
+    control: Box<[[u64; CONTROL_WORDS]]>,
+    control_lens: Box<[usize]>,
+    iovs: Box<[libc::iovec]>,
+    hdrs: Box<[libc::mmsghdr]>,
+    count: usize,
+}
+
+impl std::fmt::Debug for TxBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TxBatch").field("count", &self.count).finish()
+    }
+}
+
+impl Default for TxBatch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TxBatch {
+    /// Allocates the batch (done once at start-up).
+    pub fn new() -> TxBatch {
+        TxBatch {
+            bufs: vec![0u8; BATCH * DATAGRAM_MAX].into_boxed_slice(),
+            lens: vec![0; BATCH].into_boxed_slice(),
+            stamp: vec![false; BATCH].into_boxed_slice(),
+            addrs: zeroed_slice(BATCH),
+            addr_lens: vec![0; BATCH].into_boxed_slice(),
+            control: vec![[0u64; CONTROL_WORDS]; BATCH].into_boxed_slice(),
+            control_lens: vec![0; BATCH].into_boxed_slice(),
+            iovs: zeroed_slice(BATCH),
+            hdrs: zeroed_slice(BATCH),
+            count: 0,
+        }
+    }
+
+    /// The next free payload buffer, or `None` when the batch is full.
+    pub fn slot(&mut self) -> Option<&mut [u8]> {
+        let i = self.count;
+        if i >= BATCH {
+            return None;
+        }
+        Some(&mut self.bufs[i * DATAGRAM_MAX..(i + 1) * DATAGRAM_MAX])
+    }
+
+    /// Queues the current slot's first `len` bytes to `to`, sent from `local` when given;
+    /// `stamp` says whether [`TxBatch::stamped_payloads_mut`] should offer it for patching.
+    pub fn commit(&mut self, len: usize, to: SocketAddr, local: Option<PacketInfo>, stamp: bool) {
+        let i = self.count;
+        if i >= BATCH {
+            return;
+        }
+        self.lens[i] = len.min(DATAGRAM_MAX);
+        self.stamp[i] = stamp;
+        let (storage, alen) = to_sockaddr(to);
+        self.addrs[i] = storage;
+        self.addr_lens[i] = alen;
+        self.control_lens[i] = match local {
+            None => 0,
+            Some(info) => write_pktinfo(&mut self.control[i], info),
+        };
+        self.count += 1;
+    }
+
+    /// Queued payloads committed with `stamp`, for patching the transmit timestamp just before
+    /// sending.
+    pub fn stamped_payloads_mut(&mut self) -> impl Iterator<Item = &mut [u8]> + '_ {
+        let lens = &self.lens[..self.count];
+        let stamp = &self.stamp[..self.count];
+        self.bufs
+            .chunks_mut(DATAGRAM_MAX)
+            .zip(lens.iter().zip(stamp.iter()))
+            .filter(|(_, (_, &stamp))| stamp)
+            .map(|(buf, (&len, _))| &mut buf[..len])
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Sends every queued datagram (one sendmmsg, repeated only if the kernel took part of the
+    /// batch) and empties the batch. Returns (sent, failed).
+    pub fn send(&mut self, socket: &UdpSocket) -> (usize, usize) {
+        let total = self.count;
+        let bufs = self.bufs.as_mut_ptr();
+        for i in 0..total {
+            // SAFETY: i < BATCH, so the pointer stays inside `bufs`.
+            self.iovs[i] = libc::iovec {
+                iov_base: unsafe { bufs.add(i * DATAGRAM_MAX) }.cast(),
+                iov_len: self.lens[i],
+            };
+            let hdr = &mut self.hdrs[i];
+            hdr.msg_hdr.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
+            hdr.msg_hdr.msg_namelen = self.addr_lens[i];
+            hdr.msg_hdr.msg_iov = &mut self.iovs[i];
+            hdr.msg_hdr.msg_iovlen = 1;
+            if self.control_lens[i] > 0 {
+                hdr.msg_hdr.msg_control = self.control[i].as_mut_ptr().cast();
+                hdr.msg_hdr.msg_controllen = self.control_lens[i];
+            } else {
+                hdr.msg_hdr.msg_control = std::ptr::null_mut();
+                hdr.msg_hdr.msg_controllen = 0;
+            }
+            hdr.msg_hdr.msg_flags = 0;
+            hdr.msg_len = 0;
+        }
+        let mut sent = 0;
+        let mut failed = 0;
+        while sent + failed < total {
+            let start = sent + failed;
+            // SAFETY: headers start..total point at buffers owned by `self`, alive for the call.
+            let n = unsafe {
+                libc::sendmmsg(
+                    socket.fd(),
+                    self.hdrs[start..].as_mut_ptr(),
+                    (total - start) as libc::c_uint,
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if n > 0 {
+                sent += n as usize;
+            } else if n < 0 && super::last_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            } else {
+                // The first remaining datagram failed (unreachable, buffer full): skip it.
+                failed += 1;
+            }
+        }
+        self.count = 0;
+        (sent, failed)
+    }
+}
+
+fn write_pktinfo(control: &mut [u64; CONTROL_WORDS], info: PacketInfo) -> usize {
+    let (level, kind, payload_len) = match info {
+        PacketInfo::V4 { .. } => (
+            libc::IPPROTO_IP,
+            libc::IP_PKTINFO,
+            size_of::<libc::in_pktinfo>(),
+        ),
+        PacketInfo::V6 { .. } => (
+            libc::IPPROTO_IPV6,
+            libc::IPV6_PKTINFO,
+            size_of::<libc::in6_pktinfo>(),
+        ),
+    };
+    control.fill(0);
+    // SAFETY: CMSG_SPACE of a pktinfo (<= 40 bytes) fits the 128-byte, 8-aligned control buffer;
+    // the header and payload are written inside it through the CMSG_* macros on a msghdr that
+    // describes exactly this buffer.
+    unsafe {
+        let space = libc::CMSG_SPACE(payload_len as u32) as usize;
+        let mut msg: libc::msghdr = zeroed();
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = space;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        if cmsg.is_null() {
+            return 0;
+        }
+        (*cmsg).cmsg_level = level;
+        (*cmsg).cmsg_type = kind;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(payload_len as u32) as usize;
+        let data = libc::CMSG_DATA(cmsg);
+        match info {
+            PacketInfo::V4 { addr, ifindex } => {
+                let pi = libc::in_pktinfo {
+                    ipi_ifindex: ifindex,
+                    ipi_spec_dst: libc::in_addr {
+                        s_addr: u32::from_ne_bytes(addr),
+                    },
+                    ipi_addr: libc::in_addr { s_addr: 0 },
+                };
+                std::ptr::write_unaligned(data.cast(), pi);
+            }
+            PacketInfo::V6 { addr, ifindex } => {
+                let pi = libc::in6_pktinfo {
+                    ipi6_addr: libc::in6_addr { s6_addr: addr },
+                    ipi6_ifindex: ifindex,
+                };
+                std::ptr::write_unaligned(data.cast(), pi);
+            }
+        }
+        space
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_round_trip_on_loopback_carries_rx_timestamps() {
+        let server = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for i in 0..5u8 {
+            client.send_to(&[i; 48], server.local_addr()).unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let mut rx = RxBatch::new();
+        assert_eq!(rx.recv(&server).unwrap(), 5);
+        let mut tx = TxBatch::new();
+        for i in 0..5 {
+            let d = rx.get(i).unwrap();
+            assert_eq!(d.data, &[i as u8; 48][..]);
+            assert_eq!(d.from, client.local_addr().unwrap());
+            assert!(d.rx.is_some_and(|t| t.sec > 1_600_000_000));
+            assert!(!d.truncated);
+            let slot = tx.slot().unwrap();
+            slot[..4].copy_from_slice(&[9, 9, 9, i as u8]);
+            tx.commit(4, d.from, d.local, true);
+        }
+        for p in tx.stamped_payloads_mut() {
+            p[0] = 7;
+        }
+        assert_eq!(tx.send(&server), (5, 0));
+        let mut buf = [0u8; 64];
+        for i in 0..5u8 {
+            let (n, _) = client.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..n], &[7, 9, 9, i]);
+        }
+        assert_eq!(rx.recv(&server).unwrap(), 0);
+    }
+
+    #[test]
+    fn wildcard_socket_reports_destination_and_replies_from_it() {
+        let server = UdpSocket::bind("0.0.0.0:0".parse().unwrap()).unwrap();
+        let port = server.local_addr().port();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.send_to(&[1; 48], ("127.0.0.1", port)).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let mut rx = RxBatch::new();
+        assert_eq!(rx.recv(&server).unwrap(), 1);
+        let d = rx.get(0).unwrap();
+        assert!(matches!(d.local, Some(PacketInfo::V4 { addr: [127, 0, 0, 1], .. })));
+        let mut tx = TxBatch::new();
+        tx.slot().unwrap()[0] = 5;
+        tx.commit(1, d.from, d.local, false);
+        assert_eq!(tx.send(&server), (1, 0));
+        let mut buf = [0u8; 8];
+        let (n, from) = client.recv_from(&mut buf).unwrap();
+        assert_eq!((n, from.port()), (1, port));
+    }
+
+    #[test]
+    fn oversized_datagram_is_flagged_truncated() {
+        let server = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        client
+            .send_to(&vec![0u8; DATAGRAM_MAX + 10], server.local_addr())
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let mut rx = RxBatch::new();
+        assert_eq!(rx.recv(&server).unwrap(), 1);
+        assert!(rx.get(0).unwrap().truncated);
+    }
+}

@@ -1,0 +1,412 @@
+//! Test harness for whole-daemon tests: starts `gnomond -x -d` under the `noclock` wrapper (no
+//! CAP_SYS_TIME, so nothing it does can touch this machine's clock) with a temporary
+//! configuration on a random free loopback port, waits until it answers, and kills it by PID
+//! and removes the temporary directory on drop, even when the test fails.
+//!
+//! Used by `daemon_*.rs` and by the interop tests (`interop_*.rs`), which may append helpers at
+//! the end of this file.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The gnomond binary Cargo built for these tests.
+pub fn gnomond_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_gnomond"))
+}
+
+/// The `noclock` wrapper: `shared/tools/noclock` beside the workspace (CI's layout), else
+/// /work/shared/tools/noclock. Panics if neither exists: daemons must never run without it.
+pub fn noclock() -> PathBuf {
+    let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/tools/noclock");
+    for p in [beside, PathBuf::from("/work/shared/tools/noclock")] {
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!("shared/tools/noclock not found: refusing to start a time daemon without it");
+}
+
+/// A temporary directory removed on drop.
+#[derive(Debug)]
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    /// Creates a fresh directory under the system temp dir.
+    pub fn new(tag: &str) -> TempDir {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let path = std::env::temp_dir().join(format!(
+            "gnomond-test-{tag}-{}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir { path }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A path inside the directory.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+fn pseudo_random() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+/// A UDP port in 20000–60000 that is free on 127.0.0.1 and [::1] right now.
+pub fn free_udp_port() -> u16 {
+    for _ in 0..200 {
+        let port = 20_000 + (pseudo_random() % 40_000) as u16;
+        let v4 = UdpSocket::bind(("127.0.0.1", port));
+        let v6 = UdpSocket::bind(("::1", port));
+        if v4.is_ok() && v6.is_ok() {
+            return port;
+        }
+    }
+    panic!("no free UDP port found");
+}
+
+/// A 48-byte NTPv4 client (mode 3) request whose transmit timestamp is `tx`.
+pub fn client_request(tx: [u8; 8]) -> [u8; 48] {
+    let mut req = [0u8; 48];
+    req[0] = 0x23; // LI 0, VN 4, mode 3
+    req[2] = 6; // poll
+    req[3] = 0xe9; // precision -23
+    req[40..48].copy_from_slice(&tx);
+    req
+}
+
+/// Sends `request` to `server` and returns the first reply within `timeout`.
+pub fn exchange(server: SocketAddr, request: &[u8], timeout: Duration) -> Option<Vec<u8>> {
+    let bind: SocketAddr = if server.is_ipv6() {
+        "[::1]:0".parse().unwrap()
+    } else {
+        "127.0.0.1:0".parse().unwrap()
+    };
+    let sock = UdpSocket::bind(bind).ok()?;
+    sock.set_read_timeout(Some(timeout)).ok()?;
+    sock.send_to(request, server).ok()?;
+    let mut buf = [0u8; 2048];
+    let (n, from) = sock.recv_from(&mut buf).ok()?;
+    (from == server).then(|| buf[..n].to_vec())
+}
+
+/// Sends a mode 3 request and returns the reply if it is a mode 4 answer to that request.
+pub fn query(server: SocketAddr, timeout: Duration) -> Option<Vec<u8>> {
+    let tx = pseudo_random().to_be_bytes();
+    let reply = exchange(server, &client_request(tx), timeout)?;
+    (reply.len() >= 48 && reply[0] & 7 == 4 && reply[24..32] == tx).then_some(reply)
+}
+
+/// What `Daemon::start` waits for before returning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ready {
+    /// A mode 3 query to 127.0.0.1:port is answered.
+    Answers,
+    /// The PID file exists (for configurations that answer nobody on IPv4 loopback).
+    PidFile,
+}
+
+/// A running gnomond, killed by PID on drop.
+#[derive(Debug)]
+pub struct Daemon {
+    child: Option<Child>,
+    /// Its NTP port.
+    pub port: u16,
+    /// Its PID file.
+    pub pidfile: PathBuf,
+    /// Its configuration file.
+    pub config: PathBuf,
+    /// Where its stderr goes.
+    pub log: PathBuf,
+    /// The temporary directory holding all of the above (removed last).
+    pub dir: TempDir,
+}
+
+impl Daemon {
+    /// Starts `gnomond -x -d -u root -f CONF` where CONF is `port P`, `pidfile DIR/gnomond.pid`
+    /// and then `extra` (more directives, one per line), and waits until it answers on
+    /// 127.0.0.1. `extra` should contain an `allow` for 127.0.0.1.
+    pub fn start(extra: &str) -> Daemon {
+        Daemon::start_with(extra, &[], Ready::Answers)
+    }
+
+    /// As [`Daemon::start`], with more command-line arguments and a choice of readiness test.
+    pub fn start_with(extra: &str, args: &[&str], ready: Ready) -> Daemon {
+        let dir = TempDir::new("daemon");
+        let port = free_udp_port();
+        let pidfile = dir.join("gnomond.pid");
+        let config = dir.join("gnomond.conf");
+        let log = dir.join("stderr.log");
+        std::fs::write(
+            &config,
+            format!("port {port}\npidfile {}\n{extra}\n", pidfile.display()),
+        )
+        .unwrap();
+        let mut daemon = Daemon {
+            child: None,
+            port,
+            pidfile,
+            config,
+            log,
+            dir,
+        };
+        daemon.spawn(args);
+        daemon.wait_ready(ready, Duration::from_secs(20));
+        daemon
+    }
+
+    fn spawn(&mut self, args: &[&str]) {
+        let stderr = std::fs::File::create(&self.log).unwrap();
+        let child = Command::new(noclock())
+            .arg(gnomond_bin())
+            .args(["-x", "-d", "-u", "root", "-f"])
+            .arg(&self.config)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    fn wait_ready(&mut self, ready: Ready, limit: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Some(status) = self.try_wait() {
+                panic!("gnomond exited early ({status}):\n{}", self.stderr());
+            }
+            let ok = match ready {
+                Ready::Answers => query(self.addr_v4(), Duration::from_millis(200)).is_some(),
+                Ready::PidFile => self.pidfile.exists(),
+            };
+            if ok {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("gnomond did not become ready:\n{}", self.stderr());
+    }
+
+    /// The server's IPv4 loopback address.
+    pub fn addr_v4(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The server's IPv6 loopback address.
+    pub fn addr_v6(&self) -> SocketAddr {
+        format!("[::1]:{}", self.port).parse().unwrap()
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// Everything it wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Its exit status if it has exited.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// Sends `signal` (e.g. "TERM") to the daemon by PID.
+    pub fn signal(&self, signal: &str) {
+        if self.child.is_some() {
+            let _ = Command::new("kill")
+                .arg(format!("-{signal}"))
+                .arg(self.pid().to_string())
+                .status();
+        }
+    }
+
+    /// Sends SIGTERM and waits (up to 10 s) for the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        self.signal("TERM");
+        self.wait_exit(Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("gnomond ignored SIGTERM:\n{}", self.stderr()))
+    }
+
+    /// Waits up to `limit` for the process to exit.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Some(s) = self.try_wait() {
+                self.child = None;
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Runs gnomond to completion with `args` (always under noclock) and returns its output.
+/// Use for options that exit at once (-h, -v, -p, bad options, bad configs).
+pub fn run_gnomond(args: &[&str]) -> Output {
+    let mut child = Command::new(noclock())
+        .arg(gnomond_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Bounded wait: a daemon that unexpectedly keeps running is killed after 20 s.
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            return child.wait_with_output().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// ---- Helpers for the interop tests (interop_*.rs), appended by engineer "bench". ----
+
+/// The path of a required third-party program; panics (the test FAILS, never skips) when it is
+/// missing, naming the script that installs it.
+pub fn require_tool(name: &str) -> PathBuf {
+    for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/bin", "/usr/local/sbin"] {
+        let p = Path::new(dir).join(name);
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!("{name} is not installed: run shared/tools/install-peers.sh (interop tests never skip)");
+}
+
+/// A real chronyd started as `noclock chronyd -x -d -u root -f CONF`, killed by PID on drop.
+/// CONF is `pidfile DIR/chronyd.pid` followed by `conf`.
+#[derive(Debug)]
+pub struct Chronyd {
+    child: Option<Child>,
+    /// Its configuration file.
+    pub config: PathBuf,
+    /// Where its output goes.
+    pub log: PathBuf,
+    /// The temporary directory (removed last).
+    pub dir: TempDir,
+}
+
+impl Chronyd {
+    /// Starts chronyd with `conf` (directives, one per line). Returns at once: use
+    /// [`wait_answers`] or chronyc to know when it is ready.
+    pub fn start(conf: &str) -> Chronyd {
+        let chronyd = require_tool("chronyd");
+        let dir = TempDir::new("chronyd");
+        let config = dir.join("chronyd.conf");
+        let log = dir.join("chronyd.log");
+        std::fs::write(
+            &config,
+            format!("pidfile {}\n{conf}\n", dir.join("chronyd.pid").display()),
+        )
+        .unwrap();
+        let out = std::fs::File::create(&log).unwrap();
+        let err = out.try_clone().unwrap();
+        let child = Command::new(noclock())
+            .arg(chronyd)
+            .args(["-x", "-d", "-u", "root", "-f"])
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap();
+        Chronyd {
+            child: Some(child),
+            config,
+            log,
+            dir,
+        }
+    }
+
+    /// Everything it logged so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Chronyd {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Waits up to `limit` until `server` answers a mode 3 query; panics with `what` otherwise.
+pub fn wait_answers(server: SocketAddr, limit: Duration, what: &str) {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if query(server, Duration::from_millis(200)).is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} did not answer on {server} within {limit:?}");
+}
+
+/// Runs a program to completion, killing it after `limit`; returns its output.
+pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
