@@ -286,6 +286,8 @@ pub struct Figures {
     pub cpu_us: f64,
     /// Server CPU use during the load (1.0 = one core busy).
     pub cpu_share: f64,
+    /// Generator CPU use during the load (1.0 = its core busy).
+    pub gen_share: f64,
     /// Latency under saturation, microseconds.
     pub p50_us: f64,
     /// Latency under saturation, microseconds.
@@ -383,6 +385,13 @@ pub fn run(opts: &ServerOptions) -> Result<(String, bool), String> {
             rate: median(ss.iter().map(|s| s.load.rate()).collect()),
             cpu_us: median(ss.iter().map(Sample::cpu_us_per_response).collect()),
             cpu_share: median(ss.iter().map(Sample::cpu_share).collect()),
+            gen_share: median(
+                ss.iter()
+                    .map(|s| {
+                        s.load.generator_cpu_seconds / s.load.send_elapsed.as_secs_f64().max(1e-9)
+                    })
+                    .collect(),
+            ),
             p50_us: median(
                 ss.iter()
                     .map(|s| s.load.latency.quantile(0.5) as f64 / 1e3)
@@ -431,11 +440,12 @@ pub fn report(opts: &ServerOptions, figs: &[Figures]) -> String {
     );
     let _ = writeln!(
         out,
-        "{:<8} {:>12} {:>9} {:>7} {:>9} {:>9} {:>10} {:>10} {:>9} {:>7} {:>7}",
+        "{:<8} {:>12} {:>9} {:>7} {:>7} {:>9} {:>9} {:>10} {:>10} {:>9} {:>7} {:>7}",
         "server",
         "responses/s",
         "CPU us/r",
         "CPU %",
+        "gen %",
         "p50 us",
         "p99 us",
         "1-fl p50",
@@ -447,11 +457,12 @@ pub fn report(opts: &ServerOptions, figs: &[Figures]) -> String {
     for f in figs {
         let _ = writeln!(
             out,
-            "{:<8} {:>12.0} {:>9.3} {:>7.1} {:>9.1} {:>9.1} {:>10.1} {:>10.1} {:>9} {:>7} {:>7}",
+            "{:<8} {:>12.0} {:>9.3} {:>7.1} {:>7.1} {:>9.1} {:>9.1} {:>10.1} {:>10.1} {:>9} {:>7} {:>7}",
             f.name,
             f.rate,
             f.cpu_us,
             f.cpu_share * 100.0,
+            f.gen_share * 100.0,
             f.p50_us,
             f.p99_us,
             f.idle_p50_us,
@@ -498,6 +509,12 @@ pub fn report(opts: &ServerOptions, figs: &[Figures]) -> String {
     if let (Some(g), Some(b)) = (get("gnomond"), get("bare")) {
         target("responses/s >= 0.9 x bare", g.rate >= 0.9 * b.rate);
     }
+    let _ = writeln!(
+        out,
+        "columns: CPU us/r = server utime+stime per valid response; CPU % = server, gen % = \
+         generator, share of one core while loaded; p50/p99 = latency at saturation; 1-fl = \
+         latency with one request in flight; RSS = VmRSS after start, before load"
+    );
     for f in figs {
         if f.cpu_share < 0.9 {
             let _ = writeln!(
@@ -529,6 +546,68 @@ mod tests {
         let b = server_conf(12345, Path::new("/tmp/x"), "gnomond", &[]);
         assert!(a.contains("port 12345\n") && a.contains("local stratum 10\n"));
         assert_eq!(a.replace("chronyd.pid", "P"), b.replace("gnomond.pid", "P"));
+    }
+
+    fn fig(name: &'static str, rate: f64, cpu_us: f64, rss_kib: u64) -> Figures {
+        Figures {
+            name,
+            rate,
+            cpu_us,
+            cpu_share: 0.95,
+            gen_share: 0.9,
+            rss_kib,
+            ..Figures::default()
+        }
+    }
+
+    fn opts() -> ServerOptions {
+        ServerOptions {
+            servers: vec![Kind::Chronyd, Kind::Gnomond, Kind::Bare],
+            chronyd: "chronyd".into(),
+            gnomond: "gnomond".into(),
+            bench: "gnomon-bench".into(),
+            reps: 3,
+            duration: Duration::from_secs(5),
+            sockets: 32,
+            window: 4,
+            server_cpu: 0,
+            load_cpu: 1,
+            nice: -10,
+            fifo: 1,
+            extra_conf: vec![],
+        }
+    }
+
+    #[test]
+    fn report_judges_each_target_from_the_ratios() {
+        let figs = [
+            fig("chronyd", 100_000.0, 5.0, 5000),
+            fig("gnomond", 125_000.0, 3.9, 3000),
+            fig("bare", 130_000.0, 3.5, 2000),
+        ];
+        let r = report(&opts(), &figs);
+        assert!(
+            r.contains("gnomond/chronyd: responses/s 1.250, CPU per response 0.780"),
+            "{r}"
+        );
+        assert!(r.contains("target responses/s >= 1.2 x chronyd: met"));
+        assert!(r.contains("target CPU per response <= 0.8 x chronyd: met"));
+        assert!(r.contains("target idle RSS <= chronyd: met"));
+        assert!(r.contains("target responses/s >= 0.9 x bare: met"));
+        let slow = [
+            fig("chronyd", 100_000.0, 5.0, 5000),
+            fig("gnomond", 110_000.0, 4.5, 6000),
+            fig("bare", 130_000.0, 3.5, 2000),
+        ];
+        let r = report(&opts(), &slow);
+        assert_eq!(r.matches("NOT MET").count(), 4, "{r}");
+    }
+
+    #[test]
+    fn report_flags_an_unsaturated_server() {
+        let mut f = fig("chronyd", 1.0, 1.0, 1);
+        f.cpu_share = 0.5;
+        assert!(report(&opts(), &[f]).contains("chronyd used 50 % of its CPU"));
     }
 
     #[test]

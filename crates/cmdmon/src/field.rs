@@ -245,11 +245,12 @@ impl<'a> Reader<'a> {
             }),
         }
     }
-    /// A fixed-size NUL-padded string: the bytes before the first NUL.
+    /// A fixed-size NUL-terminated string: the bytes before the first NUL. The last byte is
+    /// always taken as the terminator, so at most `size - 1` bytes come back (as encoded).
     pub fn fixed_str(&mut self, size: usize) -> Result<Vec<u8>, DecodeError> {
         let start = self.pos;
         self.skip(size)?;
-        let s = &self.buf[start..self.pos];
+        let s = &self.buf[start..self.pos.saturating_sub(1).max(start)];
         let n = s.iter().position(|&b| b == 0).unwrap_or(s.len());
         Ok(s[..n].to_vec())
     }

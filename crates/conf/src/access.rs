@@ -7,7 +7,6 @@
 //! resolves when it reads the file (an unresolvable name is fatal there). Prefix lengths above the
 //! family maximum are accepted by chronyd and mean the whole address; we clamp them.
 
-use crate::scan;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -23,10 +22,19 @@ pub struct AccessSpec {
 /// An address and prefix length, or a host name to be resolved by the daemon.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Subnet {
-    V4 { addr: Ipv4Addr, prefix: u8 },
-    V6 { addr: Ipv6Addr, prefix: u8 },
+    V4 {
+        addr: Ipv4Addr,
+        prefix: u8,
+    },
+    V6 {
+        addr: Ipv6Addr,
+        prefix: u8,
+    },
     /// Resolved later; `prefix` is applied to the resolved address when given.
-    Host { name: String, prefix: Option<u8> },
+    Host {
+        name: String,
+        prefix: Option<u8>,
+    },
 }
 
 impl Subnet {
@@ -124,13 +132,7 @@ pub(crate) fn parse_access(args: &[&str]) -> Option<AccessSpec> {
 /// Parse `ADDR[/BITS]`, a partial IPv4 address, or a host name.
 pub(crate) fn parse_subnet(s: &str) -> Option<Subnet> {
     let (addr, bits) = match s.split_once('/') {
-        Some((a, b)) => {
-            if b.is_empty() || !b.bytes().all(|c| c.is_ascii_digit()) {
-                return None;
-            }
-            let v = scan::strict_i32(b).filter(|v| *v >= 0)?;
-            (a, Some(v))
-        }
+        Some((a, b)) => (a, Some(parse_decimal(b, u32::MAX)?)),
         None => (s, None),
     };
     if addr.is_empty() {
@@ -141,9 +143,12 @@ pub(crate) fn parse_subnet(s: &str) -> Option<Subnet> {
         let prefix = bits.map_or(128, |b| b.min(128)) as u8;
         return Some(Subnet::V6 { addr: ip, prefix });
     }
-    if addr.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
+    if addr
+        .bytes()
+        .all(|c| c.is_ascii_digit() || c == b'.' || c == b'+')
+    {
         let (ip, n) = parse_partial_v4(addr)?;
-        let prefix = bits.map_or(8 * n, |b| b.min(32)) as u8;
+        let prefix = bits.map_or(8 * n as u32, |b| b.min(32)) as u8;
         return Some(Subnet::V4 { addr: ip, prefix });
     }
     // `all` in the subnet position (`allow all all`) is a host name nobody can resolve.
@@ -152,7 +157,9 @@ pub(crate) fn parse_subnet(s: &str) -> Option<Subnet> {
     }
     let host_ok = addr
         .bytes()
-        .all(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'-' || c == b'_');
+        .all(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'-' || c == b'_')
+        && addr.bytes().any(|c| c.is_ascii_alphabetic())
+        && !addr.starts_with(['-', '.']);
     if !host_ok {
         return None;
     }
@@ -162,19 +169,37 @@ pub(crate) fn parse_subnet(s: &str) -> Option<Subnet> {
     })
 }
 
+/// A `%d`-style number as chronyd reads address parts and prefix lengths: optional `+`, any
+/// number of digits (leading zeros allowed), at most `max`.
+fn parse_decimal(s: &str, max: u32) -> Option<u32> {
+    let digits = s.strip_prefix('+').unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let trimmed = digits.trim_start_matches('0');
+    if trimmed.len() > 10 {
+        return None;
+    }
+    let v: u64 = if trimmed.is_empty() {
+        0
+    } else {
+        trimmed.parse().ok()?
+    };
+    u32::try_from(v).ok().filter(|v| *v <= max)
+}
+
 /// `a`, `a.b`, `a.b.c` or `a.b.c.d`, each part 0..=255; returns the address and part count.
-fn parse_partial_v4(s: &str) -> Option<(Ipv4Addr, i32)> {
+fn parse_partial_v4(s: &str) -> Option<(Ipv4Addr, usize)> {
     let mut octets = [0u8; 4];
     let mut n = 0;
     for part in s.split('.') {
-        if n == 4 || part.is_empty() || part.len() > 3 {
+        if n == 4 {
             return None;
         }
-        let v: u16 = part.parse().ok()?;
-        octets[n] = u8::try_from(v).ok()?;
+        octets[n] = u8::try_from(parse_decimal(part, 255)?).ok()?;
         n += 1;
     }
-    Some((Ipv4Addr::from(octets), n as i32))
+    Some((Ipv4Addr::from(octets), n))
 }
 
 #[cfg(test)]
@@ -215,11 +240,32 @@ mod tests {
             "1.2.3.4/",
             "/8",
             "1.2.3.4/24x",
+            "-3",
+            "256",
+            "1..2",
+            "1.2.",
+            ".1",
+            "1.2.3.4/8/9",
+            "[::1]",
         ] {
             assert_eq!(parse_subnet(bad), None, "{bad}");
         }
         assert_eq!(parse_access(&["all", "all"]), None);
         assert_eq!(parse_access(&["1.2.3.4", "5"]), None);
+    }
+
+    #[test]
+    fn octets_and_prefix_take_plus_and_leading_zeros_like_chronyd() {
+        assert_eq!(v4("+3").prefix(), Some(8));
+        assert_eq!(
+            v4("00000001.2"),
+            Subnet::V4 {
+                addr: Ipv4Addr::new(1, 2, 0, 0),
+                prefix: 16
+            }
+        );
+        assert_eq!(v4("1.2.3.4/+8").prefix(), Some(8));
+        assert_eq!(v4("10/08").prefix(), Some(8));
     }
 
     #[test]

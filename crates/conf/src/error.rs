@@ -189,7 +189,10 @@ mod tests {
             e.to_string(),
             "Invalid directive at line 3 in file a.conf (did you mean `sched_priority`?)"
         );
-        assert_eq!(e.chrony_message(), "Invalid directive at line 3 in file a.conf");
+        assert_eq!(
+            e.chrony_message(),
+            "Invalid directive at line 3 in file a.conf"
+        );
     }
 
     #[test]
@@ -199,6 +202,9 @@ mod tests {
             path: "/x.conf".into(),
             reason: "No such file or directory".into(),
         };
-        assert_eq!(e.to_string(), "Could not open /x.conf : No such file or directory");
+        assert_eq!(
+            e.to_string(),
+            "Could not open /x.conf : No such file or directory"
+        );
     }
 }

@@ -55,7 +55,10 @@ const TYPES: &[(&str, KeyType)] = &[
 impl KeyType {
     /// chrony's name of the type.
     pub fn name(self) -> &'static str {
-        TYPES.iter().find(|(_, t)| *t == self).map_or("?", |(n, _)| n)
+        TYPES
+            .iter()
+            .find(|(_, t)| *t == self)
+            .map_or("?", |(n, _)| n)
     }
 
     /// Required key length in bytes for CMAC ciphers.
@@ -80,7 +83,13 @@ pub struct Key {
 impl fmt::Debug for Key {
     // Never print secrets.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Key {{ id: {}, kind: {:?}, bits: {} }}", self.id, self.kind, self.secret.len() * 8)
+        write!(
+            f,
+            "Key {{ id: {}, kind: {:?}, bits: {} }}",
+            self.id,
+            self.kind,
+            self.secret.len() * 8
+        )
     }
 }
 
@@ -151,7 +160,11 @@ pub fn parse_keyfile(text: &str, name: &Path) -> KeyFile {
                 if key.is_insecure() {
                     out.warnings.push(KeyWarning {
                         location,
-                        message: format!("Key {} is too short ({} bits, insecure; use at least 80)", key.id, key.secret.len() * 8),
+                        message: format!(
+                            "Key {} is too short ({} bits, insecure; use at least 80)",
+                            key.id,
+                            key.secret.len() * 8
+                        ),
                     });
                 }
                 out.keys.push(key);
@@ -190,7 +203,12 @@ fn parse_key_line(line: &str) -> Result<(u32, KeyType, Vec<u8>), String> {
     }
     if let Some(n) = kind.fixed_len() {
         if secret.len() != n {
-            return Err(format!("{} needs a {}-bit key, got {} bits", kind.name(), n * 8, secret.len() * 8));
+            return Err(format!(
+                "{} needs a {}-bit key, got {} bits",
+                kind.name(),
+                n * 8,
+                secret.len() * 8
+            ));
         }
     }
     Ok((id, kind, secret))
@@ -218,8 +236,14 @@ mod tests {
         assert_eq!(k.get(1).unwrap().kind, KeyType::Sha1);
         assert!(k.get(3).unwrap().is_insecure());
         let msgs: Vec<String> = k.warnings.iter().map(|w| w.to_string()).collect();
-        assert!(msgs[0].starts_with("k.keys:3: Could not parse key"), "{msgs:?}");
-        assert!(msgs[1].starts_with("k.keys:4: Key 3 is too short"), "{msgs:?}");
+        assert!(
+            msgs[0].starts_with("k.keys:3: Could not parse key"),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs[1].starts_with("k.keys:4: Key 3 is too short"),
+            "{msgs:?}"
+        );
         assert!(msgs[2].contains("AES128 needs a 128-bit key"), "{msgs:?}");
     }
 

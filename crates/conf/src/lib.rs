@@ -124,3 +124,41 @@ impl Config {
         self.entries.iter().map(|e| &e.directive)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unimplemented_directives_are_named_in_startup_warnings() {
+        let c = load_lines(&[
+            "rtcsync".into(),
+            "smoothtime 400 0.001".into(),
+            "linux_hz 100".into(),
+        ])
+        .unwrap();
+        let w: Vec<String> = c
+            .unimplemented_warnings(|d| matches!(d, Directive::RtcSync))
+            .iter()
+            .map(|w| w.to_string())
+            .collect();
+        assert_eq!(
+            w,
+            vec![
+                "<command line>:3: linux_hz directive is no longer supported".to_string(),
+                "<command line>:2: directive `smoothtime` is recognised but not implemented yet; it has no effect".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn print_skips_include_and_keeps_sourcedir() {
+        let c = load_lines(&[
+            "sourcedir /nonexistent".into(),
+            "include /nonexistent/*.conf".into(),
+            "rtcsync".into(),
+        ])
+        .unwrap();
+        assert_eq!(c.to_chrony_text(), "sourcedir /nonexistent\nrtcsync\n");
+    }
+}

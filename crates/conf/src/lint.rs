@@ -70,6 +70,12 @@ impl LintReport {
         self.fatal.is_some() || self.findings.iter().any(|f| f.severity == Severity::Error)
     }
 
+    /// Exit status for `gnomonc lint` / `gnomond --lint`: 1 when chronyd would refuse the file or
+    /// an error-level finding exists (like chronyd's exit status on a fatal error), else 0.
+    pub fn exit_code(&self) -> i32 {
+        i32::from(self.has_errors())
+    }
+
     /// Ids of the findings, in order (handy in tests).
     pub fn ids(&self) -> Vec<&'static str> {
         self.findings.iter().map(|f| f.id).collect()
@@ -151,10 +157,19 @@ pub fn lint(config: &Config) -> Vec<Finding> {
     };
     let s = config.settings();
     let first = |pred: &dyn Fn(&Directive) -> bool| {
-        config.entries.iter().find(|e| pred(&e.directive)).map(|e| &e.location)
+        config
+            .entries
+            .iter()
+            .find(|e| pred(&e.directive))
+            .map(|e| &e.location)
     };
     let last = |pred: &dyn Fn(&Directive) -> bool| {
-        config.entries.iter().rev().find(|e| pred(&e.directive)).map(|e| &e.location)
+        config
+            .entries
+            .iter()
+            .rev()
+            .find(|e| pred(&e.directive))
+            .map(|e| &e.location)
     };
 
     // port 0 with allow: no server socket, so allowed clients get no answers.
@@ -177,7 +192,11 @@ pub fn lint(config: &Config) -> Vec<Finding> {
     for e in &config.entries {
         let is_port = matches!(
             e.directive,
-            Directive::Port(_) | Directive::CmdPort(_) | Directive::NtsPort(_) | Directive::AcquisitionPort(_) | Directive::PtpPort(_)
+            Directive::Port(_)
+                | Directive::CmdPort(_)
+                | Directive::NtsPort(_)
+                | Directive::AcquisitionPort(_)
+                | Directive::PtpPort(_)
         );
         if is_port {
             let word = e.text.split(' ').nth(1).unwrap_or("");
@@ -186,7 +205,10 @@ pub fn lint(config: &Config) -> Vec<Finding> {
                     "port-value",
                     Severity::Error,
                     &e.location,
-                    format!("`{word}` is not a port number 0-65535; chronyd silently uses {}", port_value(&e.directive)),
+                    format!(
+                        "`{word}` is not a port number 0-65535; chronyd silently uses {}",
+                        port_value(&e.directive)
+                    ),
                     Some("write a plain decimal port number"),
                 );
             }
@@ -227,7 +249,10 @@ pub fn lint(config: &Config) -> Vec<Finding> {
         } else {
             non_smearing.push(src);
         }
-        if src.kind == SourceKind::Pool && (bare.eq_ignore_ascii_case("ntp.org") || bare.eq_ignore_ascii_case("www.pool.ntp.org")) {
+        if src.kind == SourceKind::Pool
+            && (bare.eq_ignore_ascii_case("ntp.org")
+                || bare.eq_ignore_ascii_case("www.pool.ntp.org"))
+        {
             push(
                 "pool-not-ntp-pool",
                 Severity::Error,
@@ -250,7 +275,10 @@ pub fn lint(config: &Config) -> Vec<Finding> {
                 "pool-maxsources-range",
                 Severity::Warning,
                 &src.location,
-                format!("maxsources {} is outside chrony's range 1-16", src.spec.maxsources),
+                format!(
+                    "maxsources {} is outside chrony's range 1-16",
+                    src.spec.maxsources
+                ),
                 Some("use a value from 1 to 16"),
             );
         }
@@ -283,7 +311,11 @@ pub fn lint(config: &Config) -> Vec<Finding> {
         }
         let mut newer = Vec::new();
         if src.spec.family.is_some() {
-            newer.push(if src.spec.family == Some(Family::V4) { "ipv4 (4.6)" } else { "ipv6 (4.6)" });
+            newer.push(if src.spec.family == Some(Family::V4) {
+                "ipv4 (4.6)"
+            } else {
+                "ipv6 (4.6)"
+            });
         }
         if src.spec.maxunreach.is_some() {
             newer.push("maxunreach (4.8)");
@@ -313,7 +345,10 @@ pub fn lint(config: &Config) -> Vec<Finding> {
             Some("use only smearing or only non-smearing sources"),
         );
     }
-    if let (Some(sm), Some(tz)) = (smearing.first(), last(&|d| matches!(d, Directive::LeapSecTz(_)))) {
+    if let (Some(sm), Some(tz)) = (
+        smearing.first(),
+        last(&|d| matches!(d, Directive::LeapSecTz(_))),
+    ) {
         push(
             "smear-with-leapsectz",
             Severity::Error,
@@ -326,7 +361,9 @@ pub fn lint(config: &Config) -> Vec<Finding> {
     // Peers that both fall back to their local clock need `orphan` to agree on one of them.
     if let Some(l) = &s.local {
         let peer = s.sources.iter().find(|x| x.kind == SourceKind::Peer);
-        if let (false, Some(p), Some(at)) = (l.orphan, peer, last(&|d| matches!(d, Directive::Local(_)))) {
+        if let (false, Some(p), Some(at)) =
+            (l.orphan, peer, last(&|d| matches!(d, Directive::Local(_))))
+        {
             push(
                 "local-peers-without-orphan",
                 Severity::Warning,
@@ -341,7 +378,13 @@ pub fn lint(config: &Config) -> Vec<Finding> {
     let possible: i64 = s
         .sources
         .iter()
-        .map(|x| if x.kind == SourceKind::Pool { i64::from(x.spec.maxsources.clamp(1, 16)) } else { 1 })
+        .map(|x| {
+            if x.kind == SourceKind::Pool {
+                i64::from(x.spec.maxsources.clamp(1, 16))
+            } else {
+                1
+            }
+        })
         .sum::<i64>()
         + s.refclocks.len() as i64;
     if i64::from(s.minsources) > possible {
@@ -358,7 +401,11 @@ pub fn lint(config: &Config) -> Vec<Finding> {
 
     // Access rules.
     for e in &config.entries {
-        if let Directive::Allow(a) | Directive::Deny(a) | Directive::CmdAllow(a) | Directive::CmdDeny(a) = &e.directive {
+        if let Directive::Allow(a)
+        | Directive::Deny(a)
+        | Directive::CmdAllow(a)
+        | Directive::CmdDeny(a) = &e.directive
+        {
             match &a.subnet {
                 Some(Subnet::Host { name, .. }) if name.eq_ignore_ascii_case("all") => push(
                     "all-keyword-case",
@@ -376,7 +423,7 @@ pub fn lint(config: &Config) -> Vec<Finding> {
                 ),
                 _ => {}
             }
-            let word = e.text.split(' ').last().unwrap_or("");
+            let word = e.text.rsplit(' ').next().unwrap_or("");
             if let Some((_, bits)) = word.split_once('/') {
                 let max = if word.contains(':') { 128 } else { 32 };
                 if bits.parse::<u32>().is_ok_and(|b| b > max) {
@@ -434,7 +481,10 @@ pub fn lint(config: &Config) -> Vec<Finding> {
             "repeated-directive",
             Severity::Warning,
             ratelimits[ratelimits.len() - 1],
-            format!("`ratelimit` is given {} times; only the last one is used", ratelimits.len()),
+            format!(
+                "`ratelimit` is given {} times; only the last one is used",
+                ratelimits.len()
+            ),
             Some("keep one ratelimit line"),
         );
     }
@@ -452,12 +502,18 @@ pub fn lint(config: &Config) -> Vec<Finding> {
         }
     }
     if s.nts_server_certs.len() != s.nts_server_keys.len() {
-        if let Some(at) = last(&|d| matches!(d, Directive::NtsServerCert(_) | Directive::NtsServerKey(_))) {
+        if let Some(at) =
+            last(&|d| matches!(d, Directive::NtsServerCert(_) | Directive::NtsServerKey(_)))
+        {
             push(
                 "nts-cert-key-count",
                 Severity::Error,
                 at,
-                format!("{} ntsservercert but {} ntsserverkey lines: they are used in pairs", s.nts_server_certs.len(), s.nts_server_keys.len()),
+                format!(
+                    "{} ntsservercert but {} ntsserverkey lines: they are used in pairs",
+                    s.nts_server_certs.len(),
+                    s.nts_server_keys.len()
+                ),
                 None,
             );
         }
@@ -468,7 +524,8 @@ pub fn lint(config: &Config) -> Vec<Finding> {
                 "nts-server-without-ntp-server",
                 Severity::Warning,
                 at,
-                "an NTS-KE server is configured but no NTP clients are allowed (or port is 0)".into(),
+                "an NTS-KE server is configured but no NTP clients are allowed (or port is 0)"
+                    .into(),
                 Some("add `allow` rules for the NTS clients"),
             );
         }
@@ -480,7 +537,10 @@ pub fn lint(config: &Config) -> Vec<Finding> {
                 "newer-than-chrony-4.3",
                 Severity::Warning,
                 &e.location,
-                format!("`{}` was added in chrony {v}; chronyd 4.3 rejects it as an invalid directive", d.name()),
+                format!(
+                    "`{}` was added in chrony {v}; chronyd 4.3 rejects it as an invalid directive",
+                    d.name()
+                ),
                 None,
             );
         }
@@ -579,7 +639,10 @@ mod tests {
 
     fn ids(lines: &[&str]) -> Vec<&'static str> {
         let v: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
-        lint(&load_lines(&v).unwrap()).iter().map(|f| f.id).collect()
+        lint(&load_lines(&v).unwrap())
+            .iter()
+            .map(|f| f.id)
+            .collect()
     }
 
     #[test]
@@ -590,19 +653,29 @@ mod tests {
 
     #[test]
     fn ntpd_local_clock_address_is_flagged() {
-        assert_eq!(ids(&["server 127.127.1.0 iburst"]), vec!["ntpd-local-clock"]);
+        assert_eq!(
+            ids(&["server 127.127.1.0 iburst"]),
+            vec!["ntpd-local-clock"]
+        );
     }
 
     #[test]
     fn smearing_mix_and_leapsectz_are_flagged() {
-        let f = ids(&["server time.google.com iburst", "pool pool.ntp.org iburst", "leapsectz right/UTC"]);
+        let f = ids(&[
+            "server time.google.com iburst",
+            "pool pool.ntp.org iburst",
+            "leapsectz right/UTC",
+        ]);
         assert_eq!(f, vec!["smear-mixed", "smear-with-leapsectz"]);
         assert!(ids(&["server time1.google.com", "server time2.google.com"]).is_empty());
     }
 
     #[test]
     fn deny_all_after_allow_denies_everyone() {
-        assert_eq!(ids(&["allow 10/8", "deny all"]), vec!["deny-all-overrides-allow"]);
+        assert_eq!(
+            ids(&["allow 10/8", "deny all"]),
+            vec!["deny-all-overrides-allow"]
+        );
         assert!(ids(&["deny all", "allow 10/8"]).is_empty());
     }
 

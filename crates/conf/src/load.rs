@@ -9,6 +9,7 @@
 //! - `sourcedir DIR...`: printed by `-p` but its `*.sources` files are read later by chronyd (at
 //!   start and on `reload sources`); we read them after the main file and mark the entries.
 //! - at most 10 nested files ("Maximum include level reached").
+//!
 //! Our own bounds: files over 16 MiB and more than 1000 files in total are refused.
 
 use crate::error::ConfError;
@@ -76,12 +77,7 @@ pub fn load_file_tolerant(path: &Path) -> (Config, Vec<ConfError>) {
     let _ = l.file(path, &at, 0, false);
     let _ = l.sourcedir_files();
     let errors = l.errors.take().unwrap_or_default();
-    (
-        Config {
-            entries: l.entries,
-        },
-        errors,
-    )
+    (Config { entries: l.entries }, errors)
 }
 
 impl Loader {
@@ -125,7 +121,13 @@ impl Loader {
         })
     }
 
-    fn file(&mut self, path: &Path, at: &Location, depth: usize, sources_only: bool) -> Result<(), ConfError> {
+    fn file(
+        &mut self,
+        path: &Path,
+        at: &Location,
+        depth: usize,
+        sources_only: bool,
+    ) -> Result<(), ConfError> {
         if depth > MAX_INCLUDE_LEVEL {
             return self.fail(ConfError::MaxIncludeLevel {
                 location: at.clone(),
@@ -157,7 +159,13 @@ impl Loader {
         self.text(&text, &file, depth, sources_only)
     }
 
-    fn text(&mut self, text: &str, file: &Arc<Path>, depth: usize, sources_only: bool) -> Result<(), ConfError> {
+    fn text(
+        &mut self,
+        text: &str,
+        file: &Arc<Path>,
+        depth: usize,
+        sources_only: bool,
+    ) -> Result<(), ConfError> {
         for (i, line) in text.split('\n').enumerate() {
             let loc = Location::new(file.clone(), i + 1);
             self.line(line, loc, depth, sources_only)?;
@@ -165,7 +173,13 @@ impl Loader {
         Ok(())
     }
 
-    fn line(&mut self, line: &str, loc: Location, depth: usize, sources_only: bool) -> Result<(), ConfError> {
+    fn line(
+        &mut self,
+        line: &str,
+        loc: Location,
+        depth: usize,
+        sources_only: bool,
+    ) -> Result<(), ConfError> {
         let parsed = match parse_line(line, &loc) {
             Ok(Some(p)) => p,
             Ok(None) => return Ok(()),
@@ -175,7 +189,10 @@ impl Loader {
             return self.fail(ConfError::InvalidDirective {
                 location: loc,
                 name: parsed.directive.name().to_string(),
-                hint: Some("only server, pool, peer and refclock lines are allowed in sourcedir files".to_string()),
+                hint: Some(
+                    "only server, pool, peer and refclock lines are allowed in sourcedir files"
+                        .to_string(),
+                ),
             });
         }
         let follow = match &parsed.directive {
@@ -313,11 +330,18 @@ mod tests {
     fn error_in_included_file_names_that_file() {
         let d = tmpdir("bad");
         std::fs::write(d.join("bad.conf"), "rtcsync\nfoo 1\n").unwrap();
-        std::fs::write(d.join("main.conf"), format!("\ninclude {}/bad.conf\n", d.display())).unwrap();
+        std::fs::write(
+            d.join("main.conf"),
+            format!("\ninclude {}/bad.conf\n", d.display()),
+        )
+        .unwrap();
         let e = load_file(&d.join("main.conf")).unwrap_err();
         assert_eq!(
             e.chrony_message(),
-            format!("Invalid directive at line 2 in file {}/bad.conf", d.display())
+            format!(
+                "Invalid directive at line 2 in file {}/bad.conf",
+                d.display()
+            )
         );
         let _ = std::fs::remove_dir_all(&d);
     }
@@ -336,6 +360,9 @@ mod tests {
     #[test]
     fn command_line_errors_have_no_file() {
         let e = load_lines(&["rtcsync".into(), "server a minpoll x".into()]).unwrap_err();
-        assert_eq!(e.chrony_message(), "Could not parse server directive at line 2");
+        assert_eq!(
+            e.chrony_message(),
+            "Could not parse server directive at line 2"
+        );
     }
 }

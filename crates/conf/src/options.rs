@@ -193,8 +193,11 @@ mod tests {
     #[test]
     fn ratelimit_rejects_unknown_words_like_ntp() {
         assert!(parse_ratelimit(&["ntp", "interval", "1"], RateLimitSpec::NTP_DEFAULT).is_none());
-        let r = parse_ratelimit(&["Interval", "1", "burst", "16"], RateLimitSpec::NTP_DEFAULT)
-            .unwrap();
+        let r = parse_ratelimit(
+            &["Interval", "1", "burst", "16"],
+            RateLimitSpec::NTP_DEFAULT,
+        )
+        .unwrap();
         assert_eq!((r.interval, r.burst, r.leak), (1, 16, 2));
         assert!(parse_ratelimit(&["burst"], RateLimitSpec::NTP_DEFAULT).is_none());
     }

@@ -14,7 +14,7 @@ use crate::error::ConfError;
 use crate::location::Location;
 use crate::options::{parse_hwtimestamp, parse_local, parse_ratelimit, RateLimitSpec};
 use crate::refclock::{parse_refclock, RefClockError, REFCLOCK_OPTIONS};
-use crate::scan::{lenient_f64, lenient_i32, port_from_int, scan_i64, strict_i32, strict_u32};
+use crate::scan::{lenient_f64, lenient_i32, port_from_int, scan_i64, scan_seq, strict_i32, Conv};
 use crate::source::parse_source;
 use crate::suggest;
 use std::net::IpAddr;
@@ -116,6 +116,10 @@ impl Ctx<'_> {
         let a = self.one()?;
         lenient_f64(a).ok_or_else(|| self.parse_err(None))
     }
+    /// chronyd's sscanf over the whole argument text (see [`scan_seq`]).
+    fn seq(&self, text: &str, convs: &[Conv]) -> Result<Vec<f64>, ConfError> {
+        scan_seq(text, convs).ok_or_else(|| self.parse_err(None))
+    }
     fn port(&self) -> Result<u16, ConfError> {
         self.int().map(port_from_int)
     }
@@ -192,7 +196,10 @@ pub fn parse_words(
         "ntstrustedcerts" => {
             c.count(1, 2)?;
             if args.len() == 2 {
-                let set = strict_u32(args[0]).ok_or_else(|| c.parse_err(None))?;
+                // A `%u` prefix: chronyd 4.3 accepts `0x10` as set 0.
+                let set = crate::scan::scan_u32(args[0])
+                    .map(|(v, _)| v)
+                    .ok_or_else(|| c.parse_err(None))?;
                 D::NtsTrustedCerts {
                     set: Some(set),
                     path: PathBuf::from(args[1]),
@@ -246,10 +253,10 @@ pub fn parse_words(
         },
         "fallbackdrift" => {
             c.count(2, 2)?;
-            // `%d %d`: the first number must end at whitespace, the last is a prefix.
+            let v = c.seq(rest, &[Conv::Int, Conv::Int])?;
             D::FallbackDrift {
-                min: strict_i32(args[0]).ok_or_else(|| c.parse_err(None))?,
-                max: lenient_i32(args[1]).ok_or_else(|| c.parse_err(None))?,
+                min: v[0] as i32,
+                max: v[1] as i32,
             }
         }
         "leapsecmode" => D::LeapSecMode(match args {
@@ -266,20 +273,19 @@ pub fn parse_words(
         "leapseclist" => D::LeapSecList(c.path()?),
         "makestep" => {
             c.count(2, 2)?;
-            // `%lf %d`: the threshold must be followed by whitespace, so `1x 3` fails.
-            let threshold = crate::scan::strict_f64(args[0]).ok_or_else(|| c.parse_err(None))?;
-            let limit = lenient_i32(args[1]).ok_or_else(|| c.parse_err(None))?;
-            D::MakeStep { threshold, limit }
+            let v = c.seq(rest, &[Conv::Float, Conv::Int])?;
+            D::MakeStep {
+                threshold: v[0],
+                limit: v[1] as i32,
+            }
         }
         "maxchange" => {
             c.count(3, 3)?;
-            let offset = crate::scan::strict_f64(args[0]).ok_or_else(|| c.parse_err(None))?;
-            let start = strict_i32(args[1]).ok_or_else(|| c.parse_err(None))?;
-            let ignore = lenient_i32(args[2]).ok_or_else(|| c.parse_err(None))?;
+            let v = c.seq(rest, &[Conv::Float, Conv::Int, Conv::Int])?;
             D::MaxChange {
-                offset,
-                start,
-                ignore,
+                offset: v[0],
+                start: v[1] as i32,
+                ignore: v[2] as i32,
             }
         }
         "maxclockerror" => D::MaxClockError(c.float()?),
@@ -294,33 +300,24 @@ pub fn parse_words(
                 return Err(c.too_many());
             }
             let sensor = PathBuf::from(args[0]);
-            let interval = if args.len() == 3 {
-                lenient_f64(args[1]).ok_or_else(|| c.parse_err(None))?
-            } else {
-                crate::scan::strict_f64(args[1]).ok_or_else(|| c.parse_err(None))?
-            };
+            // Numbers are scanned from the text after the sensor file name.
+            let after = rest.get(args[0].len()..).unwrap_or("");
             if args.len() == 3 {
+                let v = c.seq(after, &[Conv::Float])?;
                 D::TempComp(TempCompSpec::Points {
                     sensor,
-                    interval,
+                    interval: v[0],
                     points: PathBuf::from(args[2]),
                 })
             } else {
-                let f = |a: &str, last: bool| {
-                    if last {
-                        lenient_f64(a)
-                    } else {
-                        crate::scan::strict_f64(a)
-                    }
-                    .ok_or_else(|| c.parse_err(None))
-                };
+                let v = c.seq(after, &[Conv::Float; 5])?;
                 D::TempComp(TempCompSpec::Coefficients {
                     sensor,
-                    interval,
-                    t0: f(args[2], false)?,
-                    k0: f(args[3], false)?,
-                    k1: f(args[4], false)?,
-                    k2: f(args[5], true)?,
+                    interval: v[0],
+                    t0: v[1],
+                    k0: v[2],
+                    k1: v[3],
+                    k2: v[4],
                 })
             }
         }
@@ -393,16 +390,19 @@ pub fn parse_words(
         }
         "smoothtime" => {
             c.count(2, 3)?;
-            let max_freq = crate::scan::strict_f64(args[0]).ok_or_else(|| c.parse_err(None))?;
-            let max_wander = lenient_f64(args[1]).ok_or_else(|| c.parse_err(None))?;
+            let v = c.seq(rest, &[Conv::Float, Conv::Float])?;
             let leap_only = match args.get(2) {
                 None => false,
                 Some(w) if w.eq_ignore_ascii_case("leaponly") => true,
-                Some(_) => return Err(c.parse_err(Some("the third word can only be `leaponly`".into()))),
+                Some(_) => {
+                    return Err(c.parse_err(Some(
+                        "the third word can only be `leaponly`".into(),
+                    )))
+                }
             };
             D::SmoothTime {
-                max_freq,
-                max_wander,
+                max_freq: v[0],
+                max_wander: v[1],
                 leap_only,
             }
         }
@@ -537,20 +537,62 @@ mod tests {
     fn wording_matches_chronyd_4_3() {
         let cases = [
             ("schedrr 1", "Invalid directive at line 1 in file one.conf"),
-            ("ratelimit ntp interval 1 burst 8", "Could not parse ratelimit directive at line 1 in file one.conf"),
-            ("SERVER a foo", "Could not parse SERVER directive at line 1 in file one.conf"),
-            ("port", "Missing arguments for port directive at line 1 in file one.conf"),
-            ("port x", "Could not parse port directive at line 1 in file one.conf"),
-            ("port 1 2", "Too many arguments for port directive at line 1 in file one.conf"),
-            ("makestep 1", "Missing arguments for makestep directive at line 1 in file one.conf"),
-            ("makestep 1x 3", "Could not parse makestep directive at line 1 in file one.conf"),
-            ("log Tracking", "Invalid log parameter at line 1 in file one.conf"),
-            ("refclock SHM 0 foo", "Invalid refclock option at line 1 in file one.conf"),
-            ("confdir", "Could not parse confdir directive at line 1 in file one.conf"),
-            ("tempcomp /a 1 2 3 4", "Missing arguments for tempcomp directive at line 1 in file one.conf"),
-            ("smoothtime 1 2 foo", "Could not parse smoothtime directive at line 1 in file one.conf"),
-            ("broadcast 10", "Could not parse broadcast directive at line 1 in file one.conf"),
-            ("authselectmode", "Could not parse authselectmode directive at line 1 in file one.conf"),
+            (
+                "ratelimit ntp interval 1 burst 8",
+                "Could not parse ratelimit directive at line 1 in file one.conf",
+            ),
+            (
+                "SERVER a foo",
+                "Could not parse SERVER directive at line 1 in file one.conf",
+            ),
+            (
+                "port",
+                "Missing arguments for port directive at line 1 in file one.conf",
+            ),
+            (
+                "port x",
+                "Could not parse port directive at line 1 in file one.conf",
+            ),
+            (
+                "port 1 2",
+                "Too many arguments for port directive at line 1 in file one.conf",
+            ),
+            (
+                "makestep 1",
+                "Missing arguments for makestep directive at line 1 in file one.conf",
+            ),
+            (
+                "makestep 1x 3",
+                "Could not parse makestep directive at line 1 in file one.conf",
+            ),
+            (
+                "log Tracking",
+                "Invalid log parameter at line 1 in file one.conf",
+            ),
+            (
+                "refclock SHM 0 foo",
+                "Invalid refclock option at line 1 in file one.conf",
+            ),
+            (
+                "confdir",
+                "Could not parse confdir directive at line 1 in file one.conf",
+            ),
+            (
+                "tempcomp /a 1 2 3 4",
+                "Missing arguments for tempcomp directive at line 1 in file one.conf",
+            ),
+            (
+                "smoothtime 1 2 foo",
+                "Could not parse smoothtime directive at line 1 in file one.conf",
+            ),
+            (
+                "broadcast 10",
+                "Could not parse broadcast directive at line 1 in file one.conf",
+            ),
+            (
+                "authselectmode",
+                "Could not parse authselectmode directive at line 1 in file one.conf",
+            ),
         ];
         for (line, want) in cases {
             assert_eq!(parse(line).unwrap_err(), want, "{line}");
@@ -562,21 +604,32 @@ mod tests {
         assert_eq!(parse("port 1x"), Ok(Directive::Port(1)));
         assert_eq!(parse("port 70000"), Ok(Directive::Port(4464)));
         assert_eq!(parse("maxsamples 1.5"), Ok(Directive::MaxSamples(1)));
-        assert_eq!(parse("makestep 1 3x"), Ok(Directive::MakeStep { threshold: 1.0, limit: 3 }));
+        assert_eq!(
+            parse("makestep 1 3x"),
+            Ok(Directive::MakeStep {
+                threshold: 1.0,
+                limit: 3
+            })
+        );
         assert!(matches!(parse("dumponexit 1"), Ok(Directive::DumpOnExit)));
         assert!(matches!(parse("sourcedir"), Ok(Directive::SourceDir(v)) if v.is_empty()));
     }
 
     #[test]
     fn normalised_text_is_what_chronyd_p_prints() {
-        let p = parse_line(" SERVER\t 1.2.3.4   iburst \r", &loc()).unwrap().unwrap();
+        let p = parse_line(" SERVER\t 1.2.3.4   iburst \r", &loc())
+            .unwrap()
+            .unwrap();
         assert_eq!(p.text, "SERVER 1.2.3.4 iburst");
     }
 
     #[test]
     fn hints_name_the_fix() {
         let e = parse_line("schedrr 1", &loc()).unwrap_err();
-        assert!(e.to_string().ends_with("(did you mean `sched_priority`?)"), "{e}");
+        assert!(
+            e.to_string().ends_with("(did you mean `sched_priority`?)"),
+            "{e}"
+        );
         let e = parse_line("minpoll 4", &loc()).unwrap_err();
         assert!(e.to_string().contains("option of `server`"), "{e}");
         let e = parse_line("driftfle /x", &loc()).unwrap_err();
@@ -586,7 +639,10 @@ mod tests {
     #[test]
     fn overlong_line_is_string_too_long() {
         let l = format!("leapsectz {}", "a".repeat(2037));
-        assert_eq!(parse(&l).unwrap_err(), "String too long at line 1 in file one.conf");
+        assert_eq!(
+            parse(&l).unwrap_err(),
+            "String too long at line 1 in file one.conf"
+        );
         let l = format!("leapsectz {}", "a".repeat(2036));
         assert!(parse(&l).is_ok());
     }

@@ -159,7 +159,9 @@ impl<'a> Cursor<'a> {
         if rest.is_empty() {
             return None;
         }
-        let end = rest.find(|c: char| c.is_ascii_whitespace()).unwrap_or(rest.len());
+        let end = rest
+            .find(|c: char| c.is_ascii_whitespace())
+            .unwrap_or(rest.len());
         self.pos += end;
         Some(&rest[..end])
     }
@@ -234,7 +236,13 @@ mod tests {
     fn missing_parts_could_not_parse() {
         assert_eq!(parse_refclock(""), Err(RefClockError::CouldNotParse));
         assert_eq!(parse_refclock("SHM"), Err(RefClockError::CouldNotParse));
-        assert_eq!(parse_refclock("SHM 0 poll x"), Err(RefClockError::CouldNotParse));
-        assert_eq!(parse_refclock("SHM 0 lock"), Err(RefClockError::CouldNotParse));
+        assert_eq!(
+            parse_refclock("SHM 0 poll x"),
+            Err(RefClockError::CouldNotParse)
+        );
+        assert_eq!(
+            parse_refclock("SHM 0 lock"),
+            Err(RefClockError::CouldNotParse)
+        );
     }
 }

@@ -116,6 +116,31 @@ pub(crate) fn scan_f64(s: &str) -> Scanned<f64> {
     Some((v, i))
 }
 
+/// One conversion of a scanf format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Conv {
+    Int,
+    Float,
+}
+
+/// sscanf over a whole argument string with conversions separated by whitespace (`"%lf %d"`):
+/// each conversion skips whitespace and takes a numeric prefix, so `1.2.3 x` reads as 1.2 and
+/// 0.3. Returns the values (integers as exact f64) only if every conversion succeeded.
+pub(crate) fn scan_seq(s: &str, convs: &[Conv]) -> Option<Vec<f64>> {
+    let mut pos = 0;
+    let mut out = Vec::with_capacity(convs.len());
+    for c in convs {
+        let rest = s.get(pos..)?;
+        let (v, n) = match c {
+            Conv::Int => scan_i32(rest).map(|(v, n)| (f64::from(v), n))?,
+            Conv::Float => scan_f64(rest)?,
+        };
+        out.push(v);
+        pos += n;
+    }
+    Some(out)
+}
+
 /// The whole token must be an integer (chronyd's `%d%n` + length check).
 pub(crate) fn strict_i32(s: &str) -> Option<i32> {
     match scan_i32(s) {
@@ -183,6 +208,15 @@ mod tests {
         assert_eq!(strict_f64("1x"), None);
         assert_eq!(strict_f64("inf"), Some(f64::INFINITY));
         assert_eq!(strict_u32("-1"), Some(u32::MAX));
+    }
+
+    #[test]
+    fn scanf_sequence_reads_across_token_boundaries() {
+        use Conv::*;
+        assert_eq!(scan_seq("1.2.3 x", &[Float, Float]), Some(vec![1.2, 0.3]));
+        assert_eq!(scan_seq("1x 3", &[Float, Int]), None);
+        assert_eq!(scan_seq("1 3x", &[Float, Int]), Some(vec![1.0, 3.0]));
+        assert_eq!(scan_seq("1", &[Float, Int]), None);
     }
 
     #[test]

@@ -155,7 +155,10 @@ impl Default for Settings {
             smoothtime: None,
             broadcasts: Vec::new(),
             cmdport: 323,
-            bind_cmd_addresses: vec![IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)],
+            bind_cmd_addresses: vec![
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ],
             cmd_socket: Some(PathBuf::from(DEFAULT_CMD_SOCKET)),
             bind_cmd_device: None,
             cmd_access: Vec::new(),
@@ -247,7 +250,9 @@ impl Settings {
             D::Server(sp) => self.sources.push(source(SourceKind::Server, sp)),
             D::Pool(sp) => self.sources.push(source(SourceKind::Pool, sp)),
             D::Peer(sp) => self.sources.push(source(SourceKind::Peer, sp)),
-            D::InitStepSlew { threshold, hosts } => self.initstepslew = Some((*threshold, hosts.clone())),
+            D::InitStepSlew { threshold, hosts } => {
+                self.initstepslew = Some((*threshold, hosts.clone()))
+            }
             D::RefClock(r) => self.refclocks.push((r.clone(), loc.clone())),
             D::Manual => self.manual = true,
             D::AcquisitionPort(p) => self.acquisitionport = *p,
@@ -277,16 +282,30 @@ impl Settings {
             D::LeapSecTz(t) => self.leapsectz = Some(t.clone()),
             D::LeapSecList(p) => self.leapseclist = Some(p.clone()),
             D::MakeStep { threshold, limit } => self.makestep = Some((*threshold, *limit)),
-            D::MaxChange { offset, start, ignore } => self.maxchange = Some((*offset, *start, *ignore)),
+            D::MaxChange {
+                offset,
+                start,
+                ignore,
+            } => self.maxchange = Some((*offset, *start, *ignore)),
             D::MaxClockError(v) => self.maxclockerror = *v,
             D::MaxDrift(v) => self.maxdrift = *v,
             D::MaxUpdateSkew(v) => self.maxupdateskew = *v,
             D::MaxSlewRate(v) => self.maxslewrate = *v,
-            D::Allow(a) => self.access.push(AccessRule { allow: true, spec: a.clone() }),
-            D::Deny(a) => self.access.push(AccessRule { allow: false, spec: a.clone() }),
+            D::Allow(a) => self.access.push(AccessRule {
+                allow: true,
+                spec: a.clone(),
+            }),
+            D::Deny(a) => self.access.push(AccessRule {
+                allow: false,
+                spec: a.clone(),
+            }),
             D::BindAddress(a) => set_per_family(&mut self.bind_addresses, *a),
             D::BindDevice(n) => self.bind_device = Some(n.clone()),
-            D::Broadcast { interval, address, port } => self.broadcasts.push((*interval, *address, *port)),
+            D::Broadcast {
+                interval,
+                address,
+                port,
+            } => self.broadcasts.push((*interval, *address, *port)),
             D::ClientLogLimit(v) => self.clientloglimit = *v,
             D::NoClientLog => self.noclientlog = true,
             D::Local(l) => self.local = Some(l.clone()),
@@ -300,16 +319,24 @@ impl Settings {
             D::Port(p) => self.port = *p,
             D::RateLimit(r) => self.ratelimit = Some(*r),
             D::NtsRateLimit(r) => self.ntsratelimit = *r,
-            D::SmoothTime { max_freq, max_wander, leap_only } => {
-                self.smoothtime = Some((*max_freq, *max_wander, *leap_only))
-            }
+            D::SmoothTime {
+                max_freq,
+                max_wander,
+                leap_only,
+            } => self.smoothtime = Some((*max_freq, *max_wander, *leap_only)),
             D::BindCmdAddress(BindCmd::Ip(a)) => set_per_family(&mut self.bind_cmd_addresses, *a),
             D::BindCmdAddress(BindCmd::Path(p)) => {
                 self.cmd_socket = (p.as_os_str() != "/").then(|| p.clone());
             }
             D::BindCmdDevice(n) => self.bind_cmd_device = Some(n.clone()),
-            D::CmdAllow(a) => self.cmd_access.push(AccessRule { allow: true, spec: a.clone() }),
-            D::CmdDeny(a) => self.cmd_access.push(AccessRule { allow: false, spec: a.clone() }),
+            D::CmdAllow(a) => self.cmd_access.push(AccessRule {
+                allow: true,
+                spec: a.clone(),
+            }),
+            D::CmdDeny(a) => self.cmd_access.push(AccessRule {
+                allow: false,
+                spec: a.clone(),
+            }),
             D::CmdPort(p) => self.cmdport = *p,
             D::CmdRateLimit(r) => self.cmdratelimit = *r,
             D::OpenCommands(c) => self.opencommands = Some(c.clone()),
@@ -327,7 +354,9 @@ impl Settings {
             D::LogBanner(n) => self.logbanner = *n,
             D::LogChange(v) => self.logchange = *v,
             D::LogDir(p) => self.logdir = Some(p.clone()),
-            D::MailOnChange { address, threshold } => self.mailonchange = Some((address.clone(), *threshold)),
+            D::MailOnChange { address, threshold } => {
+                self.mailonchange = Some((address.clone(), *threshold))
+            }
             D::HwTimestamp(h) => self.hwtimestamps.push(h.clone()),
             D::KeyFile(p) => self.keyfile = Some(p.clone()),
             D::LockAll => self.lock_all = true,
@@ -398,8 +427,13 @@ mod tests {
 
     #[test]
     fn bindcmdaddress_replaces_default_per_family() {
-        let s = settings(&["bindcmdaddress 127.0.0.1", "bindcmdaddress 127.0.0.2", "bindcmdaddress /"]);
-        let want: Vec<std::net::IpAddr> = vec!["::1".parse().unwrap(), "127.0.0.2".parse().unwrap()];
+        let s = settings(&[
+            "bindcmdaddress 127.0.0.1",
+            "bindcmdaddress 127.0.0.2",
+            "bindcmdaddress /",
+        ]);
+        let want: Vec<std::net::IpAddr> =
+            vec!["::1".parse().unwrap(), "127.0.0.2".parse().unwrap()];
         assert_eq!(s.bind_cmd_addresses, want);
         assert_eq!(s.cmd_socket, None);
     }

@@ -263,7 +263,10 @@ mod tests {
     #[test]
     fn defaults_are_chronys() {
         let s = parse_source(&["ntp.example"]).unwrap();
-        assert_eq!((s.minpoll, s.maxpoll, s.maxsources, s.polltarget), (6, 10, 4, 8));
+        assert_eq!(
+            (s.minpoll, s.maxpoll, s.maxsources, s.polltarget),
+            (6, 10, 4, 8)
+        );
         assert_eq!((s.port, s.ntsport), (123, 4460));
         assert_eq!(s.maxdelay, 3.0);
     }
@@ -290,7 +293,10 @@ mod tests {
     #[test]
     fn extfield_accepts_hex_forms() {
         for v in ["F323", "f323", "0xF323"] {
-            assert_eq!(parse_source(&["a", "extfield", v]).unwrap().extfields, vec![0xF323]);
+            assert_eq!(
+                parse_source(&["a", "extfield", v]).unwrap().extfields,
+                vec![0xF323]
+            );
         }
     }
 }

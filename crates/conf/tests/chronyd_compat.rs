@@ -1,5 +1,6 @@
 //! Our parser against the real chronyd 4.3: same accept/reject decision, same fatal wording,
 //! same `-p` output, line by line and for a configuration using many directives.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
 
 mod common;
 
@@ -71,6 +72,17 @@ const LINES: &[&str] = &[
     "allow 0/0",
     "allow ::/0",
     "allow all 1.2.3.4",
+    "allow +3",
+    "allow 1.+2",
+    "allow 1.2.3.4/+8",
+    "allow 01.2",
+    "allow 00000001.2",
+    "allow 1.2/33",
+    "allow 10/08",
+    "allow ::ffff:1.2.3.4/120",
+    "smoothtime 1.2.3 4",
+    "makestep 1 2.5",
+    "ntstrustedcerts 0x10 /a",
     "cmdallow all 1.2",
     "cmddeny",
     "ratelimit",
@@ -172,6 +184,18 @@ const LINES: &[&str] = &[
     "allow 1.2.3.4/24x",
     "allow all all",
     "allow 1.2.3.4/ 24",
+    "allow -3",
+    "allow 256",
+    "allow 1..2",
+    "allow 1.2.3.256",
+    "allow 3/8x",
+    "allow 1.2.3.4/8/9",
+    "allow 1.2.",
+    "allow .1",
+    "allow [::1]",
+    "allow -1.2",
+    "makestep 1.2.3 4",
+    "fallbackdrift 1x 2",
     "makestep",
     "makestep 1",
     "makestep a b",
@@ -267,7 +291,8 @@ fn every_line_gets_chronyds_verdict_wording_and_print() {
         let verdict = match (&ours, theirs.ok) {
             (Ok(c), true) => {
                 let text = c.to_chrony_text();
-                (text != theirs.stdout).then(|| format!("print: ours {text:?} chronyd {:?}", theirs.stdout))
+                (text != theirs.stdout)
+                    .then(|| format!("print: ours {text:?} chronyd {:?}", theirs.stdout))
             }
             (Err(e), false) => {
                 let msg = e.chrony_message();
@@ -288,7 +313,12 @@ fn every_line_gets_chronyds_verdict_wording_and_print() {
             mismatches.push(format!("{line:?}: {v}"));
         }
     }
-    assert!(mismatches.is_empty(), "{} mismatches:\n{}", mismatches.len(), mismatches.join("\n"));
+    assert!(
+        mismatches.is_empty(),
+        "{} mismatches:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
 }
 
 #[test]
@@ -326,12 +356,24 @@ fn include_errors_match_chronyd() {
     let dir = TempDir::new("inc");
     let d = &dir.0;
     // Missing literal include.
-    std::fs::write(d.join("a.conf"), format!("rtcsync\ninclude {}/missing.conf\n", d.display())).unwrap();
+    std::fs::write(
+        d.join("a.conf"),
+        format!("rtcsync\ninclude {}/missing.conf\n", d.display()),
+    )
+    .unwrap();
     // Error inside an included file names that file.
     std::fs::write(d.join("bad.conf"), "rtcsync\nfoo 1\n").unwrap();
-    std::fs::write(d.join("b.conf"), format!("\n\ninclude {}/bad.conf\n", d.display())).unwrap();
+    std::fs::write(
+        d.join("b.conf"),
+        format!("\n\ninclude {}/bad.conf\n", d.display()),
+    )
+    .unwrap();
     // Self include: level limit.
-    std::fs::write(d.join("c.conf"), format!("include {}/c.conf\n", d.display())).unwrap();
+    std::fs::write(
+        d.join("c.conf"),
+        format!("include {}/c.conf\n", d.display()),
+    )
+    .unwrap();
     for f in ["a.conf", "b.conf", "c.conf", "nonexistent.conf"] {
         let p = d.join(f);
         let theirs = chronyd_p(&p);
@@ -347,7 +389,11 @@ fn include_depth_limit_is_chronyds() {
     let d = &dir.0;
     for leaf in [9usize, 10] {
         for i in 0..leaf {
-            std::fs::write(d.join(format!("l{i}.conf")), format!("include {}/l{}.conf\n", d.display(), i + 1)).unwrap();
+            std::fs::write(
+                d.join(format!("l{i}.conf")),
+                format!("include {}/l{}.conf\n", d.display(), i + 1),
+            )
+            .unwrap();
         }
         std::fs::write(d.join(format!("l{leaf}.conf")), "rtcsync\n").unwrap();
         let theirs = chronyd_p(&d.join("l0.conf"));

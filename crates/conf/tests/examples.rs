@@ -1,6 +1,7 @@
 //! Every file in the workspace's examples/ directory: zero lint errors, warnings only when the
 //! file explains them with a `# lint-allow: ID` comment, and real chronyd 4.3 accepts it and
 //! prints the same configuration as we do.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
 
 mod common;
 
@@ -55,10 +56,17 @@ fn examples_lint_clean_and_chronyd_accepts_them() {
         }
         let theirs = chronyd_p(&path);
         if !theirs.ok {
-            problems.push(format!("{}: chronyd rejects: {}", path.display(), theirs.stderr));
+            problems.push(format!(
+                "{}: chronyd rejects: {}",
+                path.display(),
+                theirs.stderr
+            ));
         } else if let Ok(c) = load_file(&path) {
             if c.to_chrony_text() != theirs.stdout {
-                problems.push(format!("{}: -p output differs from chronyd", path.display()));
+                problems.push(format!(
+                    "{}: -p output differs from chronyd",
+                    path.display()
+                ));
             }
         }
     }
@@ -73,6 +81,9 @@ fn quickstart_serves_loopback_on_unprivileged_ports() {
     assert!(s.serves_ntp());
     assert!(s.sources.is_empty());
     assert_eq!(s.local.map(|l| l.stratum), Some(10));
-    assert!(s.access.iter().any(|r| r.spec.matches("::1".parse().unwrap())));
+    assert!(s
+        .access
+        .iter()
+        .any(|r| r.spec.matches("::1".parse().unwrap())));
     assert!(s.pidfile.starts_with("/tmp"));
 }

@@ -1,6 +1,7 @@
 //! Every chrony.conf block of the deployment seeds (/work/shared/seeds), one fixture each under
 //! tests/seeds/, with its expected verdict: what chronyd 4.3 does with it (checked live) and
 //! what our lint reports.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
 
 mod common;
 
@@ -35,7 +36,11 @@ const SEEDS: &[Expect] = &[
         file: "001-main-settings.conf",
         fatal: Some("Could not parse ratelimit directive at line 24 in file F"),
         more_fatal: &[],
-        lint: &["port-zero-with-allow", "smear-mixed", "smear-with-leapsectz"],
+        lint: &[
+            "port-zero-with-allow",
+            "smear-mixed",
+            "smear-with-leapsectz",
+        ],
     },
     Expect {
         file: "001-main-settings-as-published.conf",
@@ -115,7 +120,9 @@ const SEEDS: &[Expect] = &[
 ];
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/seeds").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/seeds")
+        .join(name)
 }
 
 #[test]
@@ -141,7 +148,10 @@ fn seed_verdicts_match_chronyd_and_lint() {
         let expected_fatal = e.fatal.map(|m| m.replace(" F", &format!(" {f}")));
         let theirs = chronyd_p(&path);
         if theirs.fatal != expected_fatal {
-            problems.push(format!("{}: chronyd said {:?}, expected {:?}", e.file, theirs.fatal, expected_fatal));
+            problems.push(format!(
+                "{}: chronyd said {:?}, expected {:?}",
+                e.file, theirs.fatal, expected_fatal
+            ));
         }
         match load_file(&path) {
             Ok(c) => {
@@ -153,18 +163,39 @@ fn seed_verdicts_match_chronyd_and_lint() {
             }
             Err(err) => {
                 if Some(err.chrony_message()) != theirs.fatal {
-                    problems.push(format!("{}: our error {:?} vs chronyd {:?}", e.file, err.chrony_message(), theirs.fatal));
+                    problems.push(format!(
+                        "{}: our error {:?} vs chronyd {:?}",
+                        e.file,
+                        err.chrony_message(),
+                        theirs.fatal
+                    ));
                 }
             }
         }
         let report = lint_file(&path);
-        let more: Vec<String> = report.more_fatal.iter().map(|x| x.chrony_message()).collect();
-        let want_more: Vec<String> = e.more_fatal.iter().map(|m| m.replace(" F", &format!(" {f}"))).collect();
+        let more: Vec<String> = report
+            .more_fatal
+            .iter()
+            .map(|x| x.chrony_message())
+            .collect();
+        let want_more: Vec<String> = e
+            .more_fatal
+            .iter()
+            .map(|m| m.replace(" F", &format!(" {f}")))
+            .collect();
         if more != want_more {
-            problems.push(format!("{}: more fatal {more:?}, expected {want_more:?}", e.file));
+            problems.push(format!(
+                "{}: more fatal {more:?}, expected {want_more:?}",
+                e.file
+            ));
         }
         if report.ids() != e.lint {
-            problems.push(format!("{}: lint {:?}, expected {:?}\n{report}", e.file, report.ids(), e.lint));
+            problems.push(format!(
+                "{}: lint {:?}, expected {:?}\n{report}",
+                e.file,
+                report.ids(),
+                e.lint
+            ));
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
@@ -174,8 +205,15 @@ fn seed_verdicts_match_chronyd_and_lint() {
 fn seed_001_errors_carry_fix_hints() {
     let r = lint_file(&fixture("001-performance.conf"));
     let text = r.to_string();
-    assert!(text.contains("Invalid directive at line 2") && text.contains("did you mean `sched_priority`?"), "{text}");
-    assert!(text.contains("`minpoll` is an option of `server`/`pool`/`peer` lines"), "{text}");
+    assert!(
+        text.contains("Invalid directive at line 2")
+            && text.contains("did you mean `sched_priority`?"),
+        "{text}"
+    );
+    assert!(
+        text.contains("`minpoll` is an option of `server`/`pool`/`peer` lines"),
+        "{text}"
+    );
     let r = lint_file(&fixture("001-access-control.conf"));
     assert!(r.to_string().contains("chrony has no `ntp` keyword"), "{r}");
 }
@@ -186,6 +224,9 @@ fn seed_001_key_file_lines_are_skipped_with_line_numbers() {
     assert!(k.keys.is_empty());
     let w: Vec<String> = k.warnings.iter().map(|w| w.to_string()).collect();
     assert_eq!(w.len(), 2);
-    assert!(w[0].contains("001-chrony.keys:1: Could not parse key"), "{w:?}");
+    assert!(
+        w[0].contains("001-chrony.keys:1: Could not parse key"),
+        "{w:?}"
+    );
     assert!(w[1].contains("001-chrony.keys:2:"), "{w:?}");
 }

@@ -71,9 +71,12 @@ fn run(label: &str, rate_limit: Option<RateLimit>, clients: u32, v6: bool, n: u3
     }
     let secs = start.elapsed().as_secs_f64();
     println!(
-        "{label:<40} {:>6.1} ns/request  {:>6.2} M requests/s  ({sent} answered of {n})",
+        "{label:<40} {:>6.1} ns/request  {:>6.2} M requests/s  ({sent} answered of {n}; \
+         {} logged, {} evicted)",
         secs * 1e9 / f64::from(n),
-        f64::from(n) / secs / 1e6
+        f64::from(n) / secs / 1e6,
+        server.client_log().len(),
+        server.client_log().records_dropped(),
     );
 }
 

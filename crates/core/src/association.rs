@@ -195,6 +195,11 @@ const BURST_INTERVAL: f64 = 2.0;
 const PRESEND_LEAD: f64 = 4.0;
 /// Samples before a source is selectable (fewer give no frequency estimate).
 pub const MIN_SELECT_SAMPLES: usize = 3;
+/// Prediction error (in the sample's error bounds) beyond which the regression is restarted
+/// and the poll interval shortened.
+const SURPRISE_LIMIT: f64 = 4.0;
+/// Consecutive `maxdelaydevratio` rejections after which one sample is accepted anyway.
+const MAX_DELAY_DEV_REJECTS: u32 = 3;
 /// Dispersion added by our own clock precision, seconds.
 const LOCAL_PRECISION: f64 = 1e-6;
 
@@ -244,6 +249,8 @@ pub struct Association {
     local: LocalState,
     counters: [u64; 15],
     unreach_polls: u32,
+    polls_sent: u32,
+    delay_dev_rejects: u32,
 }
 
 impl Association {
@@ -289,6 +296,8 @@ impl Association {
             local: LocalState::default(),
             counters: [0; 15],
             unreach_polls: 0,
+            polls_sent: 0,
+            delay_dev_rejects: 0,
         };
         if cfg.iburst && a.online {
             a.start_burst();
@@ -387,6 +396,17 @@ impl Association {
         self.reach != 0 && self.stats.len() >= need && self.stratum > 0 && self.stratum < 16
     }
 
+    /// Not selectable yet, but starting: reachable with its first samples, or not polled often
+    /// enough to know (fewer than 4 requests and no sample yet).
+    pub fn is_pending(&self) -> bool {
+        if self.is_selectable() || self.cfg.select.noselect || !self.online {
+            return false;
+        }
+        let collecting = self.reach != 0 && (1..MIN_SELECT_SAMPLES).contains(&self.stats.len());
+        let unknown = self.polls_sent < 4 && self.last_sample_time.is_none();
+        collecting || unknown
+    }
+
     /// Goes online (starting an iburst if configured) or offline.
     pub fn set_online(&mut self, online: bool, now: f64) {
         if online && !self.online {
@@ -441,6 +461,7 @@ impl Association {
                 self.unreach_polls = self.unreach_polls.saturating_add(1);
             }
             self.reach <<= 1;
+            self.polls_sent = self.polls_sent.saturating_add(1);
             if let Some(b) = &mut self.burst {
                 b.sends_left = b.sends_left.saturating_sub(1);
                 if b.sends_left == 0 || b.good_left == 0 {
@@ -652,12 +673,17 @@ impl Association {
         {
             return self.reject(Rejection::MaxDelayRatio);
         }
-        if self
-            .stats
-            .delay_dev_ratio_exceeded(delay, self.cfg.maxdelaydevratio)
+        // A standard deviation estimated from few, lucky samples can shut every later sample
+        // out: after a few rejections in a row one sample is let through to refresh it.
+        if self.delay_dev_rejects < MAX_DELAY_DEV_REJECTS
+            && self
+                .stats
+                .delay_dev_ratio_exceeded(delay, self.cfg.maxdelaydevratio, rx)
         {
+            self.delay_dev_rejects += 1;
             return self.reject(Rejection::MaxDelayDevRatio);
         }
+        self.delay_dev_rejects = 0;
         // Test D: the server follows us.
         if local_refid.is_some_and(|r| r == h.reference_id) && stratum > 1 {
             return self.reject(Rejection::SyncLoop);
@@ -687,10 +713,26 @@ impl Association {
             },
             None => sample,
         };
+        // How surprising the sample is against the regression's prediction (in standard
+        // deviations): a clock wandering faster than the poll interval can follow shows up
+        // here first.
+        let surprise = match (self.stats.predict(sample.time), self.stats.estimate()) {
+            (Some((pred, sd)), Some(_)) if self.stats.len() >= MIN_SELECT_SAMPLES => {
+                // Scaled by the measurement's own error bound, not by the regression's
+                // residuals, which a wandering clock inflates.
+                let scale = (sd + sample.peer_distance()).max(1e-9);
+                (sample.offset - pred).abs() / scale
+            }
+            _ => 0.0,
+        };
         if !self.stats.accumulate(sample) {
             return self.reject(Rejection::Malformed);
         }
-        self.adapt_poll();
+        if surprise > SURPRISE_LIMIT {
+            // The regression no longer describes the clock: start again from recent samples.
+            self.stats.discard_old(0);
+        }
+        self.adapt_poll(surprise);
         RxOutcome::Sample(sample)
     }
 
@@ -716,17 +758,22 @@ impl Association {
     }
 
     /// chrony-like adaptation: lengthen the poll while the regression holds at least
-    /// `polltarget` samples, shorten it when the runs test keeps few.
-    fn adapt_poll(&mut self) {
+    /// `polltarget` samples and predicts new samples well; shorten it when the runs test keeps
+    /// few samples or a sample lands far from the prediction (the clock wanders faster than
+    /// the interval can follow).
+    fn adapt_poll(&mut self, surprise: f64) {
         if self.burst.is_some() {
             return;
         }
         let n = self.stats.len() as f64;
         let target = f64::from(self.cfg.polltarget.max(1));
-        if n >= target {
-            self.poll_score += 0.5;
+        if surprise > SURPRISE_LIMIT / 2.0 {
+            self.poll_score -= 1.0;
         } else if n < target / 2.0 {
             self.poll_score -= 0.5;
+        } else if n >= target && surprise < SURPRISE_LIMIT / 4.0 {
+            // Slow to lengthen, quick to shorten: four well-predicted samples per step.
+            self.poll_score += 0.25;
         }
         if self.poll_score >= 1.0 {
             self.poll_score = 0.0;

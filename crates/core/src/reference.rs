@@ -360,7 +360,9 @@ impl Reference {
             clock.step(-offset)?;
             UpdateAction::Stepped(offset)
         } else {
-            let rate = self.slew_rate(offset, interval);
+            // The rate applies to everything still to be slewed, not only this update's part.
+            let total = offset - clock.remaining_offset();
+            let rate = self.slew_rate(total, interval);
             clock.accrue_offset_with_rate(-offset, rate)?;
             UpdateAction::Slewed(offset)
         };

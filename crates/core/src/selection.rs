@@ -63,6 +63,10 @@ pub struct SelectOptions {
 pub struct Candidate {
     /// Caller's identifier, echoed in the result.
     pub id: usize,
+    /// Not usable yet but expected to be soon (reachable and collecting its first samples):
+    /// it counts towards the majority, so that the first sources to answer cannot outvote
+    /// the rest at start.
+    pub pending: bool,
     /// False when the source cannot be used at all (unreachable, too few samples, stratum or
     /// leap unusable, synchronisation loop …).
     pub usable: bool,
@@ -222,6 +226,12 @@ impl Selector {
             };
         }
 
+        // Sources still starting count in the majority's denominator.
+        let voters = selectable.len()
+            + candidates
+                .iter()
+                .filter(|c| c.pending && !c.options.noselect)
+                .count();
         let trusted: Vec<usize> = selectable
             .iter()
             .copied()
@@ -234,7 +244,7 @@ impl Selector {
                     best_region(candidates, &selectable).filter(|r| 2 * r.depth > selectable.len())
                 })
         } else {
-            best_region(candidates, &selectable).filter(|r| 2 * r.depth > selectable.len())
+            best_region(candidates, &selectable).filter(|r| 2 * r.depth > voters)
         };
         let Some(region) = region else {
             for &i in &selectable {
@@ -433,6 +443,7 @@ mod tests {
     fn cand(id: usize, offset: f64, dist: f64) -> Candidate {
         Candidate {
             id,
+            pending: false,
             usable: true,
             offset,
             offset_sd: dist / 10.0,
@@ -487,6 +498,19 @@ mod tests {
             NoSelection::NoMajority.to_string(),
             "Can't synchronise: no majority"
         );
+    }
+
+    #[test]
+    fn pending_sources_count_towards_the_majority() {
+        let mut s = Selector::default();
+        let mut p1 = cand(2, 0.0, 0.01);
+        p1.usable = false;
+        p1.pending = true;
+        let p2 = Candidate { id: 3, ..p1 };
+        let r = s.select(&[cand(0, 0.0, 0.01), cand(1, 0.0, 0.01), p1, p2]);
+        assert_eq!(r.outcome, Err(NoSelection::NoMajority));
+        let r = s.select(&[cand(0, 0.0, 0.01), cand(1, 0.0, 0.01), p1]);
+        assert!(r.outcome.is_ok());
     }
 
     #[test]

@@ -22,8 +22,8 @@ pub const DEFAULT_MIN_SAMPLES: usize = 6;
 pub const WORST_CASE_SKEW: f64 = 2000e-6;
 /// Fewest points that give a residual variance.
 const MIN_REGRESSION_POINTS: usize = 3;
-/// One-sided normal quantile of the runs test (about 1 % false rejections).
-const RUNS_Z: f64 = 2.33;
+/// One-sided normal quantile of the runs test (about 5 % false rejections).
+const RUNS_Z: f64 = 1.645;
 /// Floor of the reported standard deviation and skew, so that weights stay finite.
 const MIN_STD_DEV: f64 = 1e-9;
 const MIN_SKEW: f64 = 1e-12;
@@ -106,6 +106,17 @@ impl SourceStats {
         self.estimate = None;
     }
 
+    /// Keeps only the newest `keep` samples (at least `minsamples`) and recomputes the
+    /// estimate: used when a new sample shows the model no longer predicts the clock.
+    pub fn discard_old(&mut self, keep: usize) {
+        let keep = keep.max(self.min_samples).max(1);
+        if self.samples.len() > keep {
+            let n = self.samples.len() - keep;
+            self.samples.drain(..n);
+            self.regress();
+        }
+    }
+
     /// Smallest round-trip delay among the held samples.
     pub fn min_delay(&self) -> Option<f64> {
         self.samples.iter().map(|s| s.peer_delay).reduce(f64::min)
@@ -119,16 +130,20 @@ impl SourceStats {
         }
     }
 
-    /// chrony's `maxdelaydevratio` test: true when the delay's increase over the minimum is
-    /// larger than `ratio` standard deviations of the samples. Needs a few samples first.
-    pub fn delay_dev_ratio_exceeded(&self, delay: f64, ratio: f64) -> bool {
+    /// chrony's `maxdelaydevratio` test at local time `now`: true when the delay's increase
+    /// over the minimum is larger than `ratio` times the offset uncertainty (the samples'
+    /// standard deviation, grown by the skew since the newest sample). Only applied with at
+    /// least `minsamples` points: a deviation from fewer is too unreliable.
+    pub fn delay_dev_ratio_exceeded(&self, delay: f64, ratio: f64, now: f64) -> bool {
         let (Some(min), Some(est)) = (self.min_delay(), self.estimate.as_ref()) else {
             return false;
         };
-        if self.samples.len() < MIN_REGRESSION_POINTS {
+        if self.samples.len() < self.min_samples.max(MIN_REGRESSION_POINTS + 1) {
             return false;
         }
-        delay - min > ratio * est.std_dev.max(MIN_STD_DEV)
+        let drift = est.skew * (now - est.ref_time).max(0.0);
+        let sd = (est.std_dev * est.std_dev + drift * drift).sqrt();
+        delay - min > ratio * sd.max(MIN_STD_DEV)
     }
 
     /// Adds a sample and recomputes the estimate. Samples must arrive in time order; an older
@@ -348,7 +363,7 @@ fn fit_line(samples: &VecDeque<Sample>, weights: &[f64], start: usize, ref_time:
 fn critical_runs(n: usize) -> usize {
     let n = n as f64;
     let crit = (n + 1.0) / 2.0 - RUNS_Z * ((n - 1.0) / 4.0).sqrt();
-    crit.floor().max(0.0) as usize
+    crit.round().max(0.0) as usize
 }
 
 #[cfg(test)]
@@ -457,8 +472,8 @@ mod tests {
         }
         assert!(st.delay_ratio_exceeded(3.1e-3, 3.0));
         assert!(!st.delay_ratio_exceeded(2.9e-3, 3.0));
-        assert!(st.delay_dev_ratio_exceeded(1.0, 10.0));
-        assert!(!st.delay_dev_ratio_exceeded(1e-3, 10.0));
+        assert!(st.delay_dev_ratio_exceeded(1.0, 10.0, 8.0));
+        assert!(!st.delay_dev_ratio_exceeded(1e-3, 10.0, 8.0));
     }
 
     #[test]

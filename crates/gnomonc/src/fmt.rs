@@ -178,6 +178,19 @@ pub fn utc_time(sec: u64) -> String {
     )
 }
 
+/// UTC time as `%Y-%m-%d %H:%M:%S` (manual list).
+pub fn utc_date_time(sec: u64) -> String {
+    let sec = i64::try_from(sec).unwrap_or(i64::MAX / 2);
+    let (y, m, d) = civil(sec.div_euclid(86400));
+    let rem = sec.rem_euclid(86400);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,6 +223,7 @@ mod tests {
         assert_eq!(utc_time(0), "Thu Jan 01 00:00:00 1970");
         assert_eq!(utc_time(1_795_316_483), "Sun Nov 22 03:01:23 2026");
         assert_eq!(utc_time(951_782_400), "Tue Feb 29 00:00:00 2000");
+        assert_eq!(utc_date_time(1_795_317_650), "2026-11-22 03:20:50");
     }
 
     #[test]

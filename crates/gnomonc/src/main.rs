@@ -2,6 +2,7 @@
 //! same options, command language, report layouts, CSV, status texts and exit codes, plus
 //! `--json` output (docs/json.md).
 
+mod check;
 mod command;
 mod fmt;
 mod md5;
@@ -34,6 +35,13 @@ Options:
   -p PORT\tSpecify UDP port (323)
   -v, --version\tPrint version and exit
       --help\tPrint usage and exit
+
+Extra commands (not in chronyc):
+  lint FILE\tCheck a chrony.conf file as chronyd would read it; prints the
+\t\tfindings; exit 0 clean, 1 warnings only, 2 errors
+  check [-w S] [-c S] [-s N] [-S N]
+\t\tNagios plugin: offset warning/critical seconds (0.05/0.2), minimum
+\t\tusable sources (2), maximum stratum (10); exit 0/1/2/3
 "
     )
 }
@@ -170,6 +178,23 @@ fn execute(s: &mut Session, line: &str, end_dot: bool) -> (bool, bool) {
     (ok, matches!(result, Ok(command::Flow::Quit)))
 }
 
+/// `gnomonc lint FILE`: 0 clean, 1 warnings only, 2 errors (or unreadable file).
+fn lint(args: &[String]) -> i32 {
+    let [file] = args else {
+        eprintln!("Usage: gnomonc lint FILE");
+        return 2;
+    };
+    let report = gnomon_conf::lint::lint_file(std::path::Path::new(file));
+    print!("{report}");
+    if report.has_errors() {
+        2
+    } else if report.findings.is_empty() {
+        0
+    } else {
+        1
+    }
+}
+
 #[allow(clippy::disallowed_methods)] // the one place that seeds sequence numbers from the clock
 fn seed() -> u64 {
     let t = std::time::SystemTime::now()
@@ -185,6 +210,9 @@ fn main() {
         ParseOutcome::Run(o) => o,
         ParseOutcome::Exit(code) => std::process::exit(code),
     };
+    if o.commands.first().map(String::as_str) == Some("lint") {
+        std::process::exit(lint(&o.commands[1..]));
+    }
     let targets: Vec<String> = o
         .hosts
         .split(',')
@@ -196,6 +224,18 @@ fn main() {
         std::process::exit(1);
     };
     let mut s = Session::new(Some(client), o.mode, o.numeric);
+    if o.commands.first().map(String::as_str) == Some("check") {
+        let words: Vec<&str> = o.commands[1..].iter().map(String::as_str).collect();
+        let code = match check::parse(&words) {
+            Some(t) => check::run(&mut s, &t),
+            None => {
+                eprint!("{}", check::CHECK_USAGE);
+                3
+            }
+        };
+        drop(s);
+        std::process::exit(code);
+    }
     let code = if !o.commands.is_empty() {
         let lines = if o.multi {
             o.commands.clone()

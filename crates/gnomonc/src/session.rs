@@ -90,6 +90,30 @@ impl Session {
         Ok(reply.body)
     }
 
+    /// Sends independent requests pipelined; each reply is checked like [`Session::request`].
+    /// The first failing one (in request order) ends the list with its error.
+    pub fn request_many(
+        &mut self,
+        reqs: &[Request],
+        expect: ReplyCode,
+    ) -> (Vec<ReplyBody>, Option<CmdError>) {
+        let Some(client) = self.client.as_mut() else {
+            return (Vec::new(), Some(CmdError::NoReply));
+        };
+        let (replies, failed) = client.submit_many(reqs);
+        let mut out = Vec::with_capacity(replies.len());
+        for reply in replies {
+            if reply.status != Status::Success {
+                return (out, Some(CmdError::Status(reply.status)));
+            }
+            if reply.body.code() != expect {
+                return (out, Some(CmdError::BadReply));
+            }
+            out.push(reply.body);
+        }
+        (out, failed.map(|TransportError::NoReply| CmdError::NoReply))
+    }
+
     /// Sends a request that expects a plain status; returns the status (2xx kinds included).
     pub fn request_status(&mut self, req: &Request) -> Result<Status, CmdError> {
         let client = self.client.as_mut().ok_or(CmdError::NoReply)?;

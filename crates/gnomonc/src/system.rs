@@ -371,13 +371,11 @@ pub fn smoothing(s: &mut Session) -> Result<(), CmdError> {
     };
     let active = m.flags & 1 != 0;
     let leap_only = m.flags & 2 != 0;
+    let leap_text = if leap_only { "(leap second only)" } else { "" };
     match s.mode {
         Mode::Text => {
-            s.line(&format!(
-                "Active         : {}{}",
-                fmt::yes_no(active),
-                if leap_only { " (leap second only)" } else { "" }
-            ));
+            // chronyc prints the (possibly empty) qualifier after a space.
+            s.line(&format!("Active         : {} {}", fmt::yes_no(active), leap_text));
             s.line(&format!("Offset         : {:+.9} seconds", m.offset));
             s.line(&format!("Frequency      : {:+.6} ppm", m.freq_ppm));
             s.line(&format!("Wander         : {:+.6} ppm per second", m.wander_ppm));
@@ -387,7 +385,7 @@ pub fn smoothing(s: &mut Session) -> Result<(), CmdError> {
         Mode::Csv => s.line(&format!(
             "{},{},{:.9},{:.6},{:.6},{:.1},{:.1}",
             fmt::yes_no(active),
-            fmt::yes_no(leap_only),
+            leap_text,
             m.offset,
             m.freq_ppm,
             m.wander_ppm,
@@ -417,7 +415,7 @@ pub fn manual_list(s: &mut Session) -> Result<(), CmdError> {
             s.line("#    Date     Time(UTC)    Slewed   Original   Residual");
             s.line(&"=".repeat(55));
             for (i, m) in samples.iter().enumerate() {
-                let t = fmt::utc_time(m.when.sec);
+                let t = fmt::utc_date_time(m.when.sec);
                 s.line(&format!(
                     "{:2} {} {:10.2} {:10.2} {:10.2}",
                     i, t, m.slewed_offset, m.orig_offset, m.residual
@@ -427,8 +425,12 @@ pub fn manual_list(s: &mut Session) -> Result<(), CmdError> {
         Mode::Csv => {
             for (i, m) in samples.iter().enumerate() {
                 s.line(&format!(
-                    "{},{}.{:09},{:.9},{:.9},{:.9}",
-                    i, m.when.sec, m.when.nsec, m.slewed_offset, m.orig_offset, m.residual
+                    "{},{},{:.2},{:.2},{:.2}",
+                    i,
+                    fmt::utc_date_time(m.when.sec),
+                    m.slewed_offset,
+                    m.orig_offset,
+                    m.residual
                 ));
             }
         }

@@ -4,6 +4,7 @@
 //! counter, waiting `timeout` (doubled after each try) for a matching reply.
 
 use gnomon_cmdmon::{decode_reply, encode_request, Reply, Request};
+use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
 use std::os::unix::net::UnixDatagram;
@@ -40,6 +41,7 @@ pub struct Client {
     rng: u64,
     /// Whether the connection is a Unix socket (full access).
     pub is_unix: bool,
+    read_timeout: Option<Duration>,
 }
 
 impl Drop for Client {
@@ -116,6 +118,7 @@ impl Client {
                     retries: 2,
                     rng: seed | 1,
                     is_unix,
+                    read_timeout: None,
                 });
             }
         }
@@ -137,20 +140,26 @@ impl Client {
         }
     }
 
-    fn recv(&self, buf: &mut [u8], timeout: Duration) -> std::io::Result<usize> {
+    fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> std::io::Result<usize> {
+        // Rounded to milliseconds and set only when it changes: one syscall less per reply
+        // when many requests are in flight.
+        let timeout = Duration::from_millis(timeout.as_millis().max(1) as u64);
+        if self.read_timeout != Some(timeout) {
+            match &self.conn {
+                Conn::Udp(s) => s.set_read_timeout(Some(timeout))?,
+                Conn::Unix { sock, .. } => sock.set_read_timeout(Some(timeout))?,
+            }
+            self.read_timeout = Some(timeout);
+        }
         match &self.conn {
-            Conn::Udp(s) => {
-                s.set_read_timeout(Some(timeout))?;
-                s.recv(buf)
-            }
-            Conn::Unix { sock, .. } => {
-                sock.set_read_timeout(Some(timeout))?;
-                sock.recv(buf)
-            }
+            Conn::Udp(s) => s.recv(buf),
+            Conn::Unix { sock, .. } => sock.recv(buf),
         }
     }
 
     /// Sends a request and waits for its reply (matched on command and sequence).
+    // The binary's transport is where the OS clock is read: it times out each try.
+    #[allow(clippy::disallowed_methods)]
     pub fn submit(&mut self, request: &Request) -> Result<Reply, TransportError> {
         let command = request.command();
         let mut timeout = self.timeout;
@@ -190,4 +199,82 @@ impl Client {
         }
         Err(TransportError::NoReply)
     }
+
+    /// Sends many independent requests with up to [`PIPELINE_WINDOW`] in flight and returns
+    /// the replies in request order. Each outstanding request is retried like [`Client::submit`]
+    /// (fresh sequence, incremented attempt, doubled timeout); if any gets no reply after the
+    /// last try, the replies before the first missing one are returned with the error.
+    #[allow(clippy::disallowed_methods)] // times out each round, like `submit`
+    pub fn submit_many(&mut self, requests: &[Request]) -> (Vec<Reply>, Option<TransportError>) {
+        let mut replies: Vec<Option<Reply>> = vec![None; requests.len()];
+        let mut buf = [0u8; 1024];
+        let mut timeout = self.timeout;
+        for attempt in 0..=self.retries {
+            let todo: Vec<usize> = (0..requests.len())
+                .filter(|&i| replies[i].is_none())
+                .collect();
+            if todo.is_empty() {
+                break;
+            }
+            let mut next = 0;
+            // sequence -> request index, for the requests of this round still in flight.
+            let mut in_flight: HashMap<u32, usize> = HashMap::new();
+            let mut deadline = std::time::Instant::now() + timeout;
+            loop {
+                while in_flight.len() < PIPELINE_WINDOW && next < todo.len() {
+                    let i = todo[next];
+                    next += 1;
+                    let sequence = self.next_random();
+                    let pkt = encode_request(&requests[i], attempt as u16, sequence);
+                    if self.send(&pkt).is_err() {
+                        return prefix(replies);
+                    }
+                    in_flight.insert(sequence, i);
+                }
+                if in_flight.is_empty() {
+                    break;
+                }
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                match self.recv(&mut buf, left) {
+                    Ok(n) => {
+                        let Ok(reply) = decode_reply(&buf[..n]) else {
+                            continue;
+                        };
+                        if let Some(&i) = in_flight.get(&reply.sequence) {
+                            if reply.command == requests[i].command() {
+                                in_flight.remove(&reply.sequence);
+                                replies[i] = Some(reply);
+                                // Progress: give the rest of the window a full timeout.
+                                deadline = std::time::Instant::now() + timeout;
+                            }
+                        }
+                    }
+                    Err(e)
+                        if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut =>
+                    {
+                        break
+                    }
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(_) => return prefix(replies),
+                }
+            }
+            timeout = timeout.saturating_mul(2);
+        }
+        prefix(replies)
+    }
 }
+
+/// The answered prefix of a batch, and an error if it is not the whole batch.
+fn prefix(replies: Vec<Option<Reply>>) -> (Vec<Reply>, Option<TransportError>) {
+    let n = replies.len();
+    let got: Vec<Reply> = replies.into_iter().map_while(|r| r).collect();
+    let err = (got.len() < n).then_some(TransportError::NoReply);
+    (got, err)
+}
+
+/// Requests [`Client::submit_many`] keeps in flight: well under the kernel's default queue of
+/// 512 datagrams per Unix socket (`net.unix.max_dgram_qlen`) and chronyd's socket buffers.
+pub const PIPELINE_WINDOW: usize = 32;

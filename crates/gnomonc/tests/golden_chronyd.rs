@@ -54,12 +54,15 @@ fn free_port(salt: u32) -> u16 {
     panic!("no free port");
 }
 
+/// (who and which command, request datagram) for every request the relay saw.
+type RequestLog = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
 struct Lab {
     dir: PathBuf,
     daemons: Vec<Child>,
     stop: Arc<AtomicBool>,
     relay: Option<std::thread::JoinHandle<()>>,
-    requests: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+    requests: RequestLog,
     cmdport: u16,
     server_port: u16,
 }
@@ -96,7 +99,7 @@ fn relay(
     up: UnixDatagram,
     stop: Arc<AtomicBool>,
     tag: Arc<Mutex<String>>,
-    log: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+    log: RequestLog,
 ) {
     let mut cache: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
     front
@@ -313,22 +316,44 @@ fn reports_and_commands_match_chronyc_byte_for_byte() {
     let mut failures = Vec::new();
     let mut compared = 0;
     let mut succeeded = 0;
-    for cmd in commands.iter().map(String::as_str).chain(["shutdown"]) {
+    // Without -n both tools resolve addresses to names (here through /etc/hosts: 127.0.0.1 is
+    // localhost); the "-N" marker below stands for that run.
+    let named = [
+        "tracking -N",
+        "sources -N",
+        "sourcestats -N",
+        "selectdata -N",
+        "authdata -N",
+        "clients -N",
+    ];
+    for cmd in commands
+        .iter()
+        .map(String::as_str)
+        .chain(named)
+        .chain(["shutdown"])
+    {
+        let (cmd, resolve) = match cmd.strip_suffix(" -N") {
+            Some(c) => (c, true),
+            None => (cmd, false),
+        };
         for csv in [false, true] {
-            let mut args = vec!["-h", relay, "-n"];
+            let mut args = vec!["-h", relay];
+            if !resolve {
+                args.push("-n");
+            }
             if csv {
                 args.push("-c");
             }
             args.extend(cmd.split(' '));
-            *tag.lock().unwrap() = format!("chronyc {cmd} {csv}");
+            *tag.lock().unwrap() = format!("chronyc {cmd} {csv} {resolve}");
             let a = run("chronyc", &args);
-            *tag.lock().unwrap() = format!("gnomonc {cmd} {csv}");
+            *tag.lock().unwrap() = format!("gnomonc {cmd} {csv} {resolve}");
             let b = run(GNOMONC, &args);
             compared += 1;
             if a.code == Some(0) && !a.stdout.is_empty() {
                 succeeded += 1;
             }
-            if cmd == "sources" && !csv {
+            if cmd == "sources" && !csv && !resolve {
                 assert!(
                     a.stdout.contains("^* 127.0.0.1"),
                     "chronyc sources: {}",
@@ -338,7 +363,7 @@ fn reports_and_commands_match_chronyc_byte_for_byte() {
             if a.stdout != b.stdout || a.stderr != b.stderr || a.code != b.code {
                 failures.push(format!(
                     "`{}`:\n--- chronyc ({:?})\n{}{}--- gnomonc ({:?})\n{}{}",
-                    args[3..].join(" "),
+                    args[2..].join(" "),
                     a.code,
                     a.stdout,
                     a.stderr,
@@ -350,7 +375,7 @@ fn reports_and_commands_match_chronyc_byte_for_byte() {
             let log = lab.requests.lock().unwrap();
             let payloads = |who: &str| -> Vec<Vec<u8>> {
                 log.iter()
-                    .filter(|(t, _)| t == &format!("{who} {cmd} {csv}"))
+                    .filter(|(t, _)| t == &format!("{who} {cmd} {csv} {resolve}"))
                     .map(|(_, r)| r[..6].iter().chain(&r[12..]).copied().collect())
                     .collect()
             };
@@ -359,6 +384,28 @@ fn reports_and_commands_match_chronyc_byte_for_byte() {
                     "`{cmd}` (csv {csv}): request payloads differ from chronyc's"
                 ));
             }
+        }
+    }
+    // --json: every report is one valid JSON document with its documented fields.
+    for (cmd, key) in [
+        ("tracking", "reference_id"),
+        ("sources", "sources"),
+        ("sourcestats", "sourcestats"),
+        ("selectdata", "selectdata"),
+        ("authdata", "authdata"),
+        ("activity", "online"),
+        ("serverstats", "ntp_packets_received"),
+        ("clients", "clients"),
+        ("ntpdata", "ntpdata"),
+    ] {
+        let r = run(GNOMONC, &["-h", relay, "--json", cmd]);
+        assert_eq!(r.code, Some(0), "{cmd}: {}{}", r.stdout, r.stderr);
+        let v: serde_json::Value =
+            serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{cmd}: {e}: {}", r.stdout));
+        assert!(v.get(key).is_some(), "{cmd}: no {key} in {v}");
+        if cmd == "sources" {
+            assert_eq!(v["sources"][0]["state"], "selected", "{v}");
+            assert!(v["sources"][0]["error_s"].as_f64().unwrap() > 0.0);
         }
     }
     assert!(compared > 100);

@@ -7,7 +7,7 @@
 
 use crate::cli::{self, Command, Family, Options};
 use crate::clock::{NullClock, OsTime};
-use crate::logging::{self, Sink};
+use crate::logging::{self, FatalEcho, Sink};
 use crate::ntp_server::CoreResponder;
 use crate::os::net::UdpSocket;
 use crate::os::process::{self, ParentChannel};
@@ -99,6 +99,34 @@ fn run(opts: &Options, parent: &mut Option<ParentChannel>) -> Result<(), Fatal> 
             "-{letter} is not supported by gnomond yet (it needs the clock discipline)"
         )));
     }
+    // Logging as the options ask, before anything can fail, so that errors go where chronyd's
+    // would: stderr with -d; otherwise the log file or syslog, with fatal errors also shown on
+    // the terminal (prefixed with -n, bare when about to detach, as chronyd's parent prints).
+    let detach = opts.debug == 0 && !opts.no_detach;
+    if !opts.print_config {
+        let sink = if opts.debug > 0 {
+            Sink::Stderr
+        } else if let Some(file) = &opts.log_file {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(file)
+                .map_err(|e| Fatal(format!("Could not open log file {file} : {e}")))?;
+            Sink::File(f)
+        } else {
+            Sink::Syslog
+        };
+        let echo = if detach {
+            FatalEcho::Plain
+        } else {
+            FatalEcho::Prefixed
+        };
+        logging::configure(
+            sink,
+            echo,
+            logging::threshold_for(opts.log_level, opts.debug),
+        );
+    }
     if !opts.print_config && !opts.no_root_check && !process::is_root() {
         return Err(Fatal("Not superuser".into()));
     }
@@ -110,21 +138,6 @@ fn run(opts: &Options, parent: &mut Option<ParentChannel>) -> Result<(), Fatal> 
     }
     let settings = Settings::from_config(&config);
 
-    let sink = if opts.debug > 0 {
-        Sink::Stderr
-    } else if let Some(file) = &opts.log_file {
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(file)
-            .map_err(|e| Fatal(format!("Could not open log file {file} : {e}")))?;
-        Sink::File(f)
-    } else {
-        Sink::Syslog {
-            fatal_to_stderr: true,
-        }
-    };
-    logging::configure(sink, logging::threshold_for(opts.log_level, opts.debug));
     tracing::info!(
         "gnomond version {} starting ({})",
         env!("CARGO_PKG_VERSION"),
@@ -142,13 +155,35 @@ fn run(opts: &Options, parent: &mut Option<ParentChannel>) -> Result<(), Fatal> 
     }
     tracing::info!("Disabled control of system clock");
     if opts.filter_level != 0 {
-        tracing::warn!("System call filter (-F {}) is not supported", opts.filter_level);
+        tracing::warn!(
+            "System call filter (-F {}) is not supported",
+            opts.filter_level
+        );
     }
     if opts.reload_dumps || opts.rtc_set || opts.restart {
         tracing::warn!("-r, -R and -s have no effect yet (no dump files, no RTC support)");
     }
 
-    if opts.debug == 0 && !opts.no_detach {
+    // The user to drop to is looked up before anything is opened, so a typo fails early.
+    let user = opts
+        .user
+        .clone()
+        .or_else(|| settings.user.clone())
+        .unwrap_or_else(|| cli::DEFAULT_USER.to_string());
+    let explicit_user = opts.user.is_some() || settings.user.is_some();
+    let target = if process::is_root() {
+        match privileges::resolve(&user) {
+            Ok(t) => t,
+            Err(e) if !explicit_user => {
+                tracing::warn!("{e}; staying root (set user or -u to choose one)");
+                None
+            }
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        None
+    };
+    if detach {
         *parent = Some(process::daemonize()?);
     }
     let mut pidfile = PidFile::acquire(&settings.pidfile, process::pid(), process::process_exists)?;
@@ -171,31 +206,15 @@ fn run(opts: &Options, parent: &mut Option<ParentChannel>) -> Result<(), Fatal> 
         process::set_fifo_priority(priority)
             .map_err(|e| Fatal(format!("sched_setscheduler() failed : {e}")))?;
     }
-    let user = opts
-        .user
-        .clone()
-        .or_else(|| settings.user.clone())
-        .unwrap_or_else(|| cli::DEFAULT_USER.to_string());
-    let explicit_user = opts.user.is_some() || settings.user.is_some();
-    let target = if process::is_root() {
-        match privileges::resolve(&user) {
-            Ok(t) => t,
-            Err(e) if !explicit_user => {
-                tracing::warn!("{e}; staying root (set user or -u to choose one)");
-                None
+    if let Some(ids) = target {
+        // Let the unprivileged daemon remove its PID file at exit: own the file (enough in a
+        // sticky directory such as /tmp) and our default directory /run/gnomond.
+        let _ = std::os::unix::fs::lchown(pidfile.path(), Some(ids.uid), Some(ids.gid));
+        let default_dir = Path::new(crate::pidfile::DEFAULT_PIDFILE).parent();
+        if settings.pidfile.parent() == default_dir {
+            if let Some(dir) = default_dir {
+                let _ = std::os::unix::fs::lchown(dir, Some(ids.uid), Some(ids.gid));
             }
-            Err(e) => return Err(e.into()),
-        }
-    } else {
-        None
-    };
-    if let (Some(ids), Some(dir)) = (target, settings.pidfile.parent()) {
-        // Let the unprivileged daemon remove its PID file at exit.
-        if dir == Path::new(crate::pidfile::DEFAULT_PIDFILE)
-            .parent()
-            .unwrap_or(Path::new("/"))
-        {
-            let _ = std::os::unix::fs::chown(dir, Some(ids.uid), Some(ids.gid));
         }
     }
     match privileges::drop_to(&user, target, opts.no_clock)? {
@@ -288,7 +307,10 @@ fn open_sockets(settings: &Settings, family: Option<Family>) -> Vec<UdpSocket> {
             Err(e) if e.raw_os_error() == Some(libc::EAFNOSUPPORT) => {
                 tracing::debug!("{name} is not available");
             }
-            Err(e) => tracing::error!("Could not bind {name} NTP socket to {ip} port {} : {e}", settings.port),
+            Err(e) => tracing::error!(
+                "Could not bind {name} NTP socket to {ip} port {} : {e}",
+                settings.port
+            ),
         }
     }
     sockets

@@ -24,12 +24,22 @@ pub enum Sink {
     Stderr,
     /// A log file, timestamped (`-l FILE`).
     File(std::fs::File),
-    /// syslog; fatal errors are also copied to stderr while it is still a terminal (`-n`).
-    Syslog {
-        /// Copy fatal errors to stderr without a timestamp, as chronyd does before detaching.
-        fatal_to_stderr: bool,
-    },
+    /// syslog (facility daemon).
+    Syslog,
 }
+
+/// How a fatal error is also shown on stderr when the sink is not stderr, as chronyd does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FatalEcho {
+    /// Not at all.
+    None,
+    /// `Fatal error : MESSAGE` (foreground with `-n`).
+    Prefixed,
+    /// `MESSAGE` alone (about to detach: what the waiting parent prints).
+    Plain,
+}
+
+static FATAL_ECHO: Mutex<FatalEcho> = Mutex::new(FatalEcho::None);
 
 static SINK: Mutex<Sink> = Mutex::new(Sink::Stderr);
 /// Most verbose level written: 0 error, 1 warn, 2 info, 3 debug; below 0 fatal only.
@@ -109,13 +119,29 @@ impl<S: Subscriber> Layer<S> for ChronyLayer {
         let text = if fatal {
             format!("Fatal error : {}", msg.0)
         } else {
-            msg.0
+            msg.0.clone()
         };
-        write_line(&text, meta.level(), fatal);
+        let to_stderr = write_line(&text, meta.level());
+        if fatal && !to_stderr {
+            let echo = match FATAL_ECHO.lock() {
+                Ok(e) => *e,
+                Err(poisoned) => *poisoned.into_inner(),
+            };
+            match echo {
+                FatalEcho::None => {}
+                FatalEcho::Prefixed => {
+                    let _ = writeln!(std::io::stderr(), "{text}");
+                }
+                FatalEcho::Plain => {
+                    let _ = writeln!(std::io::stderr(), "{}", msg.0);
+                }
+            }
+        }
     }
 }
 
-fn write_line(text: &str, level: &Level, fatal: bool) {
+/// Writes one line to the sink; returns whether that sink is stderr.
+fn write_line(text: &str, level: &Level) -> bool {
     let mut sink = match SINK.lock() {
         Ok(s) => s,
         Err(poisoned) => poisoned.into_inner(),
@@ -123,11 +149,13 @@ fn write_line(text: &str, level: &Level, fatal: bool) {
     match &mut *sink {
         Sink::Stderr => {
             let _ = writeln!(std::io::stderr(), "{} {text}", timestamp());
+            true
         }
         Sink::File(f) => {
             let _ = writeln!(f, "{} {text}", timestamp());
+            false
         }
-        Sink::Syslog { fatal_to_stderr } => {
+        Sink::Syslog => {
             let priority = match *level {
                 Level::ERROR => libc::LOG_ERR,
                 Level::WARN => libc::LOG_WARNING,
@@ -135,9 +163,7 @@ fn write_line(text: &str, level: &Level, fatal: bool) {
                 _ => libc::LOG_DEBUG,
             };
             crate::os::process::syslog(priority, text);
-            if fatal && *fatal_to_stderr {
-                let _ = writeln!(std::io::stderr(), "{text}");
-            }
+            false
         }
     }
 }
@@ -147,9 +173,13 @@ pub fn init() {
     let _ = tracing_subscriber::registry().with(ChronyLayer).try_init();
 }
 
-/// Switches to the sink and threshold the options ask for.
-pub fn configure(sink: Sink, threshold: i32) {
+/// Switches to the sink, fatal-error echo and threshold the options ask for.
+pub fn configure(sink: Sink, echo: FatalEcho, threshold: i32) {
     THRESHOLD.store(threshold, Ordering::Relaxed);
+    match FATAL_ECHO.lock() {
+        Ok(mut e) => *e = echo,
+        Err(poisoned) => *poisoned.into_inner() = echo,
+    }
     match SINK.lock() {
         Ok(mut s) => *s = sink,
         Err(poisoned) => *poisoned.into_inner() = sink,

@@ -224,11 +224,21 @@ mod tests {
         let from: SocketAddr = "127.0.0.1:40000".parse().unwrap();
         let rx = NtpTimestamp::from_unix(1_700_000_000, 0);
         let o = r.respond(&request(9), from, rx, 5.0, &mut out).unwrap();
-        assert_eq!(o, Outgoing { len: 48, stamp: true });
+        assert_eq!(
+            o,
+            Outgoing {
+                len: 48,
+                stamp: true
+            }
+        );
         assert_eq!(out[0] & 7, 4);
         assert_eq!(out[1], 7);
         assert_eq!(&out[24..32], &[9; 8]);
-        assert_eq!(&out[16..24], &rx.to_be_bytes(), "reference time set at first request");
+        assert_eq!(
+            &out[16..24],
+            &rx.to_be_bytes(),
+            "reference time set at first request"
+        );
     }
 
     #[test]

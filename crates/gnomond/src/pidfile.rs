@@ -8,8 +8,9 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-/// gnomond's default PID file (chrony's path works too when configured with `pidfile`).
-pub const DEFAULT_PIDFILE: &str = "/run/gnomond/gnomond.pid";
+/// gnomond's default PID file (chrony's path works too when configured with `pidfile`); the
+/// configuration crate owns the value.
+pub use gnomon_conf::settings::DEFAULT_PIDFILE;
 
 /// Why the PID file could not be taken.
 #[derive(Debug)]

@@ -1,6 +1,8 @@
 //! gnomond's command line against chronyd 4.3's, black-box: option errors, usage, version,
 //! `-p`, configuration errors before anything is bound, trailing directives, `--lint`, and the
 //! refusal to run without `-x`.
+// Helpers outside #[test] functions panic on a broken environment and read the real clock.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
 mod support;
 
@@ -33,7 +35,10 @@ fn non_numeric_level_is_a_fatal_invalid_argument() {
     let out = run_gnomond(&["-L", "abc"]);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
-    assert!(err.ends_with("Z Fatal error : Invalid argument abc\n"), "{err}");
+    assert!(
+        err.ends_with("Z Fatal error : Invalid argument abc\n"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -77,7 +82,11 @@ fn version_line_has_chronyd_shape() {
 fn print_config_prints_parsed_directives_and_exits_0() {
     let dir = TempDir::new("cli-p");
     let conf = dir.join("a.conf");
-    std::fs::write(&conf, "# comment\nport   11123\n\nallow 127.0.0.1\nlocal stratum 10\n").unwrap();
+    std::fs::write(
+        &conf,
+        "# comment\nport   11123\n\nallow 127.0.0.1\nlocal stratum 10\n",
+    )
+    .unwrap();
     let out = run_gnomond(&["-p", "-f", conf.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(
@@ -88,7 +97,13 @@ fn print_config_prints_parsed_directives_and_exits_0() {
 
 #[test]
 fn trailing_directives_replace_the_config_file() {
-    let out = run_gnomond(&["-p", "-f", "/nonexistent/file.conf", "port 5", "allow 10.0.0.0/8"]);
+    let out = run_gnomond(&[
+        "-p",
+        "-f",
+        "/nonexistent/file.conf",
+        "port 5",
+        "allow 10.0.0.0/8",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "port 5\nallow 10.0.0.0/8\n");
 }
@@ -137,8 +152,9 @@ fn unknown_directive_is_fatal_like_chronyd() {
 fn missing_config_file_is_fatal() {
     let out = run_gnomond(&["-x", "-d", "-f", "/nonexistent/gnomond.conf"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr)
-        .contains("Fatal error : Could not open /nonexistent/gnomond.conf : No such file or directory"));
+    assert!(text(&out.stderr).contains(
+        "Fatal error : Could not open /nonexistent/gnomond.conf : No such file or directory"
+    ));
 }
 
 #[test]
@@ -166,12 +182,21 @@ fn one_shot_modes_are_refused_for_now() {
 
 #[test]
 fn lint_exit_status_follows_findings() {
-    let clean = run_gnomond(&["--lint", "port 11123", "allow 127.0.0.1", "local stratum 10"]);
+    let clean = run_gnomond(&[
+        "--lint",
+        "port 11123",
+        "allow 127.0.0.1",
+        "local stratum 10",
+    ]);
     assert_eq!(clean.status.code(), Some(0), "{}", text(&clean.stdout));
     assert!(clean.stdout.is_empty());
     let fatal = run_gnomond(&["--lint", "schedrr 1"]);
     assert_eq!(fatal.status.code(), Some(2));
-    assert!(text(&fatal.stdout).contains("Invalid directive"), "{}", text(&fatal.stdout));
+    assert!(
+        text(&fatal.stdout).contains("Invalid directive"),
+        "{}",
+        text(&fatal.stdout)
+    );
 }
 
 #[test]

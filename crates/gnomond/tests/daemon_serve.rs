@@ -1,5 +1,7 @@
 //! Serving NTP over loopback: mode 3 over IPv4 and IPv6, access rules, malformed datagrams
 //! dropped and counted while service goes on, `-4`, and a burst answered in full.
+// Helpers outside #[test] functions panic on a broken environment and read the real clock.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
 mod support;
 
@@ -31,11 +33,17 @@ fn serves_mode_3_over_ipv4_loopback() {
     assert_eq!(reply.len(), 48);
     assert_eq!(reply[0] & 7, 4, "mode 4");
     assert_eq!((reply[0] >> 3) & 7, 4, "version echoed");
-    assert_eq!(reply[1], 10, "local stratum 10 serves stratum 10, as chronyd");
+    assert_eq!(
+        reply[1], 10,
+        "local stratum 10 serves stratum 10, as chronyd"
+    );
     let rx = ntp_seconds(&reply[32..40]);
     let tx = ntp_seconds(&reply[40..48]);
     assert!(rx <= tx, "rx {rx} tx {tx}");
-    assert!(rx >= before - 0.01 && tx <= after + 0.01, "{before} {rx} {tx} {after}");
+    assert!(
+        rx >= before - 0.01 && tx <= after + 0.01,
+        "{before} {rx} {tx} {after}"
+    );
 }
 
 #[test]
@@ -49,10 +57,14 @@ fn serves_mode_3_over_ipv6_loopback() {
 fn denied_address_gets_nothing() {
     let d = Daemon::start("allow 127.0.0.1\ndeny 127.0.0.2\nlocal stratum 10");
     let sock = UdpSocket::bind("127.0.0.2:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(700))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(700)))
+        .unwrap();
     sock.send_to(&client_request([7; 8]), d.addr_v4()).unwrap();
     let mut buf = [0u8; 128];
-    assert!(sock.recv_from(&mut buf).is_err(), "denied client was answered");
+    assert!(
+        sock.recv_from(&mut buf).is_err(),
+        "denied client was answered"
+    );
     // IPv6 is not allowed at all here.
     assert!(query(d.addr_v6(), Duration::from_millis(700)).is_none());
     // The allowed address still is.
@@ -78,9 +90,13 @@ fn malformed_datagrams_are_dropped_counted_and_service_continues() {
     for g in &garbage {
         sock.send_to(g, d.addr_v4()).unwrap();
     }
-    sock.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
     let mut buf = [0u8; 128];
-    assert!(sock.recv_from(&mut buf).is_err(), "a malformed datagram was answered");
+    assert!(
+        sock.recv_from(&mut buf).is_err(),
+        "a malformed datagram was answered"
+    );
     assert!(query(d.addr_v4(), WAIT).is_some(), "service stopped");
     assert_eq!(d.terminate().code(), Some(0));
     let log = d.stderr();
@@ -93,7 +109,10 @@ fn malformed_datagrams_are_dropped_counted_and_service_continues() {
         let i = words.iter().position(|w| *w == name).unwrap();
         words[i + 1].parse().unwrap()
     };
-    assert!(field("malformed") + field("other-dropped") >= garbage.len() as u64, "{line}");
+    assert!(
+        field("malformed") + field("other-dropped") >= garbage.len() as u64,
+        "{line}"
+    );
     // Not one line per bad packet.
     assert!(log.lines().count() < 20, "{log}");
 }
@@ -119,7 +138,11 @@ fn burst_of_requests_is_answered_in_full() {
             break;
         }
     }
-    assert!(seen.iter().all(|s| *s), "unanswered: {}", seen.iter().filter(|s| !**s).count());
+    assert!(
+        seen.iter().all(|s| *s),
+        "unanswered: {}",
+        seen.iter().filter(|s| !**s).count()
+    );
 }
 
 #[test]

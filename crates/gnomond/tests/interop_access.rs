@@ -5,6 +5,9 @@
 //! should be) so it cannot pass by accident. Daemons run with `-x` under noclock on random
 //! loopback ports; a missing chronyd fails the test.
 
+// Tests may unwrap, and whole-daemon tests read the real clock to bound their waits.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+
 mod support;
 
 use std::net::{SocketAddr, UdpSocket};
@@ -50,9 +53,15 @@ fn address_outside_allow_gets_no_bytes_like_chronyd() {
     let wait = Duration::from_millis(700);
     for (name, server) in [("chronyd", caddr), ("gnomond", d.addr_v4())] {
         let n = bytes_back(&denied, server, &client_request([0x42; 8]), wait);
-        assert_eq!(n, 0, "{name} sent {n} bytes to 127.0.0.2, outside allow 127.0.0.1/32");
+        assert_eq!(
+            n, 0,
+            "{name} sent {n} bytes to 127.0.0.2, outside allow 127.0.0.1/32"
+        );
         let n = bytes_back(&allowed, server, &client_request([0x43; 8]), wait);
-        assert!(n >= 48, "{name} did not answer the allowed 127.0.0.1 (control)");
+        assert!(
+            n >= 48,
+            "{name} did not answer the allowed 127.0.0.1 (control)"
+        );
     }
 }
 

@@ -5,6 +5,9 @@
 //! Every daemon runs with `-x` under noclock on its own random loopback ports. Missing chronyd
 //! or chronyc is a failure, never a skip.
 
+// Tests may unwrap, and whole-daemon tests read the real clock to bound their waits.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+
 mod support;
 
 use std::net::{SocketAddr, UdpSocket};
@@ -50,7 +53,11 @@ fn chronyd_q_measures_gnomond_offset_below_one_millisecond() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "chronyd -Q failed ({}):\n{text}", out.status);
+    assert!(
+        out.status.success(),
+        "chronyd -Q failed ({}):\n{text}",
+        out.status
+    );
     let offset = offset_from_q_output(&text).unwrap_or_else(|| panic!("no offset in:\n{text}"));
     assert!(offset.abs() < 1e-3, "|offset| {offset} s >= 1 ms:\n{text}");
 }

@@ -4,6 +4,9 @@
 //! under noclock; the namespace is deleted at the end even when the test fails. A missing
 //! ntpdig or ip is a failure, never a skip.
 
+// Tests may unwrap, and whole-daemon tests read the real clock to bound their waits.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+
 mod support;
 
 use std::process::{Child, Command, Stdio};

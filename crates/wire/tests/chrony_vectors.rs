@@ -3,6 +3,9 @@
 //! request, one authenticated with MD5 key 1 (`server ... key 1`), and one carrying chrony's
 //! experimental extension field (`server ... extfield F323`).
 
+// Test helpers outside #[test] functions may unwrap too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use gnomon_wire::extension::FIELD_EXP_MONO_ROOT;
 use gnomon_wire::refid::REFID_LOCAL;
 use gnomon_wire::{Header, LeapIndicator, Mode, NtpTimestamp, Packet};

@@ -1,5 +1,8 @@
 //! Property tests: round trips and the decoder invariants the fuzz targets also check.
 
+// Test helpers outside #[test] functions may unwrap too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "common/invariants.rs"]
 mod invariants;
 

@@ -4,6 +4,8 @@
 //! For any bytes: every line parses or fails without panicking; an accepted line's normalised
 //! text parses again to the same directive; the accepted lines fold into settings, print and
 //! lint without panicking. Nothing touches the file system (inclusion is not followed).
+// A violated invariant must panic: that is what the fuzzer and the property test detect.
+#![allow(clippy::expect_used)]
 
 use gnomon_conf::parse::parse_line;
 use gnomon_conf::{Config, Entry, Location};

@@ -272,6 +272,11 @@ impl Engine {
         self.sources.get(&id).map(|e| &e.assoc)
     }
 
+    /// True once the engine asked to exit (one-shot done, maxchange).
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
     /// The reference (read-only).
     pub fn reference(&self) -> &Reference {
         &self.reference
@@ -296,6 +301,9 @@ impl Engine {
 
     /// Earliest deadline (daemon time base) at which [`Engine::handle_timeout`] must run.
     pub fn poll_timeout(&self) -> Option<f64> {
+        if self.finished {
+            return None;
+        }
         let mut t = self
             .sources
             .values()
@@ -638,6 +646,7 @@ fn candidate(id: usize, a: &Association, now: f64) -> Candidate {
     });
     Candidate {
         id,
+        pending: a.is_pending(),
         usable: a.is_selectable(),
         offset,
         offset_sd,

@@ -108,10 +108,13 @@ fn slew_rate_follows_corrtimeratio_and_maxslewrate() {
     let mut r = Reference::new(ReferenceConfig::default());
     let mut c = TestClock::default();
     r.update(0.0, &comb(1e-3, 0.0, 1e-6), &mut c).unwrap();
+    c.remaining = 0.0; // the first slew finished
     r.update(64.0, &comb(1e-3, 0.0, 1e-6), &mut c).unwrap();
     // RMS 1 ms, interval 64 s, ratio 3: 1 ms over 192 s.
     let (_, rate) = c.slews[1];
     assert!((rate - 1e-3 / 192.0 * 1e6).abs() < 1e-6, "{rate}");
+    // A pending slew adds to the amount the rate is computed for.
+    c.remaining = 0.0;
     r.update(128.0, &comb(1e4, 0.0, 1e-6), &mut c).unwrap();
     assert_eq!(c.slews[2].1, 83333.333);
 }

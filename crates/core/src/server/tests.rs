@@ -223,6 +223,39 @@ fn origin_is_client_transmit_exactly() {
     }
 }
 
+/// Catalogue S41: a request whose origin equals a receive timestamp this server sent (the
+/// interleaved-mode signal) still gets a basic-mode reply: this server has no interleaved
+/// mode, so it never echoes saved timestamps to anyone.
+#[test]
+fn interleaved_probe_gets_basic_reply() {
+    let mut s = server();
+    let first = answered(&mut s, &client_request()).unwrap();
+    let mut probe = client_request();
+    probe[24..32].copy_from_slice(&first.receive_timestamp.0.to_be_bytes());
+    let (_, h) = exchange(&mut s, &probe, "127.0.0.2:40000");
+    let h = h.unwrap();
+    assert_eq!(h.origin_timestamp, NtpTimestamp(0x0123_4567_89AB_CDEF));
+    assert_eq!(h.receive_timestamp, RX);
+    assert_eq!(s.stats().ntp_interleaved, 0);
+}
+
+/// Catalogue S40: symmetric active packets from many unknown hosts are answered statelessly;
+/// the only state they leave is their client-log records.
+#[test]
+fn symmetric_active_from_many_hosts_leaves_only_log_records() {
+    let mut s = server();
+    for i in 0..1000u32 {
+        let from = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::from(0x0A00_0000 + i)), 123);
+        let (reply, _) = exchange(
+            &mut s,
+            &request(4, Mode::SymmetricActive, 6, 1),
+            &from.to_string(),
+        );
+        assert_eq!(reply, Reply::Send { len: 48 });
+    }
+    assert_eq!(s.client_log().len(), 1000);
+}
+
 #[test]
 fn finalize_transmit_writes_the_transmit_field_only() {
     let mut s = server();

@@ -34,7 +34,9 @@ pub enum NullClockStartError {
 impl std::fmt::Display for NullClockStartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            NullClockStartError::UnknownKey(k) => write!(f, "unknown -X key {k} (use offset= or freq=)"),
+            NullClockStartError::UnknownKey(k) => {
+                write!(f, "unknown -X key {k} (use offset= or freq=)")
+            }
             NullClockStartError::BadValue(v) => write!(f, "invalid -X value {v}"),
         }
     }
@@ -301,10 +303,7 @@ mod tests {
                 freq_ppm: 50.0
             }
         );
-        assert_eq!(
-            NullClockStart::parse("freq=-3").unwrap().freq_ppm,
-            -3.0
-        );
+        assert_eq!(NullClockStart::parse("freq=-3").unwrap().freq_ppm, -3.0);
         assert!(matches!(
             NullClockStart::parse("skew=1"),
             Err(NullClockStartError::UnknownKey(_))

@@ -90,7 +90,6 @@ impl UdpSocket {
     pub fn local_addr(&self) -> SocketAddr {
         self.local
     }
-
 }
 
 fn local_addr(fd: i32) -> Option<SocketAddr> {
@@ -98,8 +97,11 @@ fn local_addr(fd: i32) -> Option<SocketAddr> {
     unsafe {
         let mut storage: libc::sockaddr_storage = zeroed();
         let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        if libc::getsockname(fd, (&mut storage as *mut libc::sockaddr_storage).cast(), &mut len)
-            != 0
+        if libc::getsockname(
+            fd,
+            (&mut storage as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        ) != 0
         {
             return None;
         }
@@ -208,7 +210,9 @@ pub struct RxBatch {
 
 impl std::fmt::Debug for RxBatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RxBatch").field("count", &self.count).finish()
+        f.debug_struct("RxBatch")
+            .field("count", &self.count)
+            .finish()
     }
 }
 
@@ -363,7 +367,9 @@ pub struct TxBatch {
 
 impl std::fmt::Debug for TxBatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TxBatch").field("count", &self.count).finish()
+        f.debug_struct("TxBatch")
+            .field("count", &self.count)
+            .finish()
     }
 }
 
@@ -588,7 +594,13 @@ mod tests {
         let mut rx = RxBatch::new();
         assert_eq!(rx.recv(&server).unwrap(), 1);
         let d = rx.get(0).unwrap();
-        assert!(matches!(d.local, Some(PacketInfo::V4 { addr: [127, 0, 0, 1], .. })));
+        assert!(matches!(
+            d.local,
+            Some(PacketInfo::V4 {
+                addr: [127, 0, 0, 1],
+                ..
+            })
+        ));
         let mut tx = TxBatch::new();
         tx.slot().unwrap()[0] = 5;
         tx.commit(1, d.from, d.local, false);

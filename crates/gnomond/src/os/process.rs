@@ -104,7 +104,13 @@ pub fn drop_sys_time() -> std::io::Result<()> {
     // SAFETY: PR_CAPBSET_DROP takes a capability number; failure (no CAP_SETPCAP) is harmless
     // because the capset below still removes it from the sets this process can use.
     unsafe {
-        libc::prctl(libc::PR_CAPBSET_DROP, CAP_SYS_TIME as libc::c_ulong, 0, 0, 0);
+        libc::prctl(
+            libc::PR_CAPBSET_DROP,
+            CAP_SYS_TIME as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
     }
     let mut header = CapHeader {
         version: LINUX_CAPABILITY_VERSION_3,
@@ -118,7 +124,11 @@ pub fn drop_sys_time() -> std::io::Result<()> {
     // SAFETY: capget/capset with version 3 read/write exactly two CapData records, which `data`
     // holds; the header is a valid repr(C) struct matching the kernel's layout.
     unsafe {
-        if libc::syscall(libc::SYS_capget, &mut header as *mut CapHeader, data.as_mut_ptr()) != 0
+        if libc::syscall(
+            libc::SYS_capget,
+            &mut header as *mut CapHeader,
+            data.as_mut_ptr(),
+        ) != 0
         {
             return Err(super::last_error());
         }
@@ -126,7 +136,12 @@ pub fn drop_sys_time() -> std::io::Result<()> {
         data[0].effective &= mask;
         data[0].permitted &= mask;
         data[0].inheritable &= mask;
-        if libc::syscall(libc::SYS_capset, &mut header as *mut CapHeader, data.as_ptr()) != 0 {
+        if libc::syscall(
+            libc::SYS_capset,
+            &mut header as *mut CapHeader,
+            data.as_ptr(),
+        ) != 0
+        {
             return Err(super::last_error());
         }
     }
@@ -145,8 +160,13 @@ pub fn has_sys_time() -> bool {
         inheritable: 0,
     }; 2];
     // SAFETY: as in `drop_sys_time`.
-    let r =
-        unsafe { libc::syscall(libc::SYS_capget, &mut header as *mut CapHeader, data.as_mut_ptr()) };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &mut header as *mut CapHeader,
+            data.as_mut_ptr(),
+        )
+    };
     r == 0 && data[0].effective & (1u32 << CAP_SYS_TIME) != 0
 }
 

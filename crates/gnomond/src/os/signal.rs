@@ -58,7 +58,8 @@ impl SignalPipe {
         let mut last = None;
         loop {
             // SAFETY: reading into a local buffer of the stated length from our own pipe.
-            let n = unsafe { libc::read(self.read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            let n =
+                unsafe { libc::read(self.read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
             if n <= 0 {
                 return last;
             }

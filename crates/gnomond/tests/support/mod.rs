@@ -5,7 +5,14 @@
 //!
 //! Used by `daemon_*.rs` and by the interop tests (`interop_*.rs`), which may append helpers at
 //! the end of this file.
-#![allow(dead_code)]
+// Test support: panicking on a broken environment is the right failure, and tests read the
+// real clocks.
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::disallowed_methods
+)]
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -42,10 +49,8 @@ impl TempDir {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
-        let path = std::env::temp_dir().join(format!(
-            "gnomond-test-{tag}-{}-{nanos}",
-            std::process::id()
-        ));
+        let path =
+            std::env::temp_dir().join(format!("gnomond-test-{tag}-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&path).unwrap();
         TempDir { path }
     }
@@ -238,7 +243,9 @@ impl Daemon {
 
     /// Its exit status if it has exited.
     pub fn try_wait(&mut self) -> Option<ExitStatus> {
-        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// Sends `signal` (e.g. "TERM") to the daemon by PID.
@@ -311,7 +318,14 @@ pub fn run_gnomond(args: &[&str]) -> Output {
 /// The path of a required third-party program; panics (the test FAILS, never skips) when it is
 /// missing, naming the script that installs it.
 pub fn require_tool(name: &str) -> PathBuf {
-    for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/bin", "/usr/local/sbin"] {
+    for dir in [
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+        "/usr/local/bin",
+        "/usr/local/sbin",
+    ] {
         let p = Path::new(dir).join(name);
         if p.is_file() {
             return p;
