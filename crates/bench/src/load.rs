@@ -79,7 +79,8 @@ impl fmt::Display for LoadResult {
         write!(
             f,
             "sent {} valid {} invalid {} late {} lost {} kod {} unsynchronised {} in {:.3} s: \
-             {:.0} responses/s, latency p50 {:.1} us p99 {:.1} us, generator CPU {:.0} %",
+             {:.0} responses/s, latency p50 {:.1} us p90 {:.1} us p99 {:.1} us p99.9 {:.1} us \
+             max {:.1} us, generator CPU {:.0} %",
             self.sent,
             self.valid,
             self.invalid,
@@ -90,7 +91,10 @@ impl fmt::Display for LoadResult {
             self.send_elapsed.as_secs_f64(),
             self.rate(),
             self.latency.quantile(0.5) as f64 / 1e3,
+            self.latency.quantile(0.9) as f64 / 1e3,
             self.latency.quantile(0.99) as f64 / 1e3,
+            self.latency.quantile(0.999) as f64 / 1e3,
+            self.latency.quantile(1.0) as f64 / 1e3,
             100.0 * self.generator_cpu_seconds / self.send_elapsed.as_secs_f64().max(1e-9),
         )?;
         if let Some(why) = &self.first_invalid {

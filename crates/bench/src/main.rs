@@ -6,7 +6,7 @@
 //!                     [--count N] [--timeout-ms 100] [--seed S]
 //! gnomon-bench bare   --listen 127.0.0.1:PORT [--max-seconds 600] [--count N]
 //! gnomon-bench server [--servers chronyd,gnomond,bare] [--gnomond PATH] [--chronyd PATH]
-//!                     [--reps 3] [--duration 5] [--sockets 32] [--window 4]
+//!                     [--reps 10] [--duration 2] [--sockets 32] [--window 4]
 //!                     [--server-cpu 0] [--load-cpu 1] [--nice -10] [--fifo 1] [--conf LINE]...
 //! gnomon-bench probe  HOST:PORT [--timeout-ms 2000]
 //! ```
@@ -30,7 +30,7 @@ const USAGE: &str = "usage:
                       [--count N] [--timeout-ms 100] [--seed S]
   gnomon-bench bare   --listen 127.0.0.1:PORT [--max-seconds 600] [--count N]
   gnomon-bench server [--servers chronyd,gnomond,bare] [--gnomond PATH] [--chronyd PATH]
-                      [--reps 3] [--duration 5] [--sockets 32] [--window 4]
+                      [--reps 10] [--duration 2] [--sockets 32] [--window 4]
                       [--server-cpu 0] [--load-cpu 1] [--nice -10] [--fifo 1] [--conf LINE]...
   gnomon-bench probe  HOST:PORT [--timeout-ms 2000]";
 
@@ -183,8 +183,8 @@ fn cmd_server(a: &Args) -> Result<ExitCode, String> {
             .map(PathBuf::from)
             .unwrap_or(default_gnomond),
         bench,
-        reps: a.num("reps", 3)?,
-        duration: seconds(a.num("duration", 5.0)?)?,
+        reps: a.num("reps", 10)?,
+        duration: seconds(a.num("duration", 2.0)?)?,
         sockets: a.num("sockets", 32)?,
         window: a.num("window", 4)?,
         server_cpu: a.num("server-cpu", 0)?,

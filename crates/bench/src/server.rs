@@ -360,11 +360,19 @@ pub fn run(opts: &ServerOptions) -> Result<(String, bool), String> {
             let cfg = load_cfg(opts, d.addr, seed ^ (rep * 31 + i) as u64);
             let r = load::run(&cfg).map_err(|e| e.to_string())?;
             let after = cpu_ticks(d.pid()).ok_or("reading /proc/PID/stat")?;
-            eprintln!("rep {} {:8}: {r}", rep + 1, d.kind.name());
-            samples[i].push(Sample {
+            let sample = Sample {
                 load: r,
                 cpu_seconds: (after.saturating_sub(before)) as f64 / tick,
-            });
+            };
+            eprintln!(
+                "rep {} {:8}: {}; server CPU {:.3} us/response, {:.0} %",
+                rep + 1,
+                d.kind.name(),
+                sample.load,
+                sample.cpu_us_per_response(),
+                sample.cpu_share() * 100.0
+            );
+            samples[i].push(sample);
             // Unloaded latency: one request in flight for one second.
             let mut c = load_cfg(opts, d.addr, seed ^ 0x5eed ^ rep as u64);
             c.sockets = 1;

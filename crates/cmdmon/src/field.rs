@@ -23,8 +23,11 @@ pub enum DecodeError {
     UnknownCommand(u16),
     /// Reply code not defined by protocol version 6.
     UnknownReply(u16),
-    /// `IPAddr.family` outside 0..=3.
-    BadAddressFamily(u16),
+    /// ADD_SOURCE with a source type other than server (1), peer (2) or pool (3); chronyd
+    /// answers `STT_INVALID`.
+    BadSourceType(u32),
+    /// ADD_SOURCE whose name field has no NUL terminator; chronyd answers `STT_INVALIDNAME`.
+    UnterminatedName,
     /// Shorter than the length the request code requires (the daemon answers `STT_BADPKTLENGTH`).
     ShortRequest {
         command: u16,
@@ -45,7 +48,8 @@ impl fmt::Display for DecodeError {
             Self::NonZeroReserved => write!(f, "reserved header bytes are not zero"),
             Self::UnknownCommand(c) => write!(f, "unknown command code {c}"),
             Self::UnknownReply(c) => write!(f, "unknown reply code {c}"),
-            Self::BadAddressFamily(a) => write!(f, "unknown address family {a}"),
+            Self::BadSourceType(t) => write!(f, "unknown source type {t}"),
+            Self::UnterminatedName => write!(f, "source name is not NUL-terminated"),
             Self::ShortRequest {
                 command,
                 needed,
@@ -245,6 +249,12 @@ impl<'a> Reader<'a> {
             }),
         }
     }
+    /// Whether the next `size` bytes contain a NUL (without consuming them).
+    pub fn has_nul_within(&self, size: usize) -> bool {
+        let end = self.pos.saturating_add(size).min(self.buf.len());
+        self.buf.get(self.pos..end).is_some_and(|s| s.contains(&0))
+    }
+
     /// A fixed-size NUL-terminated string: the bytes before the first NUL. The last byte is
     /// always taken as the terminator, so at most `size - 1` bytes come back (as encoded).
     pub fn fixed_str(&mut self, size: usize) -> Result<Vec<u8>, DecodeError> {
@@ -264,7 +274,8 @@ impl<'a> Reader<'a> {
             1 => Ok(Addr::V4(Ipv4Addr::from(first4))),
             2 => Ok(Addr::V6(Ipv6Addr::from(b))),
             3 => Ok(Addr::Id(u32::from_be_bytes(first4))),
-            f => Err(DecodeError::BadAddressFamily(f)),
+            // chronyd reads an unknown family as "no address" (then e.g. 503 No such source).
+            _ => Ok(Addr::Unspec),
         }
     }
     pub fn timespec(&mut self) -> Result<Timespec, DecodeError> {
@@ -300,13 +311,11 @@ mod tests {
     }
 
     #[test]
-    fn unknown_family_is_an_error() {
-        let mut b = [0u8; 20];
+    fn unknown_family_decodes_as_unspecified() {
+        let mut b = [7u8; 20];
+        b[16] = 0;
         b[17] = 9;
-        assert_eq!(
-            Reader::new(&b, 0).addr(),
-            Err(DecodeError::BadAddressFamily(9))
-        );
+        assert_eq!(Reader::new(&b, 0).addr(), Ok(Addr::Unspec));
     }
 
     #[test]

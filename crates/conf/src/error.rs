@@ -136,6 +136,20 @@ impl ConfError {
         }
     }
 
+    /// Replace the hint (for variants that carry one).
+    pub fn with_hint(mut self, new: String) -> Self {
+        match &mut self {
+            ConfError::InvalidDirective { hint, .. }
+            | ConfError::CouldNotParse { hint, .. }
+            | ConfError::MissingArguments { hint, .. }
+            | ConfError::TooManyArguments { hint, .. }
+            | ConfError::InvalidLogParameter { hint, .. }
+            | ConfError::InvalidRefclockOption { hint, .. } => *hint = Some(new),
+            _ => {}
+        }
+        self
+    }
+
     /// Our fix hint, if any.
     pub fn hint(&self) -> Option<String> {
         match self {

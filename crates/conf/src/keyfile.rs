@@ -127,10 +127,28 @@ impl KeyFile {
     }
 }
 
-/// Read a key file from disk.
+/// Read a key file from disk; warns (line 0) when other users may read it.
 pub fn read_keyfile(path: &Path) -> std::io::Result<KeyFile> {
+    let meta = std::fs::metadata(path)?;
+    if meta.len() > crate::load::MAX_FILE_BYTES {
+        return Err(std::io::Error::other("key file too large"));
+    }
     let bytes = std::fs::read(path)?;
-    Ok(parse_keyfile(&String::from_utf8_lossy(&bytes), path))
+    let mut k = parse_keyfile(&String::from_utf8_lossy(&bytes), path);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if meta.permissions().mode() & 0o004 != 0 {
+            k.warnings.insert(
+                0,
+                KeyWarning {
+                    location: Location::new(Arc::from(path), 0),
+                    message: "Key file is readable by all users (use chmod 640 or 600)".to_string(),
+                },
+            );
+        }
+    }
+    Ok(k)
 }
 
 /// Parse key file text.
@@ -139,6 +157,15 @@ pub fn parse_keyfile(text: &str, name: &Path) -> KeyFile {
     let mut out = KeyFile::default();
     for (i, line) in text.lines().enumerate() {
         let location = Location::new(file.clone(), i + 1);
+        if line.len() > crate::parse::MAX_LINE_LEN {
+            out.warnings.push(KeyWarning {
+                location,
+                message: "Could not parse key: line too long".to_string(),
+            });
+            continue;
+        }
+        // A NUL byte ends the line, as in chronyd's C parser.
+        let line = line.split('\0').next().unwrap_or("");
         if is_comment_or_blank(line) {
             continue;
         }
@@ -245,6 +272,24 @@ mod tests {
             "{msgs:?}"
         );
         assert!(msgs[2].contains("AES128 needs a 128-bit key"), "{msgs:?}");
+    }
+
+    #[test]
+    fn security_case_16_lines_warn_and_valid_keys_load() {
+        let long = format!("12 MD5 ASCII:{}", "a".repeat(2040));
+        let text = format!(
+            "1 MD5 HEX:zz\r\n2 SHA1 HEX:abc\r\n2 SHA256 HEX:\r\n3 FOO HEX:0011\r\n4 AES128 HEX:{}\r\n\
+             5 SHA1 HEX:00112233445566778899\r\n5 SHA1 HEX:00112233445566778899\r\n4294967296 MD5 ASCII:abcdefghijkl\r\n\
+             6 MD5 HEX:001122334455667788\r\n{long}\r\n7 MD5 ASCII:abcdefghij\0kl\r\n",
+            "00".repeat(15)
+        );
+        let k = parse_keyfile(&text, Path::new("k"));
+        let ids: Vec<u32> = k.keys.iter().map(|k| k.id).collect();
+        assert_eq!(ids, vec![5, 6, 7]);
+        assert!(k.get(6).unwrap().is_insecure(), "9-byte key");
+        assert_eq!(k.get(7).unwrap().secret, b"abcdefghij");
+        let lines: Vec<usize> = k.warnings.iter().map(|w| w.location.line).collect();
+        assert_eq!(lines, vec![1, 2, 3, 4, 5, 7, 8, 9, 10]);
     }
 
     #[test]

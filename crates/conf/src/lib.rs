@@ -48,6 +48,9 @@ pub struct Entry {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Config {
     pub entries: Vec<Entry>,
+    /// Lines of `sourcedir` files that chronyd skips without a message (invalid lines and
+    /// directives other than server/pool/peer/refclock); the lint reports them.
+    pub ignored: Vec<ConfError>,
 }
 
 /// A non-fatal message chronyd prints while reading the file, or that we print at start-up.
@@ -119,6 +122,31 @@ impl Config {
         out
     }
 
+    /// chronyd resolves the host names of `allow`/`deny`/`cmdallow`/`cmddeny` while reading the
+    /// file and stops with "Could not parse allow directive at line N in file F" when one does
+    /// not resolve. The parser cannot resolve (no network in a library); the daemon calls this
+    /// with its resolver to get the same fatal error.
+    pub fn check_access_hosts(&self, resolves: impl Fn(&str) -> bool) -> Result<(), ConfError> {
+        for e in &self.entries {
+            if let Directive::Allow(a)
+            | Directive::Deny(a)
+            | Directive::CmdAllow(a)
+            | Directive::CmdDeny(a) = &e.directive
+            {
+                if let Some(Subnet::Host { name, .. }) = &a.subnet {
+                    if !resolves(name) {
+                        return Err(ConfError::CouldNotParse {
+                            location: e.location.clone(),
+                            directive: e.text.split(' ').next().unwrap_or("allow").to_string(),
+                            hint: Some(format!("host name `{name}` could not be resolved")),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Iterate the directives.
     pub fn directives(&self) -> impl Iterator<Item = &Directive> {
         self.entries.iter().map(|e| &e.directive)
@@ -149,6 +177,17 @@ mod tests {
                 "<command line>:2: directive `smoothtime` is recognised but not implemented yet; it has no effect".to_string(),
             ]
         );
+    }
+
+    #[test]
+    fn unresolvable_access_host_is_chronyds_parse_error() {
+        let c = load_lines(&["rtcsync".into(), "Allow ntp.invalid".into()]).unwrap();
+        let e = c.check_access_hosts(|_| false).unwrap_err();
+        assert_eq!(
+            e.chrony_message(),
+            "Could not parse Allow directive at line 2"
+        );
+        assert!(c.check_access_hosts(|_| true).is_ok());
     }
 
     #[test]

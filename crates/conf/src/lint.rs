@@ -70,10 +70,16 @@ impl LintReport {
         self.fatal.is_some() || self.findings.iter().any(|f| f.severity == Severity::Error)
     }
 
-    /// Exit status for `gnomonc lint` / `gnomond --lint`: 1 when chronyd would refuse the file or
-    /// an error-level finding exists (like chronyd's exit status on a fatal error), else 0.
+    /// Exit status for `gnomonc lint` / `gnomond --lint`: 0 clean, 1 warnings only, 2 errors
+    /// (a line chronyd would refuse, or an error-level finding).
     pub fn exit_code(&self) -> i32 {
-        i32::from(self.has_errors())
+        if self.has_errors() {
+            2
+        } else if self.findings.is_empty() {
+            0
+        } else {
+            1
+        }
     }
 
     /// Ids of the findings, in order (handy in tests).
@@ -171,6 +177,19 @@ pub fn lint(config: &Config) -> Vec<Finding> {
             .find(|e| pred(&e.directive))
             .map(|e| &e.location)
     };
+
+    for e in &config.ignored {
+        push(
+            "sourcedir-line-ignored",
+            Severity::Warning,
+            e.location(),
+            format!(
+                "chronyd silently ignores this sourcedir line: {}",
+                e.chrony_message()
+            ),
+            e.hint().as_deref(),
+        );
+    }
 
     // port 0 with allow: no server socket, so allowed clients get no answers.
     if s.port == 0 {
@@ -347,14 +366,14 @@ pub fn lint(config: &Config) -> Vec<Finding> {
     }
     if let (Some(sm), Some(tz)) = (
         smearing.first(),
-        last(&|d| matches!(d, Directive::LeapSecTz(_))),
+        last(&|d| matches!(d, Directive::LeapSecTz(_) | Directive::LeapSecList(_))),
     ) {
         push(
             "smear-with-leapsectz",
             Severity::Error,
             tz,
-            format!("`leapsectz` makes the kernel insert the leap second while {} smears it: the leap is applied twice", sm.spec.host),
-            Some("drop `leapsectz` when using smearing servers"),
+            format!("`leapsectz`/`leapseclist` make the kernel insert the leap second while {} smears it: the leap is applied twice", sm.spec.host),
+            Some("drop `leapsectz`/`leapseclist` when using smearing servers"),
         );
     }
 
@@ -370,6 +389,42 @@ pub fn lint(config: &Config) -> Vec<Finding> {
                 at,
                 format!("`local` without `orphan` while peering with {}: when upstream is lost each peer serves its own clock and they can drift apart", p.spec.host),
                 Some("use `local stratum 10 orphan` on every peer"),
+            );
+        }
+    }
+
+    // `local` only matters to clients: without `allow` nobody is served the local clock.
+    if let (Some(l), Some(at)) = (&s.local, last(&|d| matches!(d, Directive::Local(_)))) {
+        // (`port 0` with `allow` has its own finding.)
+        if !s.access.iter().any(|r| r.allow) {
+            push(
+                "local-without-allow",
+                Severity::Warning,
+                at,
+                "`local` has no clients to serve: there is no `allow` rule".into(),
+                Some("remove `local`, or add `allow` for the clients"),
+            );
+        }
+        if l.stratum < 5 {
+            push(
+                "local-stratum-low",
+                Severity::Warning,
+                at,
+                format!("local stratum {} makes this unsynchronised clock look better than real upstream servers", l.stratum),
+                Some("use a high stratum such as 10 so real sources are always preferred"),
+            );
+        }
+    }
+
+    // NTS clients without ntsdumpdir redo NTS-KE on every restart.
+    if s.ntsdumpdir.is_none() {
+        if let Some(src) = s.sources.iter().find(|x| x.spec.nts) {
+            push(
+                "nts-without-ntsdumpdir",
+                Severity::Warning,
+                &src.location,
+                "NTS sources without `ntsdumpdir`: cookies are lost on restart and every start needs a new NTS-KE session".into(),
+                Some("add `ntsdumpdir /var/lib/chrony`"),
             );
         }
     }

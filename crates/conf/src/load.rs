@@ -35,6 +35,7 @@ const MAX_ERRORS: usize = 100;
 
 struct Loader {
     entries: Vec<Entry>,
+    ignored: Vec<ConfError>,
     /// `Some` in tolerant mode: errors are collected and the line skipped.
     errors: Option<Vec<ConfError>>,
     files: usize,
@@ -77,10 +78,23 @@ pub fn load_file_tolerant(path: &Path) -> (Config, Vec<ConfError>) {
     let _ = l.file(path, &at, 0, false);
     let _ = l.sourcedir_files();
     let errors = l.errors.take().unwrap_or_default();
-    (Config { entries: l.entries }, errors)
+    (
+        Config {
+            entries: l.entries,
+            ignored: l.ignored,
+        },
+        errors,
+    )
 }
 
 impl Loader {
+    /// A skipped sourcedir line (bounded like the error list).
+    fn ignore(&mut self, e: ConfError) {
+        if self.ignored.len() < MAX_ERRORS {
+            self.ignored.push(e);
+        }
+    }
+
     /// Fatal error: returned, or recorded in tolerant mode.
     fn fail(&mut self, e: ConfError) -> Result<(), ConfError> {
         match &mut self.errors {
@@ -97,6 +111,7 @@ impl Loader {
     fn new() -> Self {
         Loader {
             entries: Vec::new(),
+            ignored: Vec::new(),
             errors: None,
             files: 0,
             sourcedirs: Vec::new(),
@@ -118,6 +133,7 @@ impl Loader {
         self.sourcedir_files()?;
         Ok(Config {
             entries: self.entries,
+            ignored: self.ignored,
         })
     }
 
@@ -146,6 +162,8 @@ impl Loader {
             reason,
         };
         let bytes = match std::fs::metadata(path) {
+            // chronyd opens a directory fine and reads no line from it.
+            Ok(m) if m.is_dir() => return Ok(()),
             Ok(m) if m.len() > MAX_FILE_BYTES => Err("File too large".to_string()),
             Ok(_) => std::fs::read(path).map_err(|e| strerror(&e)),
             Err(e) => Err(strerror(&e)),
@@ -183,17 +201,24 @@ impl Loader {
         let parsed = match parse_line(line, &loc) {
             Ok(Some(p)) => p,
             Ok(None) => return Ok(()),
+            // chronyd 4.3 skips bad lines of sourcedir files silently (checked with chronyc
+            // sources on a live daemon); the configuration proper is fatal.
+            Err(e) if sources_only => {
+                self.ignore(e);
+                return Ok(());
+            }
             Err(e) => return self.fail(e),
         };
         if sources_only && !SOURCE_DIRECTIVES.contains(&parsed.directive.name()) {
-            return self.fail(ConfError::InvalidDirective {
+            self.ignore(ConfError::InvalidDirective {
                 location: loc,
                 name: parsed.directive.name().to_string(),
                 hint: Some(
-                    "only server, pool, peer and refclock lines are allowed in sourcedir files"
+                    "only server, pool, peer and refclock lines are used from sourcedir files"
                         .to_string(),
                 ),
             });
+            return Ok(());
         }
         let follow = match &parsed.directive {
             Directive::Include(p) => Some(Follow::Include(p.clone())),
@@ -307,7 +332,7 @@ mod tests {
         std::fs::write(d.join("i1.conf"), "port 1\n").unwrap();
         std::fs::write(d.join("i2.conf"), "port 2\n").unwrap();
         let main = format!(
-            "include {0}/i*.conf\ninclude {0}/none*.conf\nconfdir {0}/d1 {0}/d2 {0}/missing\n",
+            "include {0}/i*.conf\ninclude {0}/none*.conf\ninclude {0}/d1\ninclude {0}/[\nconfdir {0}/d1 {0}/d2 {0}/missing\n",
             d.display()
         );
         std::fs::write(d.join("main.conf"), main).unwrap();
@@ -349,11 +374,16 @@ mod tests {
     #[test]
     fn sourcedir_is_printed_but_its_sources_are_loaded() {
         let d = tmpdir("src");
-        std::fs::write(d.join("a.sources"), "server 192.0.2.1 iburst\n").unwrap();
+        std::fs::write(
+            d.join("a.sources"),
+            "server 192.0.2.1 iburst\nrtcsync\nserver x foo\n",
+        )
+        .unwrap();
         std::fs::write(d.join("main.conf"), format!("sourcedir {}\n", d.display())).unwrap();
         let c = load_file(&d.join("main.conf")).unwrap();
         assert_eq!(c.to_chrony_text(), format!("sourcedir {}\n", d.display()));
         assert_eq!(c.settings().sources.len(), 1);
+        assert_eq!(c.ignored.len(), 2);
         let _ = std::fs::remove_dir_all(&d);
     }
 

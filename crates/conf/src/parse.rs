@@ -31,9 +31,14 @@ pub struct ParsedLine {
     pub text: String,
 }
 
+/// C's `isspace`: chronyd splits words on these (Rust's ASCII whitespace lacks `\v`).
+fn is_c_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\x0B' | '\x0C' | '\r')
+}
+
 /// Whether a line is blank or a comment.
 pub fn is_comment_or_blank(line: &str) -> bool {
-    let t = line.trim_start_matches(|c: char| c.is_ascii_whitespace());
+    let t = line.trim_start_matches(is_c_space);
     t.is_empty() || t.starts_with(['#', ';', '!', '%'])
 }
 
@@ -44,17 +49,47 @@ pub fn parse_line(line: &str, location: &Location) -> Result<Option<ParsedLine>,
             location: location.clone(),
         });
     }
+    // chronyd handles lines as C strings: a NUL byte ends the line.
+    let line = line.split('\0').next().unwrap_or("");
     if is_comment_or_blank(line) {
         return Ok(None);
     }
-    let words: Vec<&str> = line.split_ascii_whitespace().collect();
+    let words: Vec<&str> = line.split(is_c_space).filter(|w| !w.is_empty()).collect();
     let Some((&written, args)) = words.split_first() else {
         return Ok(None);
     };
     let text = words.join(" ");
     let rest = text.get(written.len()..).unwrap_or("").trim_start();
-    let directive = parse_words(written, args, rest, location)?;
+    let directive =
+        parse_words(written, args, rest, location).map_err(|e| match merged_directive(args) {
+            Some(d) => e.with_hint(format!(
+                "`{d}` starts another directive: put each directive on its own line"
+            )),
+            None => e,
+        })?;
     Ok(Some(ParsedLine { directive, text }))
+}
+
+/// A word that is a directive name and never an option of any directive: a sign that two
+/// lines were joined (as in a copy-pasted web page).
+fn merged_directive<'a>(args: &[&'a str]) -> Option<&'a str> {
+    const OPTION_WORDS: &[&str] = &[
+        "port",
+        "key",
+        "minsamples",
+        "maxsamples",
+        "local",
+        "log",
+        "manual",
+    ];
+    args.iter().copied().find(|a| {
+        let l = a.to_ascii_lowercase();
+        DIRECTIVE_NAMES.contains(&l.as_str())
+            && !OPTION_WORDS.contains(&l.as_str())
+            && !crate::source::SOURCE_OPTIONS.contains(&l.as_str())
+            && !REFCLOCK_OPTIONS.contains(&l.as_str())
+            && !LogKind::ALL.iter().any(|(w, _)| *w == l)
+    })
 }
 
 /// Error constructors that carry the directive name as written.
@@ -634,6 +669,22 @@ mod tests {
         assert!(e.to_string().contains("option of `server`"), "{e}");
         let e = parse_line("driftfle /x", &loc()).unwrap_err();
         assert!(e.to_string().contains("`driftfile`"), "{e}");
+    }
+
+    #[test]
+    fn joined_lines_get_a_one_directive_per_line_hint() {
+        let e = parse_line("server a iburst server b iburst", &loc()).unwrap_err();
+        assert!(
+            e.to_string().contains("`server` starts another directive"),
+            "{e}"
+        );
+        let e = parse_line("log tracking logdir /var/log/chrony", &loc()).unwrap_err();
+        assert!(
+            e.to_string().contains("`logdir` starts another directive"),
+            "{e}"
+        );
+        let e = parse_line("server a port x", &loc()).unwrap_err();
+        assert!(!e.to_string().contains("starts another directive"), "{e}");
     }
 
     #[test]

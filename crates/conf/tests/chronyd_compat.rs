@@ -143,6 +143,9 @@ const LINES: &[&str] = &[
     "nosystemcert",
     "rtconutc",
     "  leapsectz   right/UTC   ",
+    "\x0Bport\x0B5\x0C",
+    "rtcsync\0 junk",
+    "server 192.0.2.1\r",
     "# comment",
     "; comment",
     "! comment",
@@ -374,13 +377,41 @@ fn include_errors_match_chronyd() {
         format!("include {}/c.conf\n", d.display()),
     )
     .unwrap();
-    for f in ["a.conf", "b.conf", "c.conf", "nonexistent.conf"] {
+    // Too many arguments.
+    std::fs::write(
+        d.join("e.conf"),
+        format!("include {0}/bad.conf {0}/x\n", d.display()),
+    )
+    .unwrap();
+    for f in ["a.conf", "b.conf", "c.conf", "e.conf", "nonexistent.conf"] {
         let p = d.join(f);
         let theirs = chronyd_p(&p);
         let ours = load_file(&p).unwrap_err();
         assert!(!theirs.ok);
         assert_eq!(Some(ours.chrony_message()), theirs.fatal, "{f}");
     }
+}
+
+#[test]
+fn directories_and_bad_globs_include_nothing_like_chronyd() {
+    let dir = TempDir::new("incdir");
+    let d = &dir.0;
+    std::fs::create_dir_all(d.join("sub")).unwrap();
+    std::fs::write(d.join("sub/x.conf"), "manual\n").unwrap();
+    std::fs::write(
+        d.join("m.conf"),
+        format!(
+            "include {0}/sub\ninclude {0}/[\ninclude {0}/s*/x.conf\nrtcsync\n",
+            d.display()
+        ),
+    )
+    .unwrap();
+    let theirs = chronyd_p(&d.join("m.conf"));
+    assert!(theirs.ok, "{}", theirs.stderr);
+    assert_eq!(
+        load_file(&d.join("m.conf")).unwrap().to_chrony_text(),
+        theirs.stdout
+    );
 }
 
 #[test]

@@ -432,6 +432,25 @@ impl Association {
         self.next_tx += step;
     }
 
+    /// Moves the timeline by `delta` seconds without changing offsets (a leap second that
+    /// both our clock and the source's observed); deadlines move too when the driver's time
+    /// jumped.
+    pub fn shift_times(&mut self, delta: f64, deadlines: bool) {
+        self.stats.shift_times(delta);
+        if let Some(f) = &mut self.filter {
+            f.shift_times(delta);
+        }
+        if let Some(t) = &mut self.last_sample_time {
+            *t += delta;
+        }
+        if let Some(p) = &mut self.pending {
+            p.local_tx += delta;
+        }
+        if deadlines {
+            self.next_tx += delta;
+        }
+    }
+
     /// Keeps samples and the last-sample report consistent with a clock change.
     pub fn apply_clock_change(&mut self, when: f64, dfreq: f64, doffset: f64) {
         self.stats.apply_clock_change(when, dfreq, doffset);

@@ -762,6 +762,10 @@ mod tests {
             let (sent, answered) = adaptive_client(2.0, 0.1, 40.0, seed);
             assert!((18..=22).contains(&answered), "{sent} {answered}");
             assert!(sent <= 26, "{sent} {answered}");
+            // chronyd: 1 s after an answer, 0.25 s retry: (42, 40).
+            let (sent, answered) = adaptive_client(1.0, 0.25, 40.0, seed);
+            assert!((36..=41).contains(&answered), "{sent} {answered}");
+            assert!(sent <= 46, "{sent} {answered}");
         }
     }
 

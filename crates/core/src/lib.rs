@@ -7,9 +7,11 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod auth;
 pub mod association;
 pub mod client_log;
 pub mod local_clock;
+pub mod nts;
 pub mod rate_limit;
 pub mod reference;
 pub mod reports;

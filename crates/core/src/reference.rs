@@ -139,7 +139,8 @@ impl core::fmt::Display for DriftError {
 
 impl std::error::Error for DriftError {}
 
-/// Parses a drift file (`FREQ_PPM SKEW_PPM`, the frequency of [`ClockDriver::frequency_ppm`]).
+/// Parses a drift file (`FREQ_PPM SKEW_PPM`: the rate the clock gains, gains positive, and its
+/// error bound, as chrony writes it).
 /// Garbage, NaN, infinities and a truncated file are errors; the caller logs and ignores them.
 pub fn parse_drift(text: &str, max_drift_ppm: f64) -> Result<(f64, f64), DriftError> {
     let mut it = text.split_ascii_whitespace();
@@ -289,12 +290,14 @@ impl Reference {
         self.leap
     }
 
-    /// Drift to save: (frequency ppm of the driver, skew ppm).
+    /// Drift to save, in chrony's drift file convention: (rate at which the undisciplined
+    /// clock gains, ppm, gains positive — the negated driver correction; skew ppm).
     pub fn drift(&self, clock: &dyn ClockDriver) -> (f64, f64) {
-        (clock.frequency_ppm(), self.skew * 1e6)
+        (-clock.frequency_ppm(), self.skew * 1e6)
     }
 
-    /// Applies a drift file value at start: sets the driver frequency and the skew.
+    /// Applies a drift file value at start (gain rate in ppm, gains positive; skew ppm): the
+    /// driver is set to compensate the gain.
     pub fn load_drift(
         &mut self,
         freq_ppm: f64,
@@ -302,7 +305,7 @@ impl Reference {
         clock: &mut dyn ClockDriver,
     ) -> Result<(), ClockError> {
         let f = freq_ppm.clamp(-self.cfg.max_drift_ppm, self.cfg.max_drift_ppm);
-        clock.set_frequency_ppm(f)?;
+        clock.set_frequency_ppm(-f)?;
         self.skew = (skew_ppm * 1e-6).clamp(1e-12, crate::source_stats::WORST_CASE_SKEW);
         Ok(())
     }

@@ -111,6 +111,13 @@ impl SampleFilter {
         }
     }
 
+    /// Moves pending sample times by `delta` seconds (leap second), offsets unchanged.
+    pub fn shift_times(&mut self, delta: f64) {
+        for s in &mut self.buffer {
+            s.time += delta;
+        }
+    }
+
     /// Adds a sample; returns the filtered sample once `length` samples were collected.
     pub fn accumulate(&mut self, sample: Sample) -> Option<Sample> {
         self.buffer.push(sample);

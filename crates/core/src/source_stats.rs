@@ -178,6 +178,17 @@ impl SourceStats {
         }
     }
 
+    /// Moves sample times by `delta` seconds, offsets unchanged (a leap second seen by both
+    /// clocks).
+    pub fn shift_times(&mut self, delta: f64) {
+        for s in &mut self.samples {
+            s.time += delta;
+        }
+        if let Some(e) = &mut self.estimate {
+            e.ref_time += delta;
+        }
+    }
+
     /// Predicted offset (local minus source) at local time `now`, and its standard error.
     pub fn predict(&self, now: f64) -> Option<(f64, f64)> {
         let e = self.estimate.as_ref()?;
@@ -348,13 +359,29 @@ fn fit_line(samples: &VecDeque<Sample>, weights: &[f64], start: usize, ref_time:
     let var_unit = ssr / (n as f64 - 2.0).max(1.0);
     let slope_var = if sxx > 0.0 { var_unit / sxx } else { 0.0 };
     let intercept_var = var_unit * (1.0 / sw + mx * mx / sxx.max(f64::MIN_POSITIVE));
+    // With few points the residual variance is itself uncertain (one degree of freedom for
+    // three points), so a lucky fit must not look precise: the standard errors are widened
+    // by Student's t over the normal quantile, a factor that tends to 1 as points accumulate.
+    let t = student_t95(n.saturating_sub(2)) / 1.96;
     Fit {
         intercept,
-        intercept_sd: intercept_var.max(0.0).sqrt(),
+        intercept_sd: t * intercept_var.max(0.0).sqrt(),
         slope,
-        slope_sd: slope_var.max(0.0).sqrt(),
+        slope_sd: t * slope_var.max(0.0).sqrt(),
         std_dev: variance.max(0.0).sqrt(),
         runs,
+    }
+}
+
+/// Two-sided 95 % quantile of Student's t distribution for `dof` degrees of freedom.
+fn student_t95(dof: usize) -> f64 {
+    const TABLE: [f64; 10] = [12.71, 4.30, 3.18, 2.78, 2.57, 2.45, 2.36, 2.31, 2.26, 2.23];
+    match dof {
+        0 => TABLE[0],
+        d if d <= TABLE.len() => TABLE[d - 1],
+        d if d <= 20 => 2.09 + (2.23 - 2.09) * (20 - d) as f64 / 10.0,
+        d if d <= 60 => 2.0 + (2.09 - 2.0) * (60 - d) as f64 / 40.0,
+        _ => 1.96,
     }
 }
 

@@ -240,6 +240,87 @@ fn parse_local(args: &[&str]) -> Result<Request, CmdError> {
     Ok(Request::Local2(p))
 }
 
+/// Days from 1970-01-01 to a civil date (proleptic Gregorian).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (i64::from(m) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `settime` argument → Unix seconds. Accepts `HH:MM[:SS]` (today), `YYYY-MM-DD HH:MM[:SS]`
+/// and `Mon DD, YYYY HH:MM[:SS]`, all read as UTC (chronyc reads local time; the two agree on
+/// UTC machines).
+pub fn parse_settime(args: &[&str], now_unix: u64) -> Option<u64> {
+    let hms = |t: &str| -> Option<i64> {
+        let p: Vec<&str> = t.split(':').collect();
+        if p.len() < 2 || p.len() > 3 {
+            return None;
+        }
+        let h: i64 = p[0].parse().ok().filter(|h| (0..24).contains(h))?;
+        let m: i64 = p[1].parse().ok().filter(|m| (0..60).contains(m))?;
+        let s: i64 = match p.get(2) {
+            Some(s) => s.parse().ok().filter(|s| (0..61).contains(s))?,
+            None => 0,
+        };
+        Some(h * 3600 + m * 60 + s)
+    };
+    const MONTHS: [&str; 12] = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
+    let (days, time) = match args {
+        [t] => ((now_unix / 86400) as i64, hms(t)?),
+        [date, t] => {
+            let p: Vec<&str> = date.split('-').collect();
+            let [y, m, d] = p.as_slice() else { return None };
+            let (y, m, d): (i64, u32, u32) = (y.parse().ok()?, m.parse().ok()?, d.parse().ok()?);
+            if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+                return None;
+            }
+            (days_from_civil(y, m, d), hms(t)?)
+        }
+        [mon, day, year, t] => {
+            let m = MONTHS
+                .iter()
+                .position(|x| mon.to_ascii_lowercase().starts_with(x))? as u32
+                + 1;
+            let d: u32 = day
+                .trim_end_matches(',')
+                .parse()
+                .ok()
+                .filter(|d| (1..=31).contains(d))?;
+            (days_from_civil(year.parse().ok()?, m, d), hms(t)?)
+        }
+        _ => return None,
+    };
+    u64::try_from(days * 86400 + time).ok()
+}
+
+/// `settime TIME`: one manual-input sample; prints what chronyd did with it.
+fn settime(s: &mut Session, args: &[&str]) -> Result<(), CmdError> {
+    let sec =
+        parse_settime(args, crate::now_unix()).ok_or_else(|| syntax("Could not parse date"))?;
+    let req = Request::Settime {
+        time: gnomon_cmdmon::Timespec { sec, nsec: 0 },
+    };
+    let gnomon_cmdmon::ReplyBody::ManualTimestamp {
+        offset,
+        dfreq_ppm,
+        new_afreq_ppm,
+    } = s.request(&req, gnomon_cmdmon::ReplyCode::ManualTimestamp2)?
+    else {
+        return Err(CmdError::BadReply);
+    };
+    s.line("200 OK");
+    s.line(&format!(
+        "Clock was {offset:.2} seconds fast.  Frequency change = {dfreq_ppm:.2}ppm, new frequency = {new_afreq_ppm:.2}ppm"
+    ));
+    Ok(())
+}
+
 /// Runs a command that answers with a status only and prints it (`200 OK`, `208 …`).
 fn simple(s: &mut Session, req: Request) -> Result<(), CmdError> {
     let st = s.request_status(&req)?;
@@ -364,6 +445,7 @@ pub fn run(s: &mut Session, line: &str) -> Result<Flow, CmdError> {
         "rtcdata" => system::rtcdata(s)?,
         "smoothing" => system::smoothing(s)?,
         "waitsync" => waitsync(s, args)?,
+        "settime" => settime(s, args)?,
         "manual" => match args.first().copied() {
             Some("list") => system::manual_list(s)?,
             Some("on") => simple(s, Request::Manual { option: 1 })?,
@@ -592,3 +674,22 @@ retries <retries>           Set maximum number of retries
 exit|quit                   Leave the program
 help                        Generate this help
 ";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settime_formats_read_as_utc() {
+        let now = 1_795_317_650; // 2026-11-22 03:20:50
+        assert_eq!(parse_settime(&["03:20:50"], now), Some(now));
+        assert_eq!(parse_settime(&["03:20"], now), Some(now - 50));
+        assert_eq!(parse_settime(&["2026-11-22", "03:20:50"], now), Some(now));
+        assert_eq!(
+            parse_settime(&["Nov", "22,", "2026", "03:20:50"], now),
+            Some(now)
+        );
+        assert_eq!(parse_settime(&["25:00"], now), None);
+        assert_eq!(parse_settime(&[], now), None);
+    }
+}

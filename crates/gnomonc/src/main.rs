@@ -51,6 +51,7 @@ struct Options {
     port: u16,
     family: Family,
     numeric: bool,
+    source_names: bool,
     mode: Mode,
     multi: bool,
     end_dot: bool,
@@ -68,6 +69,7 @@ fn parse_args(args: &[String]) -> ParseOutcome {
         port: 323,
         family: Family::Any,
         numeric: false,
+        source_names: false,
         mode: Mode::Text,
         multi: false,
         end_dot: false,
@@ -102,7 +104,8 @@ fn parse_args(args: &[String]) -> ParseOutcome {
                         '4' => o.family = Family::V4,
                         '6' => o.family = Family::V6,
                         'n' => o.numeric = true,
-                        'N' | 'a' | 'd' => {}
+                        'N' => o.source_names = true,
+                        'a' | 'd' => {}
                         'c' => o.mode = Mode::Csv,
                         'e' => o.end_dot = true,
                         'm' => o.multi = true,
@@ -195,6 +198,15 @@ fn lint(args: &[String]) -> i32 {
     }
 }
 
+/// Current Unix time in seconds (for `settime HH:MM`, which means today).
+#[allow(clippy::disallowed_methods)]
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 #[allow(clippy::disallowed_methods)] // the one place that seeds sequence numbers from the clock
 fn seed() -> u64 {
     let t = std::time::SystemTime::now()
@@ -224,6 +236,7 @@ fn main() {
         std::process::exit(1);
     };
     let mut s = Session::new(Some(client), o.mode, o.numeric);
+    s.source_names = o.source_names;
     if o.commands.first().map(String::as_str) == Some("check") {
         let words: Vec<&str> = o.commands[1..].iter().map(String::as_str).collect();
         let code = match check::parse(&words) {

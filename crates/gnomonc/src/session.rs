@@ -50,6 +50,8 @@ pub struct Session {
     pub mode: Mode,
     /// `-n`: never resolve addresses to names.
     pub numeric: bool,
+    /// `-N`: show sources by the names they were configured with (NTP_SOURCE_NAME).
+    pub source_names: bool,
     /// Output collected for the current command.
     pub out: String,
     hosts: Option<HashMap<IpAddr, String>>,
@@ -61,6 +63,7 @@ impl Session {
             client,
             mode,
             numeric,
+            source_names: false,
             out: String::new(),
             hosts: None,
         }

@@ -4,7 +4,7 @@
 
 use crate::fmt::{self, seconds};
 use crate::session::{addr_text, CmdError, Mode, Session};
-use gnomon_cmdmon::{Addr, ReplyBody, ReplyCode, Request, SourceData};
+use gnomon_cmdmon::{Addr, ReplyBody, ReplyCode, Request, SelectData, SourceData, SourceStats};
 use serde_json::{json, Value};
 
 pub const SOURCES_LEGEND: &str = "\n  .-- Source mode  '^' = server, '=' = peer, '#' = local clock.\n / .- Source state '*' = current best, '+' = combined, '-' = not combined,\n| /             'x' = may be in error, '~' = too variable, '?' = unusable.\n||                                                 .- xxxx [ yyyy ] +/- zzzz\n||      Reachability register (octal) -.           |  xxxx = adjusted offset,\n||      Log2(Polling interval) --.      |          |  yyyy = measured offset,\n||                                \\     |          |  zzzz = estimated error.\n||                                 |    |           \\\n";
@@ -66,6 +66,38 @@ fn source_name(s: &mut Session, d: &SourceData, width: usize) -> String {
         (2, Addr::V4(a)) => fmt::refid_text(u32::from(a)),
         _ => s.name_in(&d.ip_addr, width),
     }
+}
+
+/// With `-N`, the configured names of NTP sources (pipelined NTP_SOURCE_NAME requests),
+/// cut to `width` with `>` in text mode; `None` where the daemon has no name.
+fn configured_names(s: &mut Session, addrs: &[Option<Addr>], width: usize) -> Vec<Option<String>> {
+    if !s.source_names {
+        return vec![None; addrs.len()];
+    }
+    let wanted: Vec<(usize, Addr)> = addrs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| a.filter(|a| a.ip().is_some()).map(|a| (i, a)))
+        .collect();
+    let reqs: Vec<Request> = wanted
+        .iter()
+        .map(|(_, ip)| Request::NtpSourceName { ip: *ip })
+        .collect();
+    let mut names = vec![None; addrs.len()];
+    let Some(client) = s.client.as_mut() else {
+        return names;
+    };
+    let (replies, _) = client.submit_many(&reqs);
+    for ((i, _), r) in wanted.iter().zip(replies) {
+        if let ReplyBody::NtpSourceName { name } = r.body {
+            let mut n = String::from_utf8_lossy(&name).into_owned();
+            if s.mode == Mode::Text && n.len() > width {
+                n = n.chars().take(width - 1).collect::<String>() + ">";
+            }
+            names[*i] = Some(n);
+        }
+    }
+    names
 }
 
 /// One `sources` row.
@@ -169,14 +201,26 @@ pub fn sources(s: &mut Session, all: bool, verbose: bool) -> Result<(), CmdError
         "MS Name/IP address         Stratum Poll Reach LastRx Last sample               ",
         79,
     );
-    let mut rows = Vec::with_capacity(n as usize);
-    for i in 0..n {
-        let d = source_data(s, i)?;
-        if !all && matches!(d.ip_addr, Addr::Id(_)) {
-            continue;
-        }
-        let name = source_name(s, &d, 27);
-        rows.push(SourceRow::new(&d, name));
+    let reqs: Vec<Request> = (0..n)
+        .map(|i| Request::SourceData { index: i as i32 })
+        .collect();
+    let (bodies, failed) = s.request_many(&reqs, ReplyCode::SourceData);
+    let shown: Vec<SourceData> = bodies
+        .iter()
+        .filter_map(|b| match b {
+            ReplyBody::SourceData(d) if all || !matches!(d.ip_addr, Addr::Id(_)) => Some(*d),
+            _ => None,
+        })
+        .collect();
+    let addrs: Vec<Option<Addr>> = shown
+        .iter()
+        .map(|d| (d.mode != 2).then_some(d.ip_addr))
+        .collect();
+    let configured = configured_names(s, &addrs, 27);
+    let mut rows = Vec::with_capacity(shown.len());
+    for (d, c) in shown.iter().zip(configured) {
+        let name = c.unwrap_or_else(|| source_name(s, d, 27));
+        rows.push(SourceRow::new(d, name));
     }
     emit(
         s,
@@ -186,7 +230,7 @@ pub fn sources(s: &mut Session, all: bool, verbose: bool) -> Result<(), CmdError
         SourceRow::csv,
         SourceRow::json,
     );
-    Ok(())
+    failed.map_or(Ok(()), Err)
 }
 
 /// One `sourcestats` row.
@@ -249,20 +293,23 @@ pub fn sourcestats(s: &mut Session, all: bool, verbose: bool) -> Result<(), CmdE
         "Name/IP Address            NP  NR  Span  Frequency  Freq Skew  Offset  Std Dev",
         78,
     );
-    let mut rows = Vec::new();
-    for i in 0..n {
-        let ReplyBody::SourceStats(d) =
-            s.request(&Request::SourceStats { index: i }, ReplyCode::SourceStats)?
-        else {
-            return Err(CmdError::BadReply);
-        };
-        if !all && matches!(d.ip_addr, Addr::Id(_)) {
-            continue;
-        }
-        let name = match d.ip_addr {
+    let reqs: Vec<Request> = (0..n).map(|index| Request::SourceStats { index }).collect();
+    let (bodies, failed) = s.request_many(&reqs, ReplyCode::SourceStats);
+    let shown: Vec<SourceStats> = bodies
+        .iter()
+        .filter_map(|b| match b {
+            ReplyBody::SourceStats(d) if all || !matches!(d.ip_addr, Addr::Id(_)) => Some(*d),
+            _ => None,
+        })
+        .collect();
+    let addrs: Vec<Option<Addr>> = shown.iter().map(|d| Some(d.ip_addr)).collect();
+    let configured = configured_names(s, &addrs, 25);
+    let mut rows = Vec::with_capacity(shown.len());
+    for (d, c) in shown.iter().zip(configured) {
+        let name = c.unwrap_or_else(|| match d.ip_addr {
             Addr::Unspec => fmt::refid_text(d.ref_id),
             a => s.name_in(&a, 25),
-        };
+        });
         rows.push(SourceStatsRow {
             name,
             samples: d.n_samples,
@@ -283,7 +330,7 @@ pub fn sourcestats(s: &mut Session, all: bool, verbose: bool) -> Result<(), CmdE
         SourceStatsRow::csv,
         SourceStatsRow::json,
     );
-    Ok(())
+    failed.map_or(Ok(()), Err)
 }
 
 /// One `selectdata` row.
@@ -373,20 +420,23 @@ pub fn selectdata(s: &mut Session, all: bool, verbose: bool) -> Result<(), CmdEr
         "S Name/IP Address        Auth COpts EOpts Last Score     Interval  Leap",
         71,
     );
-    let mut rows = Vec::new();
-    for i in 0..n {
-        let ReplyBody::SelectData(d) =
-            s.request(&Request::SelectData { index: i }, ReplyCode::SelectData)?
-        else {
-            return Err(CmdError::BadReply);
-        };
-        if !all && matches!(d.ip_addr, Addr::Id(_)) {
-            continue;
-        }
-        let name = match d.ip_addr {
+    let reqs: Vec<Request> = (0..n).map(|index| Request::SelectData { index }).collect();
+    let (bodies, failed) = s.request_many(&reqs, ReplyCode::SelectData);
+    let shown: Vec<SelectData> = bodies
+        .iter()
+        .filter_map(|b| match b {
+            ReplyBody::SelectData(d) if all || !matches!(d.ip_addr, Addr::Id(_)) => Some(*d),
+            _ => None,
+        })
+        .collect();
+    let addrs: Vec<Option<Addr>> = shown.iter().map(|d| Some(d.ip_addr)).collect();
+    let configured = configured_names(s, &addrs, 25);
+    let mut rows = Vec::with_capacity(shown.len());
+    for (d, c) in shown.iter().zip(configured) {
+        let name = c.unwrap_or_else(|| match d.ip_addr {
             Addr::Unspec => fmt::refid_text(d.ref_id),
             a => s.name_in(&a, 25),
-        };
+        });
         rows.push(SelectRow {
             state: char::from(d.state_char),
             name,
@@ -408,7 +458,7 @@ pub fn selectdata(s: &mut Session, all: bool, verbose: bool) -> Result<(), CmdEr
         SelectRow::csv,
         SelectRow::json,
     );
-    Ok(())
+    failed.map_or(Ok(()), Err)
 }
 
 /// One `authdata` row.
@@ -495,7 +545,10 @@ pub fn authdata(s: &mut Session, all: bool, verbose: bool) -> Result<(), CmdErro
         else {
             return Err(CmdError::BadReply);
         };
-        let name = s.name_in(&d.ip_addr, 27);
+        let name = configured_names(s, &[Some(d.ip_addr)], 27)
+            .pop()
+            .flatten()
+            .unwrap_or_else(|| s.name_in(&d.ip_addr, 27));
         rows.push(AuthRow {
             name,
             mode: a.mode,

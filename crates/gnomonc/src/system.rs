@@ -22,7 +22,9 @@ pub struct TrackingReport {
 impl TrackingReport {
     pub fn new(s: &mut Session, t: Tracking) -> TrackingReport {
         let name = match t.ip_addr {
-            Addr::V4(_) | Addr::V6(_) => s.name(&t.ip_addr),
+            Addr::V4(_) | Addr::V6(_) => {
+                configured_name(s, t.ip_addr).unwrap_or_else(|| s.name(&t.ip_addr))
+            }
             _ => fmt::refid_text(t.ref_id),
         };
         TrackingReport { t, name }
@@ -93,6 +95,17 @@ impl TrackingReport {
             "root_delay_s": t.root_delay, "root_dispersion_s": t.root_dispersion,
             "update_interval_s": t.last_update_interval, "leap": fmt::leap(t.leap_status),
         })
+    }
+}
+
+/// With `-N`, the name the reference source was configured with.
+fn configured_name(s: &mut Session, ip: Addr) -> Option<String> {
+    if !s.source_names {
+        return None;
+    }
+    match s.request(&Request::NtpSourceName { ip }, ReplyCode::NtpSourceName) {
+        Ok(ReplyBody::NtpSourceName { name }) => Some(String::from_utf8_lossy(&name).into_owned()),
+        _ => None,
     }
 }
 

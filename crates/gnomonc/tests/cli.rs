@@ -1,6 +1,8 @@
 //! Command-line behaviour that needs no daemon: `lint` exit codes, `check` without an answer,
 //! usage errors, and the "cannot open" path.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: failures should panic
+
 use std::process::Command;
 
 const GNOMONC: &str = env!("CARGO_BIN_EXE_gnomonc");

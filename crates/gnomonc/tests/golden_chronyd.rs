@@ -167,8 +167,8 @@ fn lab(name: &str, salt: u32, tag: Arc<Mutex<String>>) -> Lab {
         "client",
         &format!(
             "port {client_port}\ncmdport {cmdport}\nbindcmdaddress 127.0.0.1\nbindcmdaddress {d}/sock/chronyd.sock\n\
-             server 127.0.0.1 port {server_port} iburst minpoll 0 maxpoll 0\nserver 127.0.0.2 port {dead1}\n\
-             allow 127.0.0.1\npidfile {d}/client.pid\ndumpdir {d}\n"
+             server localhost port {server_port} iburst minpoll 0 maxpoll 0\nserver 127.0.0.2 port {dead1}\n\
+             allow 127.0.0.1\npidfile {d}/client.pid\ndumpdir {d}\nmanual\nsmoothtime 400 0.001\n"
         ),
     ));
     let sock = dir.join("sock/chronyd.sock");
@@ -217,6 +217,18 @@ fn run(prog: &str, args: &[&str]) -> Run {
 
 const GNOMONC: &str = env!("CARGO_BIN_EXE_gnomonc");
 
+/// The current UTC time of day as HH:MM:SS (chronyc's settime reads local time; the test
+/// machines run in UTC, and a few seconds of error only change the sample's offset).
+#[allow(clippy::disallowed_methods)]
+fn utc_hms() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        % 86400;
+    format!("{:02}:{:02}:{:02}", t / 3600, t % 3600 / 60, t % 60)
+}
+
 #[test]
 fn reports_and_commands_match_chronyc_byte_for_byte() {
     if !have("chronyd") || !have("chronyc") {
@@ -240,10 +252,15 @@ fn reports_and_commands_match_chronyc_byte_for_byte() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(synced, "chronyd did not synchronise to its local server");
+    // One manual-input sample so that `manual list` has a row.
+    let now = utc_hms();
+    let st = run("chronyc", &["-h", direct, "settime", &now]);
+    assert_eq!(st.code, Some(0), "settime: {}{}", st.stdout, st.stderr);
     // Let a few more samples in so sourcestats/ntpdata have data; restarting the cache per
     // command is not needed: each distinct request is fetched once.
     std::thread::sleep(Duration::from_secs(2));
 
+    let settime = format!("settime {}", utc_hms());
     let add = format!("add server 127.0.0.3 port {} iburst", lab.server_port + 1);
     let commands: Vec<String> = [
         "tracking",
@@ -264,6 +281,7 @@ fn reports_and_commands_match_chronyc_byte_for_byte() {
         "ntpdata",
         "ntpdata 127.0.0.1",
         "sourcename 127.0.0.2",
+        "sourcename 127.0.0.1",
         "sourcename 1.2.3.4",
         "waitsync 1",
         "rtcdata",
@@ -284,6 +302,7 @@ fn reports_and_commands_match_chronyc_byte_for_byte() {
         "reload sources",
         &add,
         &add,
+        &settime,
         "delete 127.0.0.3",
         "delete 127.0.0.9",
         "delete",
@@ -318,6 +337,14 @@ fn reports_and_commands_match_chronyc_byte_for_byte() {
     let mut succeeded = 0;
     // Without -n both tools resolve addresses to names (here through /etc/hosts: 127.0.0.1 is
     // localhost); the "-N" marker below stands for that run.
+    let configured = [
+        "tracking -C",
+        "sources -C",
+        "sourcestats -C",
+        "selectdata -C",
+        "authdata -C",
+        "ntpdata -C",
+    ];
     let named = [
         "tracking -N",
         "sources -N",
@@ -330,9 +357,16 @@ fn reports_and_commands_match_chronyc_byte_for_byte() {
         .iter()
         .map(String::as_str)
         .chain(named)
+        .chain(configured)
         .chain(["shutdown"])
     {
         let (cmd, resolve) = match cmd.strip_suffix(" -N") {
+            Some(c) => (c, true),
+            None => (cmd, false),
+        };
+        // "-C" marks a run with chronyc's -N (configured source names). gnomonc pipelines
+        // those lookups, so only the set of requests is compared, not their order.
+        let (cmd, configured_names) = match cmd.strip_suffix(" -C") {
             Some(c) => (c, true),
             None => (cmd, false),
         };
@@ -344,16 +378,19 @@ fn reports_and_commands_match_chronyc_byte_for_byte() {
             if csv {
                 args.push("-c");
             }
+            if configured_names {
+                args.push("-N");
+            }
             args.extend(cmd.split(' '));
-            *tag.lock().unwrap() = format!("chronyc {cmd} {csv} {resolve}");
+            *tag.lock().unwrap() = format!("chronyc {cmd} {csv} {resolve} {configured_names}");
             let a = run("chronyc", &args);
-            *tag.lock().unwrap() = format!("gnomonc {cmd} {csv} {resolve}");
+            *tag.lock().unwrap() = format!("gnomonc {cmd} {csv} {resolve} {configured_names}");
             let b = run(GNOMONC, &args);
             compared += 1;
             if a.code == Some(0) && !a.stdout.is_empty() {
                 succeeded += 1;
             }
-            if cmd == "sources" && !csv && !resolve {
+            if cmd == "sources" && !csv && !resolve && !configured_names {
                 assert!(
                     a.stdout.contains("^* 127.0.0.1"),
                     "chronyc sources: {}",
@@ -375,11 +412,18 @@ fn reports_and_commands_match_chronyc_byte_for_byte() {
             let log = lab.requests.lock().unwrap();
             let payloads = |who: &str| -> Vec<Vec<u8>> {
                 log.iter()
-                    .filter(|(t, _)| t == &format!("{who} {cmd} {csv} {resolve}"))
+                    .filter(|(t, _)| {
+                        t == &format!("{who} {cmd} {csv} {resolve} {configured_names}")
+                    })
                     .map(|(_, r)| r[..6].iter().chain(&r[12..]).copied().collect())
                     .collect()
             };
-            if payloads("chronyc") != payloads("gnomonc") {
+            let (mut pa, mut pb) = (payloads("chronyc"), payloads("gnomonc"));
+            if configured_names {
+                pa.sort();
+                pb.sort();
+            }
+            if pa != pb {
                 failures.push(format!(
                     "`{cmd}` (csv {csv}): request payloads differ from chronyc's"
                 ));

@@ -248,8 +248,9 @@ fn run(opts: &Options, parent: &mut Option<ParentChannel>) -> Result<(), Fatal> 
     let c = server.counters;
     let core = responder.stats();
     tracing::info!(
-        "NTP packets received {} sent {} send-failed {} malformed {} denied {} rate-limited {} kod {} other-dropped {}",
+        "NTP packets received {} in {} batches, sent {} send-failed {} malformed {} denied {} rate-limited {} kod {} other-dropped {}",
         c.received,
+        c.batches,
         c.sent,
         c.send_failed,
         c.malformed,

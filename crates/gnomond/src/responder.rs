@@ -53,6 +53,8 @@ pub trait Responder {
 pub struct Counters {
     /// Datagrams received.
     pub received: u64,
+    /// recvmmsg calls that returned datagrams (received / batches = mean batch size).
+    pub batches: u64,
     /// Replies handed to the kernel.
     pub sent: u64,
     /// Replies the kernel refused.
@@ -130,6 +132,7 @@ impl BatchServer {
             return Ok(0);
         }
         self.counters.received += n as u64;
+        self.counters.batches += 1;
         let mut fallback_rx: Option<NtpTimestamp> = None;
         for i in 0..n {
             let Some(d) = self.rx.get(i) else {

@@ -208,3 +208,18 @@ fn unimplemented_directive_is_warned_with_file_and_line() {
         "{log}"
     );
 }
+
+#[test]
+fn fatal_errors_reach_the_terminal_in_chronyd_shape_without_d() {
+    // -n: syslog, and "Fatal error : ..." on stderr without a timestamp.
+    let out = run_gnomond(&["-n", "-x", "-f", "/nonexistent/g.conf"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "Fatal error : Could not open /nonexistent/g.conf : No such file or directory\n"
+    );
+    // About to detach: the bare message, as chronyd's waiting parent prints it.
+    let out = run_gnomond(&["-x", "--", "bogus"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stderr), "Invalid directive at line 1\n");
+}

@@ -256,7 +256,10 @@ mod tests {
         c.advance_to(86400.0 + 10.0);
         assert!((c.reading() - (86400.0 + 9.0)).abs() < 1e-9);
         c.advance_to(2.0 * 86400.0 + 10.0);
-        assert!((c.reading() - (2.0 * 86400.0 + 9.0)).abs() < 1e-9, "only once");
+        assert!(
+            (c.reading() - (2.0 * 86400.0 + 9.0)).abs() < 1e-9,
+            "only once"
+        );
     }
 
     #[test]

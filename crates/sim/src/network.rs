@@ -187,10 +187,16 @@ mod tests {
 
     #[test]
     fn utc_repeats_inserted_second_and_skips_deleted() {
-        let ins = [LeapEvent { at: 1000.0, sign: 1 }];
+        let ins = [LeapEvent {
+            at: 1000.0,
+            sign: 1,
+        }];
         assert_eq!(LeapEvent::utc(&ins, 999.5), 999.5);
         assert_eq!(LeapEvent::utc(&ins, 1000.5), 999.5);
-        let del = [LeapEvent { at: 1000.0, sign: -1 }];
+        let del = [LeapEvent {
+            at: 1000.0,
+            sign: -1,
+        }];
         assert_eq!(LeapEvent::utc(&del, 999.5), 1000.5);
         assert_eq!(
             LeapEvent::announced(&ins, 500.0),

@@ -32,7 +32,7 @@ pub enum Target {
 }
 
 /// A client to simulate.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ClientSpec {
     /// Its clock.
     pub clock: ClockParams,
@@ -46,19 +46,6 @@ pub struct ClientSpec {
     pub drift: Option<(f64, f64)>,
     /// Link used for packets from this client to peers.
     pub peer_link: Link,
-}
-
-impl Default for ClientSpec {
-    fn default() -> Self {
-        ClientSpec {
-            clock: ClockParams::default(),
-            engine: EngineConfig::default(),
-            sources: Vec::new(),
-            pools: Vec::new(),
-            drift: None,
-            peer_link: Link::default(),
-        }
-    }
 }
 
 /// One sampled point of a client.
@@ -92,6 +79,8 @@ pub struct ClientTrace {
     /// Packets the client's sources rejected as not answering a request of ours (spoofed,
     /// stale, strangers' kisses).
     pub bogus_rejected: u64,
+    /// RATE kisses that were honoured (they answered our own request).
+    pub rate_kisses_honoured: u64,
 }
 
 struct Node {
@@ -313,6 +302,11 @@ impl World {
                 .filter_map(|(id, _)| n.engine.association(*id))
                 .map(|a| a.rejected(gnomon_core::association::Rejection::Bogus))
                 .sum();
+            n.trace.rate_kisses_honoured = rows
+                .iter()
+                .filter_map(|(id, _)| n.engine.association(*id))
+                .map(|a| a.rejected(gnomon_core::association::Rejection::KissRate))
+                .sum();
             n.trace.sources = rows.into_iter().map(|(_, r)| r).collect();
         }
         self.nodes.into_iter().map(|n| n.trace).collect()
@@ -431,7 +425,9 @@ impl World {
             return;
         };
         let rx = n.clock.read();
-        let actions = n.engine.handle_packet(id, rx, data, None, false, &mut n.clock);
+        let actions = n
+            .engine
+            .handle_packet(id, rx, data, None, false, &mut n.clock);
         self.perform(node, actions);
     }
 

@@ -12,7 +12,9 @@ use gnomon_sim::scenario::{self, Outcome, Scenario, START};
 const SEEDS: [u64; 3] = [1, 2, 3];
 
 fn run_checked(name: &str) -> Vec<(Scenario, Outcome)> {
-    let s = scenario::by_name(name).expect("scenario exists");
+    let Some(s) = scenario::by_name(name) else {
+        panic!("no scenario {name}");
+    };
     SEEDS
         .iter()
         .map(|&seed| {
@@ -42,7 +44,11 @@ fn makestep_steps_large_offset_once() {
     for (_, o) in run_checked("makestep") {
         assert_eq!(o.trace.steps.len(), 1, "{:?}", o.trace.steps);
         assert!((o.trace.steps[0].1 + 100.0).abs() < 0.1);
-        assert!(o.trace.events.iter().any(|(_, e)| matches!(e, Event::Stepped(_))));
+        assert!(o
+            .trace
+            .events
+            .iter()
+            .any(|(_, e)| matches!(e, Event::Stepped(_))));
     }
 }
 
@@ -59,7 +65,7 @@ fn two_liars_of_five_are_falsetickers() {
 fn three_liars_of_five_leave_no_majority_and_no_update() {
     for (_, o) in run_checked("no_majority") {
         assert!(o.trace.steps.is_empty());
-        assert_eq!(o.trace.points.last().map(|p| p.freq), Some(100e-6));
+        assert_eq!(o.trace.drift.0, 0.0, "frequency never touched");
     }
 }
 
@@ -85,8 +91,8 @@ fn peer_synchronises_through_symmetric_mode() {
 }
 
 #[test]
-fn leap_second_insertion_and_deletion_applied_by_kernel() {
-    for name in ["leap_insert", "leap_delete"] {
+fn leap_second_insertion_and_deletion_in_system_step_and_slew_modes() {
+    for name in ["leap_insert", "leap_delete", "leap_step", "leap_slew"] {
         for (s, o) in run_checked(name) {
             let leap = scenario::leap_of(&s);
             assert!(
@@ -98,7 +104,10 @@ fn leap_second_insertion_and_deletion_applied_by_kernel() {
             );
         }
     }
-    assert_ne!(scenario::leap_of(&scenario::by_name("leap_delete").unwrap()), LeapState::Normal);
+    assert_ne!(
+        scenario::leap_of(&scenario::by_name("leap_delete").unwrap()),
+        LeapState::Normal
+    );
 }
 
 #[test]
@@ -144,12 +153,10 @@ fn pool_replaces_dead_and_lying_members() {
 
 #[test]
 fn forged_packets_are_counted_and_change_nothing() {
-    let plain = scenario::by_name("iburst").unwrap();
     for (_, o) in run_checked("hostile") {
         assert!(o.trace.bogus_rejected > 1000, "{}", o.trace.bogus_rejected);
         // A stranger's RATE kiss never slowed the polling down.
-        let reference = scenario::run(&plain, o.seed);
-        assert_eq!(o.trace.sources[0].poll, reference.trace.sources[0].poll);
+        assert_eq!(o.trace.rate_kisses_honoured, 0);
         assert!(o.trace.steps.is_empty());
     }
 }
@@ -208,7 +215,10 @@ fn one_shot_print_leaves_clock_alone() {
     assert_eq!(clock.frequency_ppm(), 0.0);
     let t = w.finish().remove(0);
     let offset = t.events.iter().find_map(|(_, e)| match e {
-        Event::OneShotOffset { offset, applied: false } => Some(*offset),
+        Event::OneShotOffset {
+            offset,
+            applied: false,
+        } => Some(*offset),
         _ => None,
     });
     assert!((offset.unwrap() - 0.5).abs() < 1e-3, "{offset:?}");

@@ -36,7 +36,7 @@ pub const FIELD_NTS_AUTHENTICATOR: u16 = 0x0404;
 /// chrony's experimental "monotonic timestamp and root delay/dispersion" field, requested with
 /// `extfield F323` (chrony 4.2+). Its value starts with the magic 0xF5BEDD9A.
 pub const FIELD_EXP_MONO_ROOT: u16 = 0xF323;
-/// chrony's experimental "network correction" field (`extfield F324`, chrony 4.5+).
+/// chrony's experimental "network correction" field (`extfield F324`), added after chrony 4.3.
 pub const FIELD_EXP_NET_CORRECTION: u16 = 0xF324;
 
 /// One extension field, borrowed from the packet.

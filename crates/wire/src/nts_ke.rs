@@ -254,7 +254,9 @@ impl<'a> NtsKeMessage<'a> {
     /// Scans `buf` for a complete message. Errors: `TruncatedRecord` if a record is cut short,
     /// `NoEndOfMessage` if `buf` ends between records before End of Message (in both cases a
     /// reader may wait for more data). Octets after End of Message are not part of the message;
-    /// [`NtsKeMessage::wire_len`] tells where it ended.
+    /// [`NtsKeMessage::wire_len`] tells where it ended. End of Message is recognised by its
+    /// type alone; RFC 8915 §4.1.1 also requires it to be critical with an empty body, which
+    /// the caller can check on the last record.
     pub fn decode(buf: &'a [u8]) -> Result<NtsKeMessage<'a>, DecodeError> {
         let mut records = NtsKeRecords::new(buf);
         while let Some(record) = records.next() {

@@ -2,13 +2,22 @@
 //! (crates/cmdmon/tests/properties.rs) and the fuzz targets (fuzz/fuzz_targets/cmdmon_*.rs).
 
 use gnomon_cmdmon::{
-    decode_reply, decode_request, encode_reply, encode_request, request_length, ReplyCode,
-    MAX_REQUEST_LEN, REPLY_HEADER_LEN,
+    classify, decode_reply, decode_request, encode_reply, encode_request, request_length, Incoming,
+    ReplyCode, MAX_REQUEST_LEN, REPLY_HEADER_LEN,
 };
 
 /// Decoding a request never panics; an accepted request re-encodes to its code's length and
 /// decodes back to the same value; the reply format chosen for it is never longer than it.
 pub fn check_request(data: &[u8]) {
+    // The daemon's classifier never panics and never answers with more than it was sent.
+    match classify(data) {
+        Incoming::Reject(r) => {
+            assert!(r.len() <= data.len());
+            assert!(decode_reply(&r).is_ok());
+        }
+        Incoming::Request { len, .. } => assert_eq!(len, data.len()),
+        Incoming::Drop(_) => {}
+    }
     let Ok((h, req)) = decode_request(data) else {
         return;
     };

@@ -33,7 +33,10 @@ pub fn check_text(data: &[u8]) {
             from_sourcedir: false,
         });
     }
-    let config = Config { entries };
+    let config = Config {
+        entries,
+        ignored: Vec::new(),
+    };
     let _ = config.settings();
     let printed = config.to_chrony_text();
     assert!(printed.lines().count() <= config.entries.len());

@@ -148,6 +148,8 @@ pub struct Engine {
     rng: StdRng,
     last_no_selection: Option<NoSelection>,
     pending_actions: Vec<Action>,
+    /// Pending leap instant (cooked) and the raw time it was computed at.
+    leap_at: Option<(f64, f64)>,
 }
 
 impl Engine {
@@ -166,6 +168,7 @@ impl Engine {
             rng: StdRng::seed_from_u64(cfg.seed),
             last_no_selection: None,
             pending_actions: Vec::new(),
+            leap_at: None,
         }
     }
 
@@ -309,6 +312,11 @@ impl Engine {
             .values()
             .filter_map(|e| e.assoc.next_timeout())
             .reduce(f64::min);
+        if let Some((at, _)) = self.leap_at {
+            // Cooked and raw differ by the slew in progress, at most a few milliseconds
+            // around a leap; the handler checks the cooked time itself.
+            t = Some(t.map_or(at, |x| x.min(at)));
+        }
         if let (Some((_, limit)), Some(start)) = (self.one_shot, self.start) {
             t = Some(t.map_or(start + limit, |x| x.min(start + limit)));
         }
@@ -328,13 +336,20 @@ impl Engine {
         let start = *self.start.get_or_insert(now);
         let cooked = cooked_time(clock, now);
         let local = self.local_state(cooked);
+        let mut polled = false;
         for (id, e) in self.sources.iter_mut() {
             e.assoc.set_local_state(local);
             if let Some(tx) = e.assoc.on_timer(now, cooked) {
                 out.push(Action::Send(*id, tx));
+                polled = true;
             }
         }
-        self.handle_leap(now, cooked, clock, &mut out);
+        if polled {
+            // Reachability moved: re-run selection so that lost sources stop being used (and
+            // the reference falls back to unsynchronised or local mode).
+            self.select_and_update(None, cooked, clock, &mut out);
+        }
+        self.handle_leap(cooked, clock, &mut out);
         if let Some((_, limit)) = self.one_shot {
             if now >= start + limit {
                 self.finished = true;
@@ -345,39 +360,43 @@ impl Engine {
         out
     }
 
-    fn handle_leap(
-        &mut self,
-        now: f64,
-        cooked: f64,
-        clock: &mut dyn ClockDriver,
-        out: &mut Vec<Action>,
-    ) {
+    fn handle_leap(&mut self, cooked: f64, clock: &mut dyn ClockDriver, out: &mut Vec<Action>) {
         if let Some(table) = &self.leap_table {
             self.reference.set_leap_from_table(table.leap_today(cooked));
         }
         if let Err(e) = self.reference.arm_leap(cooked, clock) {
             out.push(Action::Log(Event::ClockFailed(e)));
         }
-        let Some(at) = self.reference.next_leap_event(cooked) else {
+        // Remember the leap instant while it is still the leap day: the timer that handles
+        // it runs after midnight.
+        if let Some(at) = self.reference.next_leap_event(cooked) {
+            self.leap_at = Some((at, cooked - clock.remaining_offset()));
+        }
+        let Some((at, _)) = self.leap_at else {
             return;
         };
         if cooked < at {
             return;
         }
+        self.leap_at = None;
         let leap = self.reference.leap();
         match self.reference.apply_leap(cooked, clock) {
             Ok(Some(change)) => {
+                // Our clock and the sources' clocks both left the leap second behind, so the
+                // measured offsets are unchanged; only the timeline moved (and with it the
+                // deadlines when the driver's time jumped).
                 let raw_jumped = matches!(
                     self.reference.config().leap_mode,
                     crate::reference::LeapMode::Step | crate::reference::LeapMode::System
                 );
-                self.apply_change(change, raw_jumped);
+                for e in self.sources.values_mut() {
+                    e.assoc.shift_times(change.doffset, raw_jumped);
+                }
                 out.push(Action::Log(Event::LeapSecond(leap)));
             }
             Ok(None) => {}
             Err(e) => out.push(Action::Log(Event::ClockFailed(e))),
         }
-        let _ = now;
     }
 
     /// Handles a packet from source `id` received at `now` (the receive timestamp, daemon time
@@ -402,16 +421,17 @@ impl Engine {
         };
         // Rejections are counted per source (`Association::rejected`), not logged.
         if let RxOutcome::Sample(_) = e.assoc.on_packet(cooked, data, local_refid, authenticated) {
-            self.select_and_update(id, cooked, clock, &mut out);
+            self.select_and_update(Some(id), cooked, clock, &mut out);
         }
         out
     }
 
-    /// Runs selection and, when the source that just gave a sample is the synchronisation
-    /// source, updates the clock.
+    /// Runs selection and, when the source that just gave a sample (`from`) is the
+    /// synchronisation source, updates the clock. Without a new sample only the states and
+    /// the synchronised status are refreshed.
     fn select_and_update(
         &mut self,
-        from: SourceId,
+        from: Option<SourceId>,
         cooked: f64,
         clock: &mut dyn ClockDriver,
         out: &mut Vec<Action>,
@@ -426,10 +446,10 @@ impl Engine {
         for (id, state) in &selection.states {
             if let Some(e) = self.sources.get_mut(&SourceId(*id as u32)) {
                 e.assoc.set_state(*state);
-                if *state == SourceState::Falseticker {
-                    e.falseticker_rounds += 1;
-                } else {
+                if *state != SourceState::Falseticker {
                     e.falseticker_rounds = 0;
+                } else if from.is_some() {
+                    e.falseticker_rounds += 1;
                 }
             }
         }
@@ -452,7 +472,11 @@ impl Engine {
             if let Some(e) = self.sources.get(&selected) {
                 out.push(Action::Log(Event::Selected(e.assoc.remote())));
             }
-        } else if selected != from {
+        }
+        let Some(from) = from else {
+            return;
+        };
+        if previous == Some(comb.selected) && selected != from {
             // Only a new sample of the synchronisation source moves the clock.
             return;
         }

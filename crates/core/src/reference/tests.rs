@@ -147,13 +147,14 @@ fn drift_file_round_trips_and_rejects_garbage() {
 }
 
 #[test]
-fn drift_load_sets_driver_frequency() {
+fn drift_is_the_gain_rate_and_load_compensates_it() {
     let mut r = Reference::new(ReferenceConfig::default());
     let mut c = TestClock::default();
-    r.load_drift(-30.0, 0.1, &mut c).unwrap();
+    // The clock gains 30 ppm: the driver slows it by 30 ppm.
+    r.load_drift(30.0, 0.1, &mut c).unwrap();
     assert_eq!(c.freq_ppm, -30.0);
     let (f, s) = r.drift(&c);
-    assert_eq!(f, -30.0);
+    assert_eq!(f, 30.0);
     assert!((s - 0.1).abs() < 1e-9);
 }
 

@@ -216,9 +216,15 @@ impl std::fmt::Debug for RxBatch {
     }
 }
 
-fn zeroed_slice<T>(n: usize) -> Box<[T]> {
-    // SAFETY: only used for libc plain-old-data structs (iovec, mmsghdr, sockaddr_storage) for
-    // which all-zero bytes are a valid value.
+/// Plain-old-data libc structs for which all-zero bytes are a valid value.
+trait Zeroable: Sized {}
+impl Zeroable for libc::iovec {}
+impl Zeroable for libc::mmsghdr {}
+impl Zeroable for libc::sockaddr_storage {}
+
+fn zeroed_slice<T: Zeroable>(n: usize) -> Box<[T]> {
+    // SAFETY: `Zeroable` is implemented only for libc C structs made of integers and raw
+    // pointers, for which all-zero bytes are a valid (null/empty) value.
     (0..n).map(|_| unsafe { zeroed::<T>() }).collect()
 }
 

@@ -1,0 +1,1 @@
+//! Network Time Security (being written).
