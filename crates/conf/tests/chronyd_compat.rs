@@ -432,3 +432,33 @@ fn include_depth_limit_is_chronyds() {
         assert_eq!(theirs.ok, ours.is_ok(), "leaf at level {leaf}");
     }
 }
+
+#[test]
+fn command_line_directives_print_and_fail_like_chronyd() {
+    let run = |args: &[&str]| {
+        std::process::Command::new("setpriv")
+            .args(["--bounding-set=-sys_time", "--inh-caps=-sys_time", "--"])
+            .arg(common::chronyd_path())
+            .args(["-x", "-p"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let good = ["SERVER   192.0.2.1  iburst", "rtcsync", "# c", "allow 10/8"];
+    let out = run(&good);
+    assert!(out.status.success());
+    let lines: Vec<String> = good.iter().map(|s| s.to_string()).collect();
+    let ours = gnomon_conf::load_lines(&lines).unwrap();
+    assert_eq!(ours.to_chrony_text(), String::from_utf8_lossy(&out.stdout));
+
+    let bad = ["rtcsync", "server a minpoll x"];
+    let out = run(&bad);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let lines: Vec<String> = bad.iter().map(|s| s.to_string()).collect();
+    let ours = gnomon_conf::load_lines(&lines).unwrap_err();
+    assert!(
+        stderr.contains(&format!("Fatal error : {}", ours.chrony_message())),
+        "{stderr}"
+    );
+}

@@ -686,3 +686,6 @@ fn candidate(id: usize, a: &Association, now: f64) -> Candidate {
         options: a.config().select,
     }
 }
+
+#[cfg(test)]
+mod tests;

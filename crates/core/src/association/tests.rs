@@ -319,3 +319,101 @@ fn peer_packets_echo_the_peer_timestamps() {
     assert_eq!(h2.origin_timestamp, h.transmit_timestamp);
     assert!((h2.receive_timestamp.to_unix_f64(T0 as i64) - rx).abs() < 1e-6);
 }
+
+#[test]
+fn presend_sends_a_warm_up_request_whose_reply_is_not_a_sample() {
+    let mut a = Association::new(
+        addr(),
+        SourceConfig {
+            presend: Some(6),
+            ..Default::default()
+        },
+        T0,
+        6,
+    );
+    let (req, t1) = send(&mut a);
+    let (rep, rx) = reply(&req, t1, 0.001, 0.0);
+    assert!(matches!(
+        a.on_packet(rx, &rep, None, false),
+        RxOutcome::Sample(_)
+    ));
+    // The next transmission is the presend, 4 s before the poll.
+    let (pre, tp) = send(&mut a);
+    assert!((tp - t1 - 60.0).abs() < 1e-9, "{}", tp - t1);
+    let (rep, rx) = reply(&pre, tp, 0.001, 0.0);
+    assert_eq!(
+        a.on_packet(rx, &rep, None, false),
+        RxOutcome::Rejected(Rejection::Presend)
+    );
+    let (_, tn) = send(&mut a);
+    assert!((tn - t1 - 64.0).abs() < 1e-9, "{}", tn - t1);
+}
+
+#[test]
+fn burst_sends_several_requests_at_every_poll() {
+    let mut a = Association::new(
+        addr(),
+        SourceConfig {
+            burst: true,
+            ..Default::default()
+        },
+        T0,
+        7,
+    );
+    let mut times = Vec::new();
+    for _ in 0..4 {
+        let (req, t) = send(&mut a);
+        times.push(t);
+        let (rep, rx) = reply(&req, t, 0.001, 0.0);
+        a.on_packet(rx, &rep, None, false);
+    }
+    let gaps: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!((gaps[0] - 2.0).abs() < 1e-9, "{gaps:?}");
+    assert!(gaps.iter().any(|g| (g - 64.0).abs() < 3.0), "{gaps:?}");
+}
+
+#[test]
+fn filter_option_emits_one_sample_per_n_replies() {
+    let mut a = Association::new(
+        addr(),
+        SourceConfig {
+            filter: Some(3),
+            ..Default::default()
+        },
+        T0,
+        8,
+    );
+    let mut outcomes = Vec::new();
+    for _ in 0..3 {
+        let (req, t) = send(&mut a);
+        let (rep, rx) = reply(&req, t, 0.001, 0.0);
+        outcomes.push(a.on_packet(rx, &rep, None, false));
+    }
+    assert_eq!(outcomes[0], RxOutcome::Rejected(Rejection::Filtered));
+    assert_eq!(outcomes[1], RxOutcome::Rejected(Rejection::Filtered));
+    assert!(matches!(outcomes[2], RxOutcome::Sample(_)));
+    assert_eq!(a.stats().len(), 1);
+}
+
+#[test]
+fn version_and_minstratum_options_apply() {
+    let mut a = Association::new(
+        addr(),
+        SourceConfig {
+            version: 3,
+            minstratum: 4,
+            ..Default::default()
+        },
+        T0,
+        9,
+    );
+    let (req, t) = send(&mut a);
+    assert_eq!(Header::decode(&req).unwrap().version, 3);
+    let (rep, rx) = reply(&req, t, 0.001, 0.0);
+    let rep = with(&rep, |h| h.version = 3);
+    assert!(matches!(
+        a.on_packet(rx, &rep, None, false),
+        RxOutcome::Sample(_)
+    ));
+    assert_eq!(a.stratum(), 4);
+}

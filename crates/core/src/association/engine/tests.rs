@@ -1,0 +1,202 @@
+use super::*;
+use crate::local_clock::TestClock;
+use crate::reference::LocalConfig;
+use crate::reports::LeapStatus;
+use gnomon_wire::{Header, LeapIndicator, Mode, NtpShort, NtpTimestamp};
+
+const T0: f64 = 1_780_000_000.0;
+
+fn server() -> SocketAddr {
+    "192.0.2.7:123".parse().unwrap()
+}
+
+/// Answers a request as a perfect server `ahead` seconds ahead of the test clock, 1 ms away.
+fn answer(req: &[u8; 48], t1: f64, ahead: f64) -> ([u8; 48], f64) {
+    let q = Header::decode(req).unwrap();
+    let t2 = t1 + 0.001 + ahead;
+    let h = Header {
+        leap: LeapIndicator::NoWarning,
+        version: 4,
+        mode: Mode::Server,
+        stratum: 1,
+        poll: q.poll,
+        precision: -20,
+        root_dispersion: NtpShort::from_seconds(1e-4),
+        reference_id: 0x4750_5300,
+        reference_timestamp: NtpTimestamp::from_unix_f64(t2 - 1.0),
+        origin_timestamp: q.transmit_timestamp,
+        receive_timestamp: NtpTimestamp::from_unix_f64(t2),
+        transmit_timestamp: NtpTimestamp::from_unix_f64(t2),
+        ..Default::default()
+    };
+    (h.to_bytes(), t1 + 0.002)
+}
+
+/// Runs the engine until `end`, the server answering when `reply` says so.
+fn drive(
+    e: &mut Engine,
+    c: &mut TestClock,
+    end: f64,
+    ahead: f64,
+    reply: impl Fn(f64) -> bool,
+) -> Vec<Action> {
+    let mut log = Vec::new();
+    while let Some(t) = e.poll_timeout() {
+        let t = t.max(c.now);
+        if t > end {
+            break;
+        }
+        c.now = t;
+        let actions = e.handle_timeout(t, c);
+        for a in actions {
+            if let Action::Send(id, tx) = &a {
+                if reply(t) {
+                    let (rep, rx) = answer(&tx.payload, t, ahead);
+                    c.now = rx;
+                    log.extend(e.handle_packet(*id, rx, &rep, None, false, c));
+                }
+            }
+            log.push(a);
+        }
+    }
+    log
+}
+
+fn iburst() -> SourceConfig {
+    SourceConfig {
+        iburst: true,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn engine_synchronises_to_a_server_and_reports_tracking() {
+    let mut e = Engine::new(EngineConfig::default());
+    let mut c = TestClock {
+        now: T0,
+        ..Default::default()
+    };
+    e.add_source(server(), iburst(), T0);
+    let log = drive(&mut e, &mut c, T0 + 10.0, 0.05, |_| true);
+    assert!(log
+        .iter()
+        .any(|a| *a == Action::Log(Event::Selected(server()))));
+    // We are 50 ms behind the server: the correction slews us forward.
+    assert!((c.remaining - 0.05).abs() < 1e-3, "{}", c.remaining);
+    let t = e.tracking(c.now, &c);
+    assert_eq!(t.stratum, 2);
+    assert_eq!(t.reference_addr, Some(server()));
+    assert_eq!(t.leap_status, LeapStatus::Normal);
+    let rows = e.sources(c.now, &c);
+    assert_eq!(rows[0].1.state, SourceState::Selected);
+    assert_eq!(rows[0].1.reach, 0o17);
+    let stats = e.source_stats(c.now, &c);
+    assert!(stats[0].2.samples >= 3);
+}
+
+#[test]
+fn lost_source_makes_reference_unsynchronised() {
+    let mut e = Engine::new(EngineConfig::default());
+    let mut c = TestClock {
+        now: T0,
+        ..Default::default()
+    };
+    e.add_source(server(), iburst(), T0);
+    drive(&mut e, &mut c, T0 + 10.0, 0.0, |_| true);
+    assert!(e.reference().is_synchronised());
+    let log = drive(&mut e, &mut c, T0 + 2000.0, 0.0, |_| false);
+    assert!(!e.reference().is_synchronised());
+    assert!(log.iter().any(|a| matches!(
+        a,
+        Action::Log(Event::CannotSynchronise(NoSelection::NoSelectableSources))
+    )));
+    assert_eq!(
+        e.tracking(c.now, &c).leap_status,
+        LeapStatus::Unsynchronised
+    );
+}
+
+#[test]
+fn local_reference_takes_over_when_sources_are_lost() {
+    let mut e = Engine::new(EngineConfig {
+        reference: ReferenceConfig {
+            local: Some(LocalConfig { stratum: 10 }),
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let mut c = TestClock {
+        now: T0,
+        ..Default::default()
+    };
+    e.add_source(server(), iburst(), T0);
+    drive(&mut e, &mut c, T0 + 2000.0, 0.0, |t| t < T0 + 10.0);
+    let t = e.tracking(c.now, &c);
+    assert_eq!(t.stratum, 10);
+    assert_eq!(t.reference_id, crate::reference::LOCAL_REFERENCE_ID);
+}
+
+#[test]
+fn pool_is_resolved_and_filled_up_to_maxsources() {
+    let mut e = Engine::new(EngineConfig::default());
+    let mut c = TestClock {
+        now: T0,
+        ..Default::default()
+    };
+    let pool = e.add_pool("pool.example", SourceConfig::default(), 4);
+    assert_eq!(e.poll_timeout(), Some(f64::NEG_INFINITY));
+    let actions = e.handle_timeout(T0, &mut c);
+    assert!(actions.contains(&Action::Resolve(pool, "pool.example".to_string())));
+    let addrs: Vec<SocketAddr> = (1..=6)
+        .map(|i| format!("198.51.100.{i}:123").parse().unwrap())
+        .collect();
+    e.pool_resolved(pool, &addrs, T0);
+    assert_eq!(e.sources(T0, &c).len(), 4);
+    // Resolving again adds nothing: the pool is full.
+    e.pool_resolved(pool, &addrs, T0);
+    assert_eq!(e.sources(T0, &c).len(), 4);
+}
+
+#[test]
+fn maxchange_asks_the_daemon_to_exit() {
+    let mut e = Engine::new(EngineConfig {
+        reference: ReferenceConfig {
+            maxchange: Some((0.1, 0, 0)),
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let mut c = TestClock {
+        now: T0,
+        ..Default::default()
+    };
+    e.add_source(server(), iburst(), T0);
+    let log = drive(&mut e, &mut c, T0 + 10.0, 5.0, |_| true);
+    assert!(log.contains(&Action::Exit(ExitReason::MaxChange)));
+    assert!(c.steps.is_empty() && c.slews.is_empty());
+    assert!(e.is_finished());
+    assert_eq!(e.poll_timeout(), None);
+}
+
+#[test]
+fn one_shot_print_reports_offset_without_touching_clock() {
+    let mut e = Engine::new(EngineConfig {
+        one_shot: Some((OneShot::Print, 30.0)),
+        ..Default::default()
+    });
+    let mut c = TestClock {
+        now: T0,
+        ..Default::default()
+    };
+    e.add_source(server(), iburst(), T0);
+    let log = drive(&mut e, &mut c, T0 + 60.0, -0.25, |_| true);
+    let offset = log.iter().find_map(|a| match a {
+        Action::Log(Event::OneShotOffset { offset, applied }) => Some((*offset, *applied)),
+        _ => None,
+    });
+    let (offset, applied) = offset.unwrap();
+    assert!((offset - 0.25).abs() < 1e-3, "{offset}");
+    assert!(!applied);
+    assert!(log.contains(&Action::Exit(ExitReason::OneShotDone)));
+    assert!(c.steps.is_empty() && c.slews.is_empty() && c.freq_ppm == 0.0);
+}
