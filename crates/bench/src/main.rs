@@ -7,7 +7,8 @@
 //! gnomon-bench bare   --listen 127.0.0.1:PORT [--max-seconds 600] [--count N]
 //! gnomon-bench server [--servers chronyd,gnomond,bare] [--gnomond PATH] [--chronyd PATH]
 //!                     [--reps 10] [--duration 2] [--sockets 32] [--window 4]
-//!                     [--server-cpu 0] [--load-cpu 1] [--nice -10] [--fifo 1] [--conf LINE]...
+//!                     [--server-cpu 0] [--load-cpu 1] [--nice -10] [--fifo 1]
+//!                     [--noclock PATH] [--conf LINE]...
 //! gnomon-bench probe  HOST:PORT [--timeout-ms 2000]
 //! ```
 
@@ -31,7 +32,8 @@ const USAGE: &str = "usage:
   gnomon-bench bare   --listen 127.0.0.1:PORT [--max-seconds 600] [--count N]
   gnomon-bench server [--servers chronyd,gnomond,bare] [--gnomond PATH] [--chronyd PATH]
                       [--reps 10] [--duration 2] [--sockets 32] [--window 4]
-                      [--server-cpu 0] [--load-cpu 1] [--nice -10] [--fifo 1] [--conf LINE]...
+                      [--server-cpu 0] [--load-cpu 1] [--nice -10] [--fifo 1]
+                      [--noclock PATH] [--conf LINE]...
   gnomon-bench probe  HOST:PORT [--timeout-ms 2000]";
 
 /// Options as `--name value` pairs (repeatable ones collect), plus positional arguments.
@@ -165,6 +167,7 @@ fn cmd_server(a: &Args) -> Result<ExitCode, String> {
         "load-cpu",
         "nice",
         "fifo",
+        "noclock",
         "conf",
     ])?;
     let bench = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
@@ -182,6 +185,13 @@ fn cmd_server(a: &Args) -> Result<ExitCode, String> {
             .str("gnomond")
             .map(PathBuf::from)
             .unwrap_or(default_gnomond),
+        noclock: match a.str("noclock") {
+            Some(p) => PathBuf::from(p),
+            None => server::find_noclock().ok_or(
+                "shared/tools/noclock not found (give --noclock PATH): refusing to start time \
+                 daemons without it",
+            )?,
+        },
         bench,
         reps: a.num("reps", 10)?,
         duration: seconds(a.num("duration", 2.0)?)?,

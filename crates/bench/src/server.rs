@@ -15,8 +15,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// The program that drops CAP_SYS_TIME for every daemon we start.
-pub const NOCLOCK: &str = "/work/shared/tools/noclock";
+/// Finds `noclock`, the program that drops CAP_SYS_TIME for every daemon we start: the
+/// workspace's sibling `shared/tools/noclock` (CI's layout, seen from where this crate was
+/// built or from the current directory), else /work/shared/tools/noclock. `None` means no
+/// daemon may be started.
+pub fn find_noclock() -> Option<PathBuf> {
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/tools/noclock");
+    let here = PathBuf::from("../shared/tools/noclock");
+    [built, here, PathBuf::from("/work/shared/tools/noclock")]
+        .into_iter()
+        .find(|p| p.is_file())
+}
 
 /// Options of `gnomon-bench server`.
 #[derive(Clone, Debug)]
@@ -27,6 +36,8 @@ pub struct ServerOptions {
     pub chronyd: PathBuf,
     /// Path of gnomond.
     pub gnomond: PathBuf,
+    /// Path of `noclock`.
+    pub noclock: PathBuf,
     /// Path of this bench binary (for the bare responder).
     pub bench: PathBuf,
     /// Repetitions of each load run (the median is reported).
@@ -172,7 +183,8 @@ fn start(kind: Kind, opts: &ServerOptions, dir: &Path, seed: u64) -> Result<Daem
         .map_err(|e| format!("writing {}: {e}", conf.display()))?;
     let logf = fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
     let logf2 = logf.try_clone().map_err(|e| e.to_string())?;
-    // nice → [chrt] → taskset → noclock → daemon: each execs the next, so the child's PID is the daemon's.
+    // nice → [chrt] → taskset → noclock → daemon: each execs the next, so the child's PID is
+    // the daemon's.
     let mut cmd = Command::new("nice");
     cmd.arg("-n").arg(opts.nice.to_string());
     if opts.fifo > 0 {
@@ -181,7 +193,7 @@ fn start(kind: Kind, opts: &ServerOptions, dir: &Path, seed: u64) -> Result<Daem
     cmd.arg("taskset")
         .arg("-c")
         .arg(opts.server_cpu.to_string())
-        .arg(NOCLOCK);
+        .arg(&opts.noclock);
     match kind {
         Kind::Chronyd | Kind::Gnomond => {
             let bin = if kind == Kind::Chronyd {
@@ -429,8 +441,8 @@ pub fn report(opts: &ServerOptions, figs: &[Figures]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "server CPU {}, generator CPU {}, nice {}, SCHED_FIFO {}, {} sockets x {} outstanding, {} x {:.1} s per \
-         server, medians; load average before: {}",
+        "server CPU {}, generator CPU {}, nice {}, SCHED_FIFO {}, {} sockets x {} outstanding, \
+         {} x {:.1} s per server, medians; load average before: {}",
         opts.server_cpu,
         opts.load_cpu,
         opts.nice,
@@ -573,6 +585,7 @@ mod tests {
             servers: vec![Kind::Chronyd, Kind::Gnomond, Kind::Bare],
             chronyd: "chronyd".into(),
             gnomond: "gnomond".into(),
+            noclock: "noclock".into(),
             bench: "gnomon-bench".into(),
             reps: 3,
             duration: Duration::from_secs(5),
@@ -616,6 +629,12 @@ mod tests {
         let mut f = fig("chronyd", 1.0, 1.0, 1);
         f.cpu_share = 0.5;
         assert!(report(&opts(), &[f]).contains("chronyd used 50 % of its CPU"));
+    }
+
+    #[test]
+    fn noclock_is_found_beside_the_workspace_or_in_work_shared() {
+        let p = find_noclock().expect("shared/tools/noclock");
+        assert!(p.ends_with("shared/tools/noclock"));
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub use directive::{
     AuthSelectMode, BindCmd, Directive, LeapSecMode, LogKind, TempCompSpec, DIRECTIVE_NAMES,
 };
 pub use error::ConfError;
-pub use load::{load_file, load_file_tolerant, load_lines, load_str};
+pub use load::{load_file, load_file_tolerant, load_lines, load_lines_tolerant, load_str};
 pub use location::Location;
 pub use options::{HwTimestampSpec, LocalSpec, RateLimitSpec, RxFilter};
 pub use refclock::RefClockSpec;

@@ -7,7 +7,7 @@
 
 use crate::directive::{BindCmd, Directive};
 use crate::error::ConfError;
-use crate::load::{load_file, load_file_tolerant};
+use crate::load::{load_file, load_file_tolerant, load_lines, load_lines_tolerant};
 use crate::location::Location;
 use crate::settings::SourceKind;
 use crate::source::{Family, EXTFIELD_F324};
@@ -115,6 +115,28 @@ pub fn lint_file(path: &Path) -> LintReport {
         },
         Err(first) => {
             let (c, mut errors) = load_file_tolerant(path);
+            if errors.first() == Some(&first) {
+                errors.remove(0);
+            }
+            LintReport {
+                fatal: Some(first),
+                more_fatal: errors,
+                findings: lint(&c),
+            }
+        }
+    }
+}
+
+/// Lint directives given on the command line (chronyd's form without a file).
+pub fn lint_lines(lines: &[String]) -> LintReport {
+    match load_lines(lines) {
+        Ok(c) => LintReport {
+            fatal: None,
+            more_fatal: Vec::new(),
+            findings: lint(&c),
+        },
+        Err(first) => {
+            let (c, mut errors) = load_lines_tolerant(lines);
             if errors.first() == Some(&first) {
                 errors.remove(0);
             }
@@ -732,6 +754,22 @@ mod tests {
             vec!["deny-all-overrides-allow"]
         );
         assert!(ids(&["deny all", "allow 10/8"]).is_empty());
+    }
+
+    #[test]
+    fn lint_lines_reports_every_fatal_line_and_the_rest() {
+        let lines: Vec<String> = ["schedrr 1", "port 0", "minpoll 4", "allow 10/8"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let r = lint_lines(&lines);
+        assert_eq!(
+            r.fatal.as_ref().map(|e| e.chrony_message()).as_deref(),
+            Some("Invalid directive at line 1")
+        );
+        assert_eq!(r.more_fatal.len(), 1);
+        assert_eq!(r.ids(), vec!["port-zero-with-allow"]);
+        assert_eq!(r.exit_code(), 2);
     }
 
     #[test]

@@ -87,6 +87,25 @@ pub fn load_file_tolerant(path: &Path) -> (Config, Vec<ConfError>) {
     )
 }
 
+/// [`load_lines`] in tolerant mode: bad lines are skipped and every fatal error collected.
+pub fn load_lines_tolerant(lines: &[String]) -> (Config, Vec<ConfError>) {
+    let mut l = Loader::new();
+    l.errors = Some(Vec::new());
+    for (i, line) in lines.iter().enumerate() {
+        // In tolerant mode every error is collected, so these calls cannot fail.
+        let _ = l.line(line, Location::command_line(i + 1), 0, false);
+    }
+    let _ = l.sourcedir_files();
+    let errors = l.errors.take().unwrap_or_default();
+    (
+        Config {
+            entries: l.entries,
+            ignored: l.ignored,
+        },
+        errors,
+    )
+}
+
 impl Loader {
     /// A skipped sourcedir line (bounded like the error list).
     fn ignore(&mut self, e: ConfError) {

@@ -23,10 +23,12 @@
 //!   origin is our last transmit.
 
 pub mod engine;
+mod source_config;
 #[cfg(test)]
 mod tests;
 
 pub use engine::{Action, Engine, EngineConfig, Event, ExitReason, OneShot, PoolId, SourceId};
+pub use source_config::{SourceConfig, SourceKind};
 
 use std::net::SocketAddr;
 
@@ -39,80 +41,6 @@ use crate::reports::{SourceMode, SourceReport, SourceState};
 use crate::sample_filter::{Sample, SampleFilter};
 use crate::selection::SelectOptions;
 use crate::source_stats::SourceStats;
-
-/// Kind of source directive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SourceKind {
-    /// `server` (client mode 3).
-    Server,
-    /// A member of a `pool` (client mode 3, replaceable).
-    PoolMember,
-    /// `peer` (symmetric active, mode 1).
-    Peer,
-}
-
-/// Options of a `server`/`pool`/`peer` directive (chrony defaults in [`Default`]).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SourceConfig {
-    /// Directive kind.
-    pub kind: SourceKind,
-    /// `minpoll` (log2 s, default 6).
-    pub minpoll: i8,
-    /// `maxpoll` (log2 s, default 10).
-    pub maxpoll: i8,
-    /// `iburst`.
-    pub iburst: bool,
-    /// `burst`.
-    pub burst: bool,
-    /// `prefer`, `noselect`, `trust`, `require`.
-    pub select: SelectOptions,
-    /// `offline`: start without polling.
-    pub offline: bool,
-    /// `presend P`.
-    pub presend: Option<i8>,
-    /// `minstratum`.
-    pub minstratum: u8,
-    /// `polltarget` (default 8).
-    pub polltarget: u32,
-    /// `maxdelay` seconds (default 3).
-    pub maxdelay: f64,
-    /// `maxdelayratio` (default off).
-    pub maxdelayratio: Option<f64>,
-    /// `maxdelaydevratio` (default 10).
-    pub maxdelaydevratio: f64,
-    /// `version` of requests (default 4).
-    pub version: u8,
-    /// `filter N`.
-    pub filter: Option<usize>,
-    /// `minsamples` (0 = default).
-    pub minsamples: usize,
-    /// `maxsamples` (0 = default).
-    pub maxsamples: usize,
-}
-
-impl Default for SourceConfig {
-    fn default() -> Self {
-        SourceConfig {
-            kind: SourceKind::Server,
-            minpoll: 6,
-            maxpoll: 10,
-            iburst: false,
-            burst: false,
-            select: SelectOptions::default(),
-            offline: false,
-            presend: None,
-            minstratum: 0,
-            polltarget: 8,
-            maxdelay: 3.0,
-            maxdelayratio: None,
-            maxdelaydevratio: 10.0,
-            version: 4,
-            filter: None,
-            minsamples: 0,
-            maxsamples: 0,
-        }
-    }
-}
 
 /// What our own packets say about us (used in symmetric mode, where the peer may follow us).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -474,43 +402,46 @@ impl Association {
         }
         let interval = 2f64.powi(i32::from(self.poll));
         let is_presend = self.presend_pending;
-        if !is_presend {
-            // Every real request moves the reach register on (chrony shows 17 after an iburst).
-            if self.pending.is_some_and(|p| !p.presend) {
-                self.unreach_polls = self.unreach_polls.saturating_add(1);
-            }
-            self.reach <<= 1;
-            self.polls_sent = self.polls_sent.saturating_add(1);
-            if let Some(b) = &mut self.burst {
-                b.sends_left = b.sends_left.saturating_sub(1);
-                if b.sends_left == 0 || b.good_left == 0 {
-                    self.burst = None;
-                }
-            }
-        }
         self.presend_pending = false;
-        let next = if self.burst.is_some() {
-            BURST_INTERVAL
-        } else {
-            interval
-        };
-        self.next_tx = now + next;
-        if self.burst.is_none() {
-            if let Some(p) = self.cfg.presend {
-                if self.poll >= p && next > PRESEND_LEAD {
-                    self.next_tx = now + next - PRESEND_LEAD;
-                    self.presend_pending = true;
-                }
-            }
-            if self.cfg.burst && !is_presend && !self.presend_pending && self.poll > 2 {
-                // `burst`: every poll becomes a short burst.
-                self.burst = Some(Burst {
-                    good_left: 2,
-                    sends_left: 4,
-                });
+        if is_presend {
+            // The warm-up request goes out PRESEND_LEAD before the real one.
+            self.next_tx = now + PRESEND_LEAD;
+            return Some(self.build_request(cooked, true));
+        }
+        // Every real request moves the reach register on (chrony shows 17 after an iburst).
+        if self.pending.is_some_and(|p| !p.presend) {
+            self.unreach_polls = self.unreach_polls.saturating_add(1);
+        }
+        self.reach <<= 1;
+        self.polls_sent = self.polls_sent.saturating_add(1);
+        if self.burst.is_none() && self.cfg.burst && self.poll >= 3 {
+            // `burst`: up to four requests 2 s apart until one gives a good measurement.
+            self.burst = Some(Burst {
+                good_left: 1,
+                sends_left: 4,
+            });
+        }
+        if let Some(b) = &mut self.burst {
+            if b.sends_left == 0 || b.good_left == 0 {
+                self.burst = None;
+            } else {
+                b.sends_left -= 1;
             }
         }
-        Some(self.build_request(cooked, is_presend))
+        match self.burst {
+            Some(b) if b.sends_left > 0 => self.next_tx = now + BURST_INTERVAL,
+            _ => {
+                self.burst = None;
+                self.next_tx = now + interval;
+                if let Some(p) = self.cfg.presend {
+                    if self.poll >= p && interval > 2.0 * PRESEND_LEAD {
+                        self.next_tx = now + interval - PRESEND_LEAD;
+                        self.presend_pending = true;
+                    }
+                }
+            }
+        }
+        Some(self.build_request(cooked, false))
     }
 
     fn build_request(&mut self, cooked: f64, presend: bool) -> Transmit {

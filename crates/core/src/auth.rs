@@ -27,7 +27,7 @@
 use std::fmt;
 
 use aes::{Aes128, Aes256};
-use cmac::{Cmac, Mac as _};
+use cmac::Cmac;
 use sha2::Digest;
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
@@ -202,20 +202,20 @@ fn hash_mac<D: Digest>(key: &[u8], data: &[u8], out: &mut [u8; MAX_DIGEST_LEN]) 
     n
 }
 
-fn cmac_mac<C>(key: &[u8], data: &[u8], out: &mut [u8; MAX_DIGEST_LEN]) -> usize
-where
-    C: cmac::digest::KeyInit + cmac::digest::core_api::BlockCipher,
-    C: cmac::digest::crypto_common::BlockSizeUser<BlockSize = cmac::digest::consts::U16>,
-    C: aes::cipher::BlockEncrypt + Clone,
-{
-    // The length was checked when the key was built; an error here would be a bug, and the
-    // all-zero digest it leaves never verifies against a real MAC of 16 random-looking octets.
-    let Ok(mut m) = <Cmac<C> as cmac::digest::KeyInit>::new_from_slice(key) else {
-        return 16;
-    };
-    m.update(data);
-    let tag = m.finalize().into_bytes();
-    out[..16].copy_from_slice(&tag);
+/// AES-CMAC (RFC 4493, as RFC 8573 uses it). The key length was checked when the key was
+/// built; if it somehow did not fit, the digest stays all zero, which no peer's MAC matches.
+fn cmac_mac<M: cmac::Mac + cmac::digest::KeyInit>(
+    key: &[u8],
+    data: &[u8],
+    out: &mut [u8; MAX_DIGEST_LEN],
+) -> usize {
+    out[..16].fill(0);
+    if let Ok(mut m) = <M as cmac::digest::KeyInit>::new_from_slice(key) {
+        m.update(data);
+        let tag = m.finalize().into_bytes();
+        let n = tag.len().min(16);
+        out[..n].copy_from_slice(&tag[..n]);
+    }
     16
 }
 
@@ -277,8 +277,8 @@ impl Key {
             KeyType::Sha3_256 => hash_mac::<sha3::Sha3_256>(k, data, out),
             KeyType::Sha3_384 => hash_mac::<sha3::Sha3_384>(k, data, out),
             KeyType::Sha3_512 => hash_mac::<sha3::Sha3_512>(k, data, out),
-            KeyType::Aes128 => cmac_mac::<Aes128>(k, data, out),
-            KeyType::Aes256 => cmac_mac::<Aes256>(k, data, out),
+            KeyType::Aes128 => cmac_mac::<Cmac<Aes128>>(k, data, out),
+            KeyType::Aes256 => cmac_mac::<Cmac<Aes256>>(k, data, out),
         }
     }
 

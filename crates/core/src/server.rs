@@ -14,9 +14,13 @@
 //! 3. access (`allow`/`deny`): a denied client gets nothing and is not counted as received;
 //! 4. the request counts as received ("NTP packets received"), is logged in the client log
 //!    and rate limited ("NTP packets dropped"; a leak answers it, `kod` may answer KoD RATE);
-//! 5. requests carrying a MAC, a crypto-NAK or NTS extension fields are dropped: this server
-//!    has no keys and no NTS yet, and chronyd 4.3 without a matching key answers neither with
-//!    a response nor with a crypto-NAK (measured with and without a keyfile);
+//! 5. authentication (see [`crate::auth`]): a MAC whose key ID is in the key store
+//!    ([`Server::set_keys`]) and whose digest verifies (exact length for the version, constant
+//!    time) makes the response carry a MAC by the same key and of the same length, so the
+//!    response is as long as a request without extension fields. Measured against chronyd 4.3:
+//!    an unknown key ID, a wrong digest, a digest of the wrong length, a crypto-NAK and an
+//!    MS-SNTP signing request all get nothing (no crypto-NAK either), counted in `auth_failed`.
+//!    NTS extension fields are handled by [`crate::nts`] when NTS is served, dropped otherwise;
 //! 6. the response: LI/stratum/refid/reference time/root delay/root dispersion/precision from
 //!    [`ReferenceInfo`], the request's version, poll = max(request poll, -19) (chronyd echoes
 //!    the poll but raises values below -19 to -19, and echoes even 127), origin = the
@@ -25,7 +29,12 @@
 //!    48 octets: never longer than its request.
 //!
 //! The transmit timestamp is taken as late as possible by the daemon: it calls
-//! [`finalize_transmit`] right before `sendmsg` (until then the field holds the receive time).
+//! [`Server::finalize`] (or, for unauthenticated servers, [`finalize_transmit`]) right before
+//! `sendmsg`; until then the field holds the receive time. `finalize` rewrites the MAC of a
+//! symmetric-key response after patching the timestamp; an NTS response is sealed in
+//! `handle_request` with transmit = receive time and left untouched (its authenticator
+//! encrypts new cookies, which cannot be redone per send). [`finalize_transmit`] patches only
+//! plain 48-octet responses, so it never breaks an authenticated one.
 //! A KoD RATE ([`Reply::Kod`]) is sent as built, without a transmit timestamp.
 //!
 //! No allocation, no logging, O(1) client-log work per packet; counters in [`ServerStats`].
@@ -56,9 +65,13 @@ pub const KISS_RATE: u32 = u32::from_be_bytes(*b"RATE");
 /// Lowest poll value echoed; chronyd 4.3 raises lower request values to this.
 pub const MIN_ECHOED_POLL: i8 = -19;
 
-/// Writes the transmit timestamp into a response built by [`Server::handle_request`]. Does
-/// nothing if `response` is shorter than a header.
+/// Writes the transmit timestamp into an unauthenticated response built by
+/// [`Server::handle_request`] (`response` is exactly the response). Does nothing unless
+/// `response` is exactly a header: authenticated responses need [`Server::finalize`].
 pub fn finalize_transmit(response: &mut [u8], tx: NtpTimestamp) {
+    if response.len() != Header::LEN {
+        return;
+    }
     if let Some(field) = response.get_mut(TRANSMIT_OFFSET..TRANSMIT_OFFSET + 8) {
         field.copy_from_slice(&tx.0.to_be_bytes());
     }

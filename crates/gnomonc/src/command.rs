@@ -321,6 +321,48 @@ fn settime(s: &mut Session, args: &[&str]) -> Result<(), CmdError> {
     Ok(())
 }
 
+/// Hash functions and ciphers a key can be generated for (chronyd 4.3 built with +SECHASH).
+const KEY_TYPES: [&str; 11] = [
+    "MD5", "SHA1", "SHA256", "SHA384", "SHA512", "SHA3-224", "SHA3-256", "SHA3-384", "SHA3-512",
+    "AES128", "AES256",
+];
+
+/// `keygen [ID [TYPE [BITS]]]` → (id, type, key length in bytes), as chronyc 4.3 sizes keys:
+/// hashes get BITS (default 160) rounded up to bytes, at least 80 and at most 4096 bits;
+/// ciphers get their own key length.
+pub fn keygen_params(args: &[&str]) -> Result<(u32, String, usize), CmdError> {
+    let bad = || syntax("Invalid syntax for keygen command");
+    let id: u32 = args
+        .first()
+        .map_or(Ok(1), |v| v.parse().map_err(|_| bad()))?;
+    let kind = args.get(1).copied().unwrap_or("SHA1");
+    if !KEY_TYPES.contains(&kind) {
+        return Err(syntax(&format!("Unknown hash function or cipher {kind}")));
+    }
+    let bits: u64 = args
+        .get(2)
+        .map_or(Ok(160), |v| v.parse().map_err(|_| bad()))?;
+    let len = match kind {
+        "AES128" => 16,
+        "AES256" => 32,
+        _ => bits.div_ceil(8).clamp(10, 512) as usize,
+    };
+    Ok((id, kind.to_string(), len))
+}
+
+/// `keygen`: a random key line for a chrony key file, from the OS's random device.
+fn keygen(s: &mut Session, args: &[&str]) -> Result<(), CmdError> {
+    use std::io::Read;
+    let (id, kind, len) = keygen_params(args)?;
+    let mut key = vec![0u8; len];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut key))
+        .map_err(|e| syntax(&format!("Could not read random data: {e}")))?;
+    let hex: String = key.iter().map(|b| format!("{b:02X}")).collect();
+    s.line(&format!("{id} {kind} HEX:{hex}"));
+    Ok(())
+}
+
 /// Runs a command that answers with a status only and prints it (`200 OK`, `208 …`).
 fn simple(s: &mut Session, req: Request) -> Result<(), CmdError> {
     let st = s.request_status(&req)?;
@@ -446,6 +488,7 @@ pub fn run(s: &mut Session, line: &str) -> Result<Flow, CmdError> {
         "smoothing" => system::smoothing(s)?,
         "waitsync" => waitsync(s, args)?,
         "settime" => settime(s, args)?,
+        "keygen" => keygen(s, args)?,
         "manual" => match args.first().copied() {
             Some("list") => system::manual_list(s)?,
             Some("on") => simple(s, Request::Manual { option: 1 })?,
@@ -667,7 +710,15 @@ rekey                       Re-read keys
 reset sources               Drop all measurements
 shutdown                    Stop daemon
 
+Manual time input:
+manual off|on|reset         Disable/enable/reset settime command
+manual list                 Display previous settime commands
+manual delete <index>       Delete previous settime command
+settime <time>              Set daemon time
+
 Client commands:
+keygen [<id> [<type> [<bits>]]]
+                            Generate key for key file
 dns -n|+n                   Disable/enable resolving IP addresses to hostnames
 timeout <milliseconds>      Set initial response timeout
 retries <retries>           Set maximum number of retries
@@ -678,6 +729,23 @@ help                        Generate this help
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keygen_sizes_keys_like_chronyc() {
+        assert_eq!(keygen_params(&[]).unwrap(), (1, "SHA1".into(), 20));
+        assert_eq!(keygen_params(&["9", "MD5", "64"]).unwrap().2, 10);
+        assert_eq!(keygen_params(&["2", "SHA1", "81"]).unwrap().2, 11);
+        assert_eq!(keygen_params(&["2", "SHA1", "5000"]).unwrap().2, 512);
+        assert_eq!(keygen_params(&["2", "AES256", "64"]).unwrap().2, 32);
+        assert_eq!(
+            keygen_params(&["2", "sha256"]).unwrap_err().message(),
+            "Unknown hash function or cipher sha256"
+        );
+        assert_eq!(
+            keygen_params(&["x"]).unwrap_err().message(),
+            "Invalid syntax for keygen command"
+        );
+    }
 
     #[test]
     fn settime_formats_read_as_utc() {

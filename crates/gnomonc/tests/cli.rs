@@ -80,3 +80,49 @@ fn unknown_option_and_missing_socket_fail_like_chronyc() {
     assert_eq!(code, Some(0));
     assert!(out.starts_with("gnomonc (gnomon) version "));
 }
+
+#[test]
+fn keygen_lines_have_chronyc_shape() {
+    let chronyc = Command::new("chronyc").arg("keygen").output().is_ok();
+    assert!(
+        chronyc,
+        "chronyc 4.3 is required for this test (apt-get install chrony)"
+    );
+    for args in [
+        vec!["keygen"],
+        vec!["keygen", "7", "SHA256"],
+        vec!["keygen", "9", "MD5", "64"],
+        vec!["keygen", "3", "AES128"],
+        vec!["keygen", "2", "SHA1", "5000"],
+        vec!["keygen", "2", "TIGER"],
+        vec!["keygen", "x"],
+    ] {
+        let a = Command::new("chronyc").args(&args).output().unwrap();
+        let (out, err, code) = run(&args);
+        let a_out = String::from_utf8_lossy(&a.stdout);
+        // Keys are random: compare everything but the hex digits.
+        let shape = |s: &str| {
+            s.chars()
+                .map(|c| {
+                    if c.is_ascii_hexdigit() && s.contains("HEX:") {
+                        'h'
+                    } else {
+                        c
+                    }
+                })
+                .collect::<String>()
+        };
+        let prefix = |s: &str| s.split("HEX:").next().unwrap_or("").to_string();
+        assert_eq!(
+            (prefix(&a_out), a_out.len()),
+            (prefix(&out), out.len()),
+            "{args:?}"
+        );
+        assert_eq!(
+            shape(&String::from_utf8_lossy(&a.stderr)),
+            shape(&err),
+            "{args:?}"
+        );
+        assert_eq!(a.status.code(), code, "{args:?}");
+    }
+}

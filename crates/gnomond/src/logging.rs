@@ -186,6 +186,25 @@ pub fn configure(sink: Sink, echo: FatalEcho, threshold: i32) {
     }
 }
 
+/// `cyclelogs`: if messages go to a log file, closes it and opens `path` afresh (appending,
+/// created if missing), so that a rotated file is let go. Returns whether a file was reopened;
+/// on error the old file stays in use.
+pub fn reopen_file(path: &std::path::Path) -> std::io::Result<bool> {
+    let mut sink = match SINK.lock() {
+        Ok(s) => s,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if !matches!(*sink, Sink::File(_)) {
+        return Ok(false);
+    }
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    *sink = Sink::File(f);
+    Ok(true)
+}
+
 /// Logs a fatal error (always written, whatever the threshold).
 pub fn fatal(message: &str) {
     tracing::error!(target: "fatal", "{message}");

@@ -62,10 +62,10 @@ fn subnet(s: &Subnet) -> Option<(IpAddr, u8)> {
     }
 }
 
-/// The engine's configuration from the daemon's settings.
-pub fn server_config(settings: &Settings) -> Result<ServerConfig, ServerSetupError> {
+/// An access table from configuration rules (`allow`/`deny` or `cmdallow`/`cmddeny`).
+pub fn access_table(rules: &[gnomon_conf::AccessRule]) -> Result<AccessTable, ServerSetupError> {
     let mut access = AccessTable::new();
-    for rule in &settings.access {
+    for rule in rules {
         let subnet = match &rule.spec.subnet {
             None => None,
             Some(s) => match subnet(s) {
@@ -84,11 +84,20 @@ pub fn server_config(settings: &Settings) -> Result<ServerConfig, ServerSetupErr
             })
             .map_err(|e| ServerSetupError::Access(e.to_string()))?;
     }
+    Ok(access)
+}
+
+/// The engine's configuration from the daemon's settings. `command_limit` is whether the
+/// `cmdratelimit` directive is present (chronyd limits command replies only then).
+pub fn server_config(
+    settings: &Settings,
+    command_limit: bool,
+) -> Result<ServerConfig, ServerSetupError> {
     Ok(ServerConfig {
-        access,
+        access: access_table(&settings.access)?,
         rate_limit: settings.ratelimit.as_ref().map(rate_limit),
         nts_ke_rate_limit: None,
-        command_rate_limit: None,
+        command_rate_limit: command_limit.then(|| rate_limit(&settings.cmdratelimit)),
         client_log_limit: settings.clientloglimit,
         no_client_log: settings.noclientlog,
     })
@@ -123,9 +132,14 @@ pub struct CoreResponder {
 }
 
 impl CoreResponder {
-    /// Builds the engine from the settings, with its RNG seeded by `seed`.
-    pub fn new(settings: &Settings, seed: u64) -> Result<CoreResponder, ServerSetupError> {
-        let server = Server::new(server_config(settings)?, seed)
+    /// Builds the engine from the settings, with its RNG seeded by `seed`; `command_limit` as
+    /// in [`server_config`].
+    pub fn new(
+        settings: &Settings,
+        seed: u64,
+        command_limit: bool,
+    ) -> Result<CoreResponder, ServerSetupError> {
+        let server = Server::new(server_config(settings, command_limit)?, seed)
             .map_err(|e| ServerSetupError::RateLimit(e.to_string()))?;
         let precision = measure_precision();
         let (reference, local) = match &settings.local {
@@ -150,6 +164,56 @@ impl CoreResponder {
     /// The engine's counters.
     pub fn stats(&self) -> gnomon_core::server::ServerStats {
         self.server.stats()
+    }
+
+    /// The engine (access table, client log), for the command server.
+    pub fn server(&self) -> &Server {
+        &self.server
+    }
+
+    /// The engine, for run-time `allow`/`deny`, command logging and `clients -r`.
+    pub fn server_mut(&mut self) -> &mut Server {
+        &mut self.server
+    }
+
+    /// What is served about our clock, with the local reference's reference time refreshed
+    /// as a request at `now` (monotonic `now_mono`) would refresh it.
+    pub fn reference_at(&mut self, now: NtpTimestamp, now_mono: f64) -> ReferenceInfo {
+        self.refresh_local(now, now_mono);
+        self.reference
+    }
+
+    /// Whether the `local` reference is active.
+    pub fn is_local(&self) -> bool {
+        self.local
+    }
+
+    /// Run-time `local`: `Some(stratum)` activates the local reference (from the next
+    /// request on), `None` returns to serving unsynchronised.
+    pub fn set_local(&mut self, stratum: Option<u8>) {
+        let precision = self.reference.precision;
+        match stratum {
+            Some(s) => {
+                self.reference = ReferenceInfo::local(s.clamp(1, 15), NtpTimestamp::ZERO, precision);
+                self.local = true;
+            }
+            None => {
+                self.reference = ReferenceInfo::unsynchronised(precision);
+                self.local = false;
+            }
+        }
+        self.refreshed_at = None;
+    }
+
+    fn refresh_local(&mut self, now: NtpTimestamp, now_mono: f64) {
+        if self.local
+            && self
+                .refreshed_at
+                .is_none_or(|t| now_mono - t >= LOCAL_REFRESH)
+        {
+            self.reference.reference_time = now;
+            self.refreshed_at = Some(now_mono);
+        }
     }
 }
 
@@ -177,14 +241,7 @@ impl Responder for CoreResponder {
         now_mono: f64,
         response: &mut [u8],
     ) -> Result<Outgoing, DropKind> {
-        if self.local
-            && self
-                .refreshed_at
-                .is_none_or(|t| now_mono - t >= LOCAL_REFRESH)
-        {
-            self.reference.reference_time = rx;
-            self.refreshed_at = Some(now_mono);
-        }
+        self.refresh_local(rx, now_mono);
         match self
             .server
             .handle_request(request, from, rx, now_mono, &self.reference, response)
@@ -219,7 +276,7 @@ mod tests {
     #[test]
     fn allowed_client_is_answered_with_local_stratum() {
         let s = settings(&["allow 127.0.0.1", "local stratum 7"]);
-        let mut r = CoreResponder::new(&s, 1).unwrap();
+        let mut r = CoreResponder::new(&s, 1, false).unwrap();
         let mut out = [0u8; 2048];
         let from: SocketAddr = "127.0.0.1:40000".parse().unwrap();
         let rx = NtpTimestamp::from_unix(1_700_000_000, 0);
@@ -244,7 +301,7 @@ mod tests {
     #[test]
     fn denied_and_malformed_requests_are_told_apart() {
         let s = settings(&["allow 127.0.0.1"]);
-        let mut r = CoreResponder::new(&s, 1).unwrap();
+        let mut r = CoreResponder::new(&s, 1, false).unwrap();
         let mut out = [0u8; 2048];
         let rx = NtpTimestamp::from_unix(1_700_000_000, 0);
         let other: SocketAddr = "127.0.0.2:40000".parse().unwrap();

@@ -350,7 +350,7 @@ fn presend_sends_a_warm_up_request_whose_reply_is_not_a_sample() {
 }
 
 #[test]
-fn burst_sends_several_requests_at_every_poll() {
+fn burst_repeats_requests_until_a_good_reply_at_every_poll() {
     let mut a = Association::new(
         addr(),
         SourceConfig {
@@ -360,16 +360,23 @@ fn burst_sends_several_requests_at_every_poll() {
         T0,
         7,
     );
-    let mut times = Vec::new();
-    for _ in 0..4 {
-        let (req, t) = send(&mut a);
-        times.push(t);
-        let (rep, rx) = reply(&req, t, 0.001, 0.0);
-        a.on_packet(rx, &rep, None, false);
-    }
-    let gaps: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).collect();
-    assert!((gaps[0] - 2.0).abs() < 1e-9, "{gaps:?}");
-    assert!(gaps.iter().any(|g| (g - 64.0).abs() < 3.0), "{gaps:?}");
+    // First poll: the reply is lost, the burst retries 2 s later and gets one.
+    let (_, t1) = send(&mut a);
+    let (req, t2) = send(&mut a);
+    assert!((t2 - t1 - 2.0).abs() < 1e-9);
+    let (rep, rx) = reply(&req, t2, 0.001, 0.0);
+    assert!(matches!(
+        a.on_packet(rx, &rep, None, false),
+        RxOutcome::Sample(_)
+    ));
+    // Next poll one interval after the request that succeeded; a good reply ends that burst
+    // at once.
+    let (req, t3) = send(&mut a);
+    assert!((t3 - t2 - 64.0).abs() < 1e-9, "{}", t3 - t2);
+    let (rep, rx) = reply(&req, t3, 0.001, 0.0);
+    a.on_packet(rx, &rep, None, false);
+    let (_, t4) = send(&mut a);
+    assert!((t4 - t3 - 64.0).abs() < 1e-9, "{}", t4 - t3);
 }
 
 #[test]

@@ -90,6 +90,12 @@ impl UdpSocket {
     pub fn local_addr(&self) -> SocketAddr {
         self.local
     }
+
+    /// The same socket as a standard-library one (still non-blocking), for the command
+    /// port, whose datagrams are few and need neither batching nor timestamps.
+    pub fn into_std(self) -> std::net::UdpSocket {
+        std::net::UdpSocket::from(self.fd)
+    }
 }
 
 fn local_addr(fd: i32) -> Option<SocketAddr> {
