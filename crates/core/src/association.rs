@@ -39,7 +39,6 @@ use rand::{Rng, SeedableRng};
 use crate::local_clock::LeapState;
 use crate::reports::{SourceMode, SourceReport, SourceState};
 use crate::sample_filter::{Sample, SampleFilter};
-use crate::selection::SelectOptions;
 use crate::source_stats::SourceStats;
 
 /// What our own packets say about us (used in symmetric mode, where the peer may follow us).

@@ -5,7 +5,6 @@
 mod check;
 mod command;
 mod fmt;
-mod md5;
 mod ntpdata;
 mod session;
 mod sources;

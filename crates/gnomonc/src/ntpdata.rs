@@ -3,7 +3,6 @@
 //! printed when the daemon sends them).
 
 use crate::fmt;
-use crate::md5::md5;
 use crate::session::{addr_text, CmdError, Mode, Session};
 use gnomon_cmdmon::{Addr, NtpData, ReplyBody, ReplyCode, Request};
 use serde_json::{json, Value};
@@ -11,11 +10,8 @@ use serde_json::{json, Value};
 /// The 32-bit ID NTP shows for an address: IPv4 as is, IPv6 the first bytes of its MD5.
 pub fn addr_refid(a: &Addr) -> u32 {
     match a {
-        Addr::V4(v4) => u32::from(*v4),
-        Addr::V6(v6) => {
-            let d = md5(&v6.octets());
-            u32::from_be_bytes([d[0], d[1], d[2], d[3]])
-        }
+        Addr::V4(v4) => gnomon_wire::refid_ipv4(*v4),
+        Addr::V6(v6) => gnomon_wire::refid_ipv6(v6),
         Addr::Id(_) | Addr::Unspec => 0,
     }
 }

@@ -270,6 +270,15 @@ impl Engine {
             .map(|(id, _)| *id)
     }
 
+    /// Packets rejected for `reason` over all sources (the daemon's counters and rate-limited
+    /// logging read these).
+    pub fn rejected_total(&self, reason: super::Rejection) -> u64 {
+        self.sources
+            .values()
+            .map(|e| e.assoc.rejected(reason))
+            .sum()
+    }
+
     /// A source's association (read-only).
     pub fn association(&self, id: SourceId) -> Option<&Association> {
         self.sources.get(&id).map(|e| &e.assoc)
