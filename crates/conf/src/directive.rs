@@ -223,6 +223,13 @@ pub enum Directive {
     /// `commandkey`, `generatecommandkey`, `linux_freq_scale`, `linux_hz`: ignored with chronyd's
     /// warning "NAME directive is no longer supported".
     NoLongerSupported(&'static str),
+    // Gnomon extensions (chronyd rejects them; see [`GNOMON_EXTENSIONS`])
+    /// `metricsport PORT`: TCP port of the Prometheus metrics endpoint (0, the default, = off).
+    MetricsPort(u16),
+    /// `bindmetricsaddress ADDR`: address the metrics endpoint listens on (default 127.0.0.1).
+    BindMetricsAddress(IpAddr),
+    /// `metricsallownonlocal`: lets `bindmetricsaddress` name a non-loopback address.
+    MetricsAllowNonLocal,
 }
 
 /// Every directive name we recognise (lower case), for lookups and hints.
@@ -324,7 +331,13 @@ pub const DIRECTIVE_NAMES: &[&str] = &[
     "generatecommandkey",
     "linux_freq_scale",
     "linux_hz",
+    "metricsport",
+    "bindmetricsaddress",
+    "metricsallownonlocal",
 ];
+
+/// Directives of Gnomon's own, which no chronyd version knows (it rejects them as invalid).
+pub const GNOMON_EXTENSIONS: &[&str] = &["metricsport", "bindmetricsaddress", "metricsallownonlocal"];
 
 /// Directives added after chrony 4.3, with the version that introduced them.
 pub const NEWER_THAN_4_3: &[(&str, &str)] = &[
@@ -435,6 +448,9 @@ impl Directive {
             DumpOnExit => "dumponexit",
             NtsCacheDir(_) => "ntscachedir",
             NoLongerSupported(n) => n,
+            MetricsPort(_) => "metricsport",
+            BindMetricsAddress(_) => "bindmetricsaddress",
+            MetricsAllowNonLocal => "metricsallownonlocal",
         }
     }
 
@@ -445,6 +461,11 @@ impl Directive {
             .iter()
             .find(|(d, _)| *d == n)
             .map(|(_, v)| *v)
+    }
+
+    /// Whether this directive is a Gnomon extension that chronyd would reject.
+    pub fn is_gnomon_extension(&self) -> bool {
+        GNOMON_EXTENSIONS.contains(&self.name())
     }
 
     /// The NTP source of a `server`/`pool`/`peer` line.
@@ -474,5 +495,15 @@ mod tests {
         assert_eq!(Directive::SchedPriority(1).name(), "sched_priority");
         assert_eq!(Directive::Refresh(1).since(), Some("4.4"));
         assert_eq!(Directive::RtcSync.since(), None);
+    }
+
+    #[test]
+    fn metrics_directives_are_gnomon_extensions() {
+        assert!(Directive::MetricsPort(9123).is_gnomon_extension());
+        assert!(Directive::MetricsAllowNonLocal.is_gnomon_extension());
+        assert!(!Directive::CmdPort(323).is_gnomon_extension());
+        for n in GNOMON_EXTENSIONS {
+            assert!(DIRECTIVE_NAMES.contains(n), "{n}");
+        }
     }
 }

@@ -23,7 +23,7 @@ mod suggest;
 
 pub use access::{AccessSpec, Subnet};
 pub use directive::{
-    AuthSelectMode, BindCmd, Directive, LeapSecMode, LogKind, TempCompSpec, DIRECTIVE_NAMES,
+    AuthSelectMode, BindCmd, Directive, LeapSecMode, LogKind, TempCompSpec, DIRECTIVE_NAMES, GNOMON_EXTENSIONS,
 };
 pub use error::ConfError;
 pub use load::{load_file, load_file_tolerant, load_lines, load_lines_tolerant, load_str};

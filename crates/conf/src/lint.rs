@@ -229,6 +229,26 @@ pub fn lint(config: &Config) -> Vec<Finding> {
         }
     }
 
+    // gnomond refuses to start with a metrics endpoint open beyond this host unless asked.
+    if s.metrics_port != 0
+        && !s.metrics_allow_nonlocal
+        && !s.bind_metrics_address.is_loopback()
+    {
+        if let Some(at) = last(&|d| matches!(d, Directive::BindMetricsAddress(_))) {
+            push(
+                "metrics-nonlocal-bind",
+                Severity::Error,
+                at,
+                format!(
+                    "bindmetricsaddress {} is not a loopback address; gnomond refuses to serve \
+                     metrics there",
+                    s.bind_metrics_address
+                ),
+                Some("add `metricsallownonlocal` to expose the metrics beyond this host"),
+            );
+        }
+    }
+
     // Ports given out of range are silently truncated by chronyd.
     for e in &config.entries {
         let is_port = matches!(
@@ -238,6 +258,7 @@ pub fn lint(config: &Config) -> Vec<Finding> {
                 | Directive::NtsPort(_)
                 | Directive::AcquisitionPort(_)
                 | Directive::PtpPort(_)
+                | Directive::MetricsPort(_)
         );
         if is_port {
             let word = e.text.split(' ').nth(1).unwrap_or("");
@@ -609,6 +630,18 @@ pub fn lint(config: &Config) -> Vec<Finding> {
     }
     for e in &config.entries {
         let d = &e.directive;
+        if d.is_gnomon_extension() {
+            push(
+                "gnomon-extension",
+                Severity::Warning,
+                &e.location,
+                format!(
+                    "`{}` is a Gnomon extension; chronyd rejects it as an invalid directive",
+                    d.name()
+                ),
+                Some("keep it out of files chronyd may read"),
+            );
+        }
         if let Some(v) = d.since() {
             push(
                 "newer-than-chrony-4.3",
@@ -704,7 +737,8 @@ fn port_value(d: &Directive) -> u16 {
         | Directive::CmdPort(p)
         | Directive::NtsPort(p)
         | Directive::AcquisitionPort(p)
-        | Directive::PtpPort(p) => *p,
+        | Directive::PtpPort(p)
+        | Directive::MetricsPort(p) => *p,
         _ => 0,
     }
 }
@@ -726,6 +760,30 @@ mod tests {
     fn port_zero_with_allow_is_an_error() {
         assert_eq!(ids(&["port 0", "allow 10/8"]), vec!["port-zero-with-allow"]);
         assert!(ids(&["port 0"]).is_empty());
+    }
+
+    #[test]
+    fn metrics_directives_warn_as_extensions_and_nonlocal_bind_is_an_error() {
+        assert_eq!(
+            ids(&["metricsport 9123"]),
+            vec!["gnomon-extension"]
+        );
+        assert_eq!(
+            ids(&["metricsport 9123", "bindmetricsaddress 192.0.2.1"]),
+            vec!["metrics-nonlocal-bind", "gnomon-extension", "gnomon-extension"]
+        );
+        assert_eq!(
+            ids(&[
+                "metricsport 9123",
+                "bindmetricsaddress 192.0.2.1",
+                "metricsallownonlocal"
+            ]),
+            vec!["gnomon-extension"; 3]
+        );
+        assert_eq!(
+            ids(&["metricsport 9123", "bindmetricsaddress ::1"]),
+            vec!["gnomon-extension"; 2]
+        );
     }
 
     #[test]

@@ -451,6 +451,9 @@ pub fn parse_words(
         }
         "bindcmddevice" => D::BindCmdDevice(c.string()?),
         "cmdport" => D::CmdPort(c.port()?),
+        "metricsport" => D::MetricsPort(c.port()?),
+        "bindmetricsaddress" => D::BindMetricsAddress(c.ip()?),
+        "metricsallownonlocal" => c.none().map(|_| D::MetricsAllowNonLocal)?,
         "opencommands" => D::OpenCommands(args.iter().map(|s| s.to_string()).collect()),
         "hwclockfile" => D::HwClockFile(c.path()?),
         "rtcautotrim" => D::RtcAutoTrim(c.float()?),

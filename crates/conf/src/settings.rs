@@ -76,6 +76,13 @@ pub struct Settings {
     pub bind_cmd_device: Option<String>,
     pub cmd_access: Vec<AccessRule>,
     pub opencommands: Option<Vec<String>>,
+    // Metrics endpoint (Gnomon extension)
+    /// `metricsport`: TCP port of the Prometheus endpoint; 0 (the default) disables it.
+    pub metrics_port: u16,
+    /// `bindmetricsaddress` (default 127.0.0.1; last one wins).
+    pub bind_metrics_address: IpAddr,
+    /// `metricsallownonlocal`: a non-loopback `bindmetricsaddress` is allowed.
+    pub metrics_allow_nonlocal: bool,
     // Process
     pub pidfile: PathBuf,
     pub user: Option<String>,
@@ -163,6 +170,9 @@ impl Default for Settings {
             bind_cmd_device: None,
             cmd_access: Vec::new(),
             opencommands: None,
+            metrics_port: 0,
+            bind_metrics_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            metrics_allow_nonlocal: false,
             pidfile: PathBuf::from(DEFAULT_PIDFILE),
             user: None,
             lock_all: false,
@@ -340,6 +350,9 @@ impl Settings {
             D::CmdPort(p) => self.cmdport = *p,
             D::CmdRateLimit(r) => self.cmdratelimit = *r,
             D::OpenCommands(c) => self.opencommands = Some(c.clone()),
+            D::MetricsPort(p) => self.metrics_port = *p,
+            D::BindMetricsAddress(a) => self.bind_metrics_address = *a,
+            D::MetricsAllowNonLocal => self.metrics_allow_nonlocal = true,
             D::RtcDevice(p) => self.rtcdevice = p.clone(),
             D::RtcFile(p) => self.rtcfile = Some(p.clone()),
             D::RtcOnUtc => self.rtconutc = true,
@@ -408,6 +421,22 @@ mod tests {
         assert_eq!(s.bind_cmd_addresses.len(), 2);
         assert_eq!(s.ratelimit, None);
         assert_eq!(s.minsources, 1);
+    }
+
+    #[test]
+    fn metrics_endpoint_is_off_and_loopback_by_default() {
+        let s = settings(&[]);
+        assert_eq!(s.metrics_port, 0);
+        assert_eq!(s.bind_metrics_address.to_string(), "127.0.0.1");
+        assert!(!s.metrics_allow_nonlocal);
+        let s = settings(&[
+            "metricsport 9123",
+            "bindmetricsaddress ::1",
+            "metricsallownonlocal",
+        ]);
+        assert_eq!(s.metrics_port, 9123);
+        assert_eq!(s.bind_metrics_address.to_string(), "::1");
+        assert!(s.metrics_allow_nonlocal);
     }
 
     #[test]

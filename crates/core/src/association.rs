@@ -681,6 +681,10 @@ impl Association {
             // The regression no longer describes the clock: start again from recent samples.
             self.stats.discard_old(0);
         }
+        // A clock's frequency wanders: a line through samples older than twice `polltarget`
+        // poll intervals describes an average, not the current frequency.
+        let horizon = 2.0 * f64::from(self.cfg.polltarget.max(1)) * 2f64.powi(i32::from(self.poll));
+        self.stats.discard_before(sample.time - horizon);
         self.adapt_poll(surprise);
         RxOutcome::Sample(sample)
     }

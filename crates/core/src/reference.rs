@@ -365,7 +365,7 @@ impl Reference {
         } else {
             // The rate applies to everything still to be slewed, not only this update's part.
             let total = offset - clock.remaining_offset();
-            let rate = self.slew_rate(total, interval);
+            let rate = self.slew_rate(total, interval, comb.offset_sd);
             clock.accrue_offset_with_rate(-offset, rate)?;
             UpdateAction::Slewed(offset)
         };
@@ -400,12 +400,13 @@ impl Reference {
     }
 
     /// Slew rate (ppm) for an offset: `corrtimeratio` update intervals for an offset equal to
-    /// the RMS offset, proportionally faster for larger ones, within `maxslewrate`.
-    fn slew_rate(&self, offset: f64, interval: f64) -> f64 {
+    /// the typical correction (the RMS of past offsets, or the estimate's own uncertainty when
+    /// that is larger), proportionally faster for larger offsets, within `maxslewrate`.
+    fn slew_rate(&self, offset: f64, interval: f64, uncertainty: f64) -> f64 {
         let base = self.cfg.corr_time_ratio * interval.max(1.0);
-        let rms = self.mean_square_offset.sqrt();
-        let scale = if offset.abs() > rms && rms > 0.0 {
-            rms / offset.abs()
+        let typical = self.mean_square_offset.sqrt().min(uncertainty.max(1e-9));
+        let scale = if offset.abs() > typical && typical > 0.0 {
+            typical / offset.abs()
         } else {
             1.0
         };

@@ -41,16 +41,19 @@
 
 use std::net::SocketAddr;
 
-use gnomon_wire::extension::{
-    FIELD_NTS_AUTHENTICATOR, FIELD_NTS_COOKIE, FIELD_NTS_COOKIE_PLACEHOLDER,
-    FIELD_NTS_UNIQUE_IDENTIFIER,
+use gnomon_wire::{
+    encode_mac, DecodeError, Header, LeapIndicator, Mode, NtpShort, NtpTimestamp, Packet,
 };
-use gnomon_wire::{DecodeError, Header, LeapIndicator, Mode, NtpShort, NtpTimestamp, Packet};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
+use zeroize::Zeroizing;
+
 use crate::access::AccessTable;
+use crate::auth::{KeyStore, MAX_DIGEST_LEN};
 use crate::client_log::{ClientLog, Service, DEFAULT_LIMIT_BYTES};
+use crate::nts::ntp::{self, NtsVerdict, KISS_NTSN};
+use crate::nts::ServerKeys;
 use crate::rate_limit::{Limiter, RateLimit, RateLimitError, RateVerdict};
 
 /// Offset of the transmit timestamp in a response.
@@ -182,7 +185,8 @@ pub enum DropReason {
     AccessDenied,
     /// Rate limited and not leaked.
     RateLimited,
-    /// Carries a MAC or crypto-NAK: no key to verify it with.
+    /// A MAC, crypto-NAK or NTS request that does not verify (unknown key, wrong digest,
+    /// malformed NTS fields).
     Unauthenticated,
     /// Carries NTS extension fields: NTS is not served.
     NtsNotServed,
@@ -226,11 +230,11 @@ pub struct ServerStats {
     pub bad_mode: u64,
     /// Denied by `allow`/`deny`.
     pub access_denied: u64,
-    /// Carrying a MAC, crypto-NAK or NTS fields the server cannot verify.
+    /// Carrying a MAC, crypto-NAK or NTS fields that do not verify (NTS NAKs included).
     pub auth_failed: u64,
     /// Response buffer too small (a daemon bug, never the client's doing).
     pub response_buffer: u64,
-    /// Authenticated requests ("Authenticated NTP packets"): always 0 until keys/NTS exist.
+    /// Requests answered with a MAC or NTS ("Authenticated NTP packets").
     pub ntp_authenticated: u64,
     /// Interleaved requests ("Interleaved NTP packets"): always 0, basic mode only.
     pub ntp_interleaved: u64,
@@ -258,6 +262,8 @@ pub struct Server {
     log: ClientLog,
     rng: StdRng,
     stats: ServerStats,
+    keys: KeyStore,
+    nts: Option<ServerKeys>,
 }
 
 fn limiter(limit: Option<RateLimit>) -> Result<Option<Limiter>, RateLimitError> {
@@ -284,6 +290,8 @@ impl Server {
             log,
             rng,
             stats: ServerStats::default(),
+            keys: KeyStore::new(),
+            nts: None,
         })
     }
 
@@ -385,21 +393,10 @@ impl Server {
         if verdict == RateVerdict::Drop {
             return self.drop(DropReason::RateLimited);
         }
-        if packet.mac.is_some() {
-            return self.drop(DropReason::Unauthenticated);
-        }
-        let nts = packet.extensions.iter().any(|f| {
-            matches!(
-                f.field_type,
-                FIELD_NTS_UNIQUE_IDENTIFIER
-                    | FIELD_NTS_COOKIE
-                    | FIELD_NTS_COOKIE_PLACEHOLDER
-                    | FIELD_NTS_AUTHENTICATOR
-            )
-        });
-        if nts {
-            return self.drop(DropReason::NtsNotServed);
-        }
+        let auth = match self.authenticate(&packet, request, reply_mode) {
+            Ok(auth) => auth,
+            Err(reason) => return self.drop(reason),
+        };
         let Some(out) = response.first_chunk_mut::<{ Header::LEN }>() else {
             return self.drop(DropReason::ResponseBuffer);
         };
@@ -442,18 +439,170 @@ impl Server {
                 transmit_timestamp: rx,
             }
         };
+        if let (false, Auth::NtsNak(uid)) = (kod, &auth) {
+            let nak = Header {
+                leap: LeapIndicator::Unsynchronised,
+                stratum: 0,
+                reference_id: KISS_NTSN,
+                receive_timestamp: NtpTimestamp::ZERO,
+                transmit_timestamp: NtpTimestamp::ZERO,
+                root_delay: NtpShort(0),
+                root_dispersion: NtpShort(0),
+                reference_timestamp: NtpTimestamp::ZERO,
+                ..header
+            };
+            nak.encode(out);
+            self.stats.auth_failed += 1;
+            return match ntp::write_nak(request, uid.clone(), response) {
+                Some(len) => Reply::Kod { len },
+                None => self.drop(DropReason::ResponseBuffer),
+            };
+        }
         header.encode(out);
         // Header::LEN ≤ request.len() because the request decoded.
         if kod {
             self.stats.ntp_kod_sent += 1;
             self.stats.ntp_rate_limited += 1;
-            Reply::Kod { len: Header::LEN }
-        } else {
-            self.stats.ntp_served += 1;
-            Reply::Send { len: Header::LEN }
+            return Reply::Kod { len: Header::LEN };
         }
+        let len = match auth {
+            Auth::None | Auth::NtsNak(_) => Header::LEN,
+            Auth::Key { id, len } => {
+                match self.append_mac(response, id, len, request_header.version) {
+                    Some(total) => total,
+                    None => return self.drop(DropReason::ResponseBuffer),
+                }
+            }
+            Auth::Nts(req) => {
+                let Some(keys) = self.nts.as_ref() else {
+                    return self.drop(DropReason::NtsNotServed);
+                };
+                match ntp::seal_response(keys, &req, request, response, &mut self.rng) {
+                    Some(total) => total,
+                    None => return self.drop(DropReason::ResponseBuffer),
+                }
+            }
+        };
+        if len > Header::LEN {
+            self.stats.ntp_authenticated += 1;
+        }
+        self.stats.ntp_served += 1;
+        Reply::Send { len }
+    }
+
+    /// Decides how a request is authenticated (module documentation, step 5).
+    fn authenticate(
+        &self,
+        packet: &Packet<'_>,
+        request: &[u8],
+        reply_mode: Mode,
+    ) -> Result<Auth, DropReason> {
+        let nts = ntp::has_nts_fields(&packet.extensions);
+        if let Some(mac) = packet.mac {
+            if nts {
+                return Err(DropReason::Unauthenticated);
+            }
+            let key = self
+                .keys
+                .get(mac.key_id)
+                .ok_or(DropReason::Unauthenticated)?;
+            let version = packet.header.version;
+            if !key.verify(packet.authenticated_part(request), version, mac.digest) {
+                return Err(DropReason::Unauthenticated);
+            }
+            return Ok(Auth::Key {
+                id: mac.key_id,
+                len: mac.digest.len(),
+            });
+        }
+        if !nts {
+            return Ok(Auth::None);
+        }
+        let Some(keys) = self.nts.as_ref() else {
+            return Err(DropReason::NtsNotServed);
+        };
+        if packet.header.version != 4 || reply_mode != Mode::Server {
+            return Err(DropReason::Unauthenticated);
+        }
+        match ntp::check_request(keys, request, &packet.extensions) {
+            NtsVerdict::Serve(req) => Ok(Auth::Nts(req)),
+            NtsVerdict::Nak { uid } => Ok(Auth::NtsNak(uid)),
+            NtsVerdict::Drop(_) => Err(DropReason::Unauthenticated),
+        }
+    }
+
+    /// Appends a MAC by key `id` of `len` octets over the header in `response[..48]`.
+    fn append_mac(&self, response: &mut [u8], id: u32, len: usize, version: u8) -> Option<usize> {
+        let key = self.keys.get(id)?;
+        let mut digest = Zeroizing::new([0u8; MAX_DIGEST_LEN]);
+        let n = key.sign(response.get(..Header::LEN)?, version, &mut digest);
+        if n != len {
+            return None;
+        }
+        let trailer = encode_mac(response.get_mut(Header::LEN..)?, id, digest.get(..n)?).ok()?;
+        Some(Header::LEN + trailer)
+    }
+
+    /// Writes the transmit timestamp into `response` (exactly the response built by
+    /// [`Server::handle_request`]) right before it is sent: a plain response is patched, a
+    /// symmetric-key response is patched and its MAC recomputed, an NTS response (sealed with
+    /// transmit = receive time) is left as it is.
+    pub fn finalize(&self, response: &mut [u8], tx: NtpTimestamp) {
+        if response.len() == Header::LEN {
+            finalize_transmit(response, tx);
+            return;
+        }
+        let Ok(packet) = Packet::decode(response) else {
+            return;
+        };
+        let (Some(mac), true) = (packet.mac, packet.extensions.is_empty()) else {
+            return;
+        };
+        let (id, len, version) = (mac.key_id, mac.digest.len(), packet.header.version);
+        if let Some(field) = response.get_mut(TRANSMIT_OFFSET..TRANSMIT_OFFSET + 8) {
+            field.copy_from_slice(&tx.0.to_be_bytes());
+        }
+        // The key was there when the response was built; if it went away since, the response
+        // keeps its old MAC and the client rejects it, as it would an unauthenticated one.
+        let _ = self.append_mac(response, id, len, version);
+    }
+
+    /// Replaces the symmetric keys (at start and on `rekey`).
+    pub fn set_keys(&mut self, keys: KeyStore) {
+        self.keys = keys;
+    }
+
+    /// The symmetric keys.
+    pub fn keys(&self) -> &KeyStore {
+        &self.keys
+    }
+
+    /// Serves NTS with these cookie keys (`None`: NTS fields are dropped). The daemon hands a
+    /// copy again after each rotation or after loading a dump.
+    pub fn set_nts_keys(&mut self, keys: Option<ServerKeys>) {
+        self.nts = keys;
+    }
+
+    /// The NTS cookie keys, if NTS is served.
+    pub fn nts_keys(&self) -> Option<&ServerKeys> {
+        self.nts.as_ref()
     }
 }
 
+/// How a request is authenticated.
+#[derive(Debug)]
+enum Auth {
+    /// Not at all.
+    None,
+    /// A MAC by this key, of this digest length.
+    Key { id: u32, len: usize },
+    /// NTS, cookie and authenticator valid.
+    Nts(ntp::NtsRequest),
+    /// NTS, answered with a NAK carrying the Unique Identifier field at this range.
+    NtsNak(std::ops::Range<usize>),
+}
+
+#[cfg(test)]
+mod auth_tests;
 #[cfg(test)]
 mod tests;

@@ -117,6 +117,15 @@ impl SourceStats {
         }
     }
 
+    /// Drops samples older than local time `oldest` (keeping at least `minsamples`).
+    pub fn discard_before(&mut self, oldest: f64) {
+        let old = self.samples.iter().take_while(|s| s.time < oldest).count();
+        let keep = self.samples.len() - old;
+        if old > 0 {
+            self.discard_old(keep);
+        }
+    }
+
     /// Smallest round-trip delay among the held samples.
     pub fn min_delay(&self) -> Option<f64> {
         self.samples.iter().map(|s| s.peer_delay).reduce(f64::min)

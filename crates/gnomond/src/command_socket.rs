@@ -186,7 +186,11 @@ pub fn open_unix(path: &Path, uid: u32, gid: u32) -> Result<CommandSocket, UnixS
 
 /// Opens every command socket the settings ask for; failures are logged and skipped, as
 /// chronyd does. `owner` is the uid/gid the daemon will run as.
-pub fn open_all(settings: &Settings, family: Option<Family>, owner: (u32, u32)) -> Vec<CommandSocket> {
+pub fn open_all(
+    settings: &Settings,
+    family: Option<Family>,
+    owner: (u32, u32),
+) -> Vec<CommandSocket> {
     let mut sockets = Vec::new();
     if let Some(path) = &settings.cmd_socket {
         match open_unix(path, owner.0, owner.1) {

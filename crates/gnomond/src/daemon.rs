@@ -7,6 +7,7 @@
 
 use crate::cli::{self, Command, Family, Options};
 use crate::clock::{NullClock, OsTime};
+use crate::control::{Control, EngineParams};
 use crate::logging::{self, FatalEcho, Sink};
 use crate::ntp_server::CoreResponder;
 use crate::os::net::UdpSocket;
@@ -14,6 +15,7 @@ use crate::os::process::{self, ParentChannel};
 use crate::os::signal::SignalPipe;
 use crate::pidfile::PidFile;
 use crate::privileges::{self, RunAs};
+use crate::reports::NoSources;
 use crate::responder::BatchServer;
 use crate::scheduler::{Exit, Scheduler};
 use gnomon_conf::{Config, Settings};
@@ -189,8 +191,21 @@ fn run(opts: &Options, parent: &mut Option<ParentChannel>) -> Result<(), Fatal> 
     let mut pidfile = PidFile::acquire(&settings.pidfile, process::pid(), process::process_exists)?;
     let signals = SignalPipe::install()?;
     let sockets = open_sockets(&settings, opts.family);
+    let owner = target.unwrap_or_else(process::effective_ids);
+    let commands = crate::command_socket::open_all(&settings, opts.family, (owner.uid, owner.gid));
     let seed = random_seed();
-    let mut responder = CoreResponder::new(&settings, seed)?;
+    let command_limit = config.directives().any(|d| d.name() == "cmdratelimit");
+    let mut responder = CoreResponder::new(&settings, seed, command_limit)?;
+    let mut control = Control::new(
+        crate::ntp_server::access_table(&settings.cmd_access)?,
+        opts.log_file.as_ref().map(std::path::PathBuf::from),
+        NoSources,
+        EngineParams {
+            makestep: settings.makestep,
+            max_update_skew: settings.maxupdateskew,
+            reselect_distance: settings.reselectdist,
+        },
+    );
 
     // Settle privileges now that everything needing root is open.
     let lock = opts.lock_memory || settings.lock_all;
@@ -237,14 +252,16 @@ fn run(opts: &Options, parent: &mut Option<ParentChannel>) -> Result<(), Fatal> 
         .timeout
         .filter(|t| *t >= 0)
         .map(|t| crate::os::clock::monotonic() + f64::from(t));
-    let mut scheduler = Scheduler::new(signals, sockets, deadline);
+    let mut scheduler = Scheduler::new(signals, sockets, commands, deadline);
     let mut server = BatchServer::new();
     if let Some(p) = parent.as_mut() {
         p.report(None);
     }
     *parent = None;
 
-    let exit = scheduler.run(&mut server, &mut responder, &mut clock);
+    let exit = scheduler.run(&mut server, &mut responder, &mut control, &mut clock);
+    // Close (and remove) the command sockets before the PID file goes.
+    drop(scheduler);
     let c = server.counters;
     let core = responder.stats();
     tracing::info!(
@@ -259,11 +276,17 @@ fn run(opts: &Options, parent: &mut Option<ParentChannel>) -> Result<(), Fatal> 
         core.ntp_kod_sent,
         c.other_drops
     );
+    let cmd = control.counters();
+    tracing::info!(
+        "Command packets received {} dropped {}",
+        cmd.hits,
+        cmd.drops
+    );
     if let Err(e) = pidfile.remove() {
         tracing::warn!("Could not remove {} : {e}", pidfile.path().display());
     }
     match exit {
-        Ok(Exit::Signal(_)) | Ok(Exit::Timeout) => {
+        Ok(Exit::Signal(_)) | Ok(Exit::Timeout) | Ok(Exit::Shutdown) => {
             tracing::info!("gnomond exiting");
             Ok(())
         }

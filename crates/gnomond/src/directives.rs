@@ -15,6 +15,12 @@ pub const IMPLEMENTED: &[&str] = &[
     "ratelimit",
     "clientloglimit",
     "noclientlog",
+    // command server
+    "cmdport",
+    "bindcmdaddress",
+    "cmdallow",
+    "cmddeny",
+    "cmdratelimit",
     // process
     "pidfile",
     "user",

@@ -1,14 +1,18 @@
 //! gnomond: the Gnomon time daemon (chronyd-compatible command line).
 mod cli;
 mod clock;
+mod command_socket;
+mod control;
 mod daemon;
 mod directives;
 mod lint;
 mod logging;
+mod metrics;
 mod ntp_server;
 mod os;
 mod pidfile;
 mod privileges;
+mod reports;
 mod responder;
 mod scheduler;
 

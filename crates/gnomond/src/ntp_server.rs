@@ -183,18 +183,14 @@ impl CoreResponder {
         self.reference
     }
 
-    /// Whether the `local` reference is active.
-    pub fn is_local(&self) -> bool {
-        self.local
-    }
-
     /// Run-time `local`: `Some(stratum)` activates the local reference (from the next
     /// request on), `None` returns to serving unsynchronised.
     pub fn set_local(&mut self, stratum: Option<u8>) {
         let precision = self.reference.precision;
         match stratum {
             Some(s) => {
-                self.reference = ReferenceInfo::local(s.clamp(1, 15), NtpTimestamp::ZERO, precision);
+                self.reference =
+                    ReferenceInfo::local(s.clamp(1, 15), NtpTimestamp::ZERO, precision);
                 self.local = true;
             }
             None => {

@@ -248,7 +248,10 @@ mod tests {
         // Client i has 1 + i command hits.
         assert_eq!(all(&mut log, 3, false).len(), 2);
         let before = all(&mut log, 0, true);
-        assert_eq!(before.iter().map(|c| c.cmd_hits).sum::<u32>(), 1 + 2 + 3 + 4);
+        assert_eq!(
+            before.iter().map(|c| c.cmd_hits).sum::<u32>(),
+            1 + 2 + 3 + 4
+        );
         let after = all(&mut log, 0, false);
         assert_eq!(after.len(), 4);
         assert!(after.iter().all(|c| c.cmd_hits == 0));

@@ -1,12 +1,21 @@
-//! The daemon's single thread around poll(2), as chronyd's scheduler: the signal self-pipe and
-//! every NTP socket in one poll set; timers are the poll timeout (only `-t` so far); a readable
-//! socket is drained in batches, a few per wake-up so that no socket starves the others.
+//! The daemon's single thread around poll(2), as chronyd's scheduler: the signal self-pipe,
+//! every NTP socket and every command socket in one poll set; timers are the poll timeout (only
+//! `-t` so far); a readable NTP socket is drained in batches, a few per wake-up so that no
+//! socket starves the others; command sockets are served after the NTP sockets, a bounded
+//! number of datagrams per wake-up, so the NTP path costs exactly what it did.
 
 use crate::clock::DaemonClock;
+use crate::command_socket::{CommandSocket, RECV_MAX};
+use crate::control::{Control, Now};
+use crate::ntp_server::CoreResponder;
 use crate::os::net::{UdpSocket, BATCH};
 use crate::os::poll::{self, PollFd, POLLERR, POLLIN};
 use crate::os::signal::SignalPipe;
-use crate::responder::{BatchServer, Responder};
+use crate::reports::SourceReports;
+use crate::responder::BatchServer;
+
+/// Command datagrams served from one command socket per wake-up.
+const COMMANDS_PER_WAKE: usize = 16;
 
 /// Batches served from one socket per wake-up before the others get their turn.
 const BATCHES_PER_WAKE: usize = 8;
@@ -18,6 +27,8 @@ pub enum Exit {
     Signal(i32),
     /// The `-t` time limit passed.
     Timeout,
+    /// A `shutdown` command was served.
+    Shutdown,
 }
 
 /// The poll loop's state.
@@ -25,30 +36,42 @@ pub enum Exit {
 pub struct Scheduler {
     signals: SignalPipe,
     sockets: Vec<UdpSocket>,
+    commands: Vec<CommandSocket>,
     /// CLOCK_MONOTONIC time at which to stop (`-t`).
     deadline: Option<f64>,
 }
 
 impl Scheduler {
-    /// A loop over `sockets` that stops on a signal from `signals` or at `deadline` (monotonic).
-    pub fn new(signals: SignalPipe, sockets: Vec<UdpSocket>, deadline: Option<f64>) -> Scheduler {
+    /// A loop over the NTP `sockets` and command sockets `commands` that stops on a signal
+    /// from `signals`, a `shutdown` command, or at `deadline` (monotonic).
+    pub fn new(
+        signals: SignalPipe,
+        sockets: Vec<UdpSocket>,
+        commands: Vec<CommandSocket>,
+        deadline: Option<f64>,
+    ) -> Scheduler {
         Scheduler {
             signals,
             sockets,
+            commands,
             deadline,
         }
     }
 
-    /// Runs until a shutdown signal or the deadline.
-    pub fn run<R: Responder, C: DaemonClock>(
+    /// Runs until a shutdown signal or command, or the deadline.
+    pub fn run<S: SourceReports, C: DaemonClock>(
         &mut self,
         server: &mut BatchServer,
-        responder: &mut R,
+        responder: &mut CoreResponder,
+        control: &mut Control<S>,
         clock: &mut C,
     ) -> std::io::Result<Exit> {
-        let mut fds: Vec<PollFd> = Vec::with_capacity(1 + self.sockets.len());
+        let n_ntp = self.sockets.len();
+        let mut fds: Vec<PollFd> = Vec::with_capacity(1 + n_ntp + self.commands.len());
         fds.push(poll::readable(self.signals.fd()));
         fds.extend(self.sockets.iter().map(|s| poll::readable(s.fd())));
+        fds.extend(self.commands.iter().map(|s| poll::readable(s.fd())));
+        let mut buf = vec![0u8; RECV_MAX];
         loop {
             let timeout = match self.deadline {
                 None => -1,
@@ -75,7 +98,7 @@ impl Scheduler {
                     return Ok(Exit::Signal(sig));
                 }
             }
-            for (socket, fd) in self.sockets.iter().zip(&fds[1..]) {
+            for (socket, fd) in self.sockets.iter().zip(&fds[1..1 + n_ntp]) {
                 if fd.revents & (POLLIN | POLLERR) == 0 {
                     continue;
                 }
@@ -90,6 +113,38 @@ impl Scheduler {
                             tracing::debug!("Could not receive on {} : {e}", socket.local_addr());
                             break;
                         }
+                    }
+                }
+            }
+            for (socket, fd) in self.commands.iter().zip(&fds[1 + n_ntp..]) {
+                if fd.revents & (POLLIN | POLLERR) == 0 {
+                    continue;
+                }
+                for _ in 0..COMMANDS_PER_WAKE {
+                    let (len, peer) = match socket.recv(&mut buf) {
+                        Ok(Some(x)) => x,
+                        Ok(None) => break,
+                        Err(e) => {
+                            tracing::debug!("Could not receive command : {e}");
+                            break;
+                        }
+                    };
+                    let correction = clock.correction();
+                    let now = Now {
+                        mono: crate::os::clock::monotonic(),
+                        ntp: crate::responder::ntp_time(crate::os::clock::realtime(), correction),
+                        unix: crate::os::clock::realtime().sec,
+                    };
+                    let datagram = buf.get(..len).unwrap_or(&[]);
+                    if let Some(reply) =
+                        control.handle(datagram, &peer, responder, &server.counters, now)
+                    {
+                        if let Err(e) = socket.send(&reply, &peer) {
+                            tracing::debug!("Could not send command reply : {e}");
+                        }
+                    }
+                    if control.shutdown_requested() {
+                        return Ok(Exit::Shutdown);
                     }
                 }
             }

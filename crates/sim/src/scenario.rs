@@ -164,7 +164,7 @@ pub fn all() -> Vec<Scenario> {
 
     // iburst with a drift file 1 ppm off: the four quick samples fix the offset and the known
     // frequency keeps it (iburst alone cannot measure the frequency better than ~30 ppm in
-    // 6 s, see the other iburst scenarios' 300 s start-up allowance).
+    // 6 s, hence the other iburst scenarios' 120 s start-up allowance).
     let mut c = client(&[0], iburst);
     c.drift = Some((99.0, 1.0));
     let mut s = base("iburst", one.clone(), c);
@@ -178,7 +178,7 @@ pub fn all() -> Vec<Scenario> {
         ..Default::default()
     };
     let mut s = base("makestep", one.clone(), c);
-    s.expect = relaxed(300.0, 1e-3, 3e-4);
+    s.expect = relaxed(120.0, 1e-3, 3e-4);
     v.push(s);
 
     let mut s = base(
@@ -186,7 +186,7 @@ pub fn all() -> Vec<Scenario> {
         five(&[0.5, -0.5]),
         client(&[0, 1, 2, 3, 4], iburst),
     );
-    s.expect = relaxed(300.0, 1e-3, 3e-4);
+    s.expect = relaxed(120.0, 1e-3, 3e-4);
     v.push(s);
 
     let mut s = base(
@@ -212,7 +212,7 @@ pub fn all() -> Vec<Scenario> {
         ..Default::default()
     };
     let mut s = base("minsources_met", vec![SimServer::default(); 3], c);
-    s.expect = relaxed(300.0, 1e-3, 3e-4);
+    s.expect = relaxed(120.0, 1e-3, 3e-4);
     v.push(s);
 
     let lossy = SimServer {
@@ -225,7 +225,7 @@ pub fn all() -> Vec<Scenario> {
     let mut s = base("packet_loss", vec![lossy], client(&[0], iburst));
     // Lost iburst replies leave a poor first frequency estimate; slewing it out follows
     // corrtimeratio, so allow a slower start.
-    s.expect = relaxed(600.0, 1e-3, 3e-4);
+    s.expect = relaxed(300.0, 1e-3, 3e-4);
     v.push(s);
 
     let outages: Vec<(f64, f64)> = (0..4)
@@ -242,7 +242,7 @@ pub fn all() -> Vec<Scenario> {
         ..Default::default()
     };
     let mut s = base("intermittent", vec![flaky], client(&[0], iburst));
-    s.expect = relaxed(300.0, 1e-3, 3e-4);
+    s.expect = relaxed(120.0, 1e-3, 3e-4);
     v.push(s);
 
     // Peers: client 0 follows client 1 as a peer; client 1 has the server.
@@ -258,7 +258,7 @@ pub fn all() -> Vec<Scenario> {
     c1.sources.push((Target::Node(0), peer));
     let mut s = base("peers", one.clone(), c0);
     s.clients.push(c1);
-    s.expect = relaxed(1000.0, 1e-3, 3e-4);
+    s.expect = relaxed(300.0, 1e-3, 3e-4);
     v.push(s);
 
     for (name, sign) in [("leap_insert", 1), ("leap_delete", -1)] {
@@ -274,14 +274,14 @@ pub fn all() -> Vec<Scenario> {
             at: LEAP_MIDNIGHT,
             sign,
         }];
-        s.expect = relaxed(300.0, 1e-3, 3e-4);
+        s.expect = relaxed(120.0, 1e-3, 3e-4);
         v.push(s);
     }
 
     // leapsecmode step and slew (insertion). Slewing a second at maxslewrate takes ~12 s,
     // during which the clock is up to 1 s off: synchronised again after it.
     for (name, mode, max_sync) in [
-        ("leap_step", LeapMode::Step, 300.0),
+        ("leap_step", LeapMode::Step, 120.0),
         ("leap_slew", LeapMode::Slew, 20_100.0),
     ] {
         let mut c = client(&[0], iburst);
@@ -361,7 +361,7 @@ pub fn all() -> Vec<Scenario> {
     // Forged replies, strangers' kisses, truncated and garbage packets every 3 s.
     let mut s = base("hostile", one.clone(), client(&[0], iburst));
     s.attack_every = Some(3.0);
-    s.expect = relaxed(300.0, 1e-3, 3e-4);
+    s.expect = relaxed(120.0, 1e-3, 3e-4);
     v.push(s);
 
     v

@@ -311,6 +311,12 @@ impl Engine {
         }
     }
 
+    /// [`Engine::local_state`] at the driver's time `now` (what the server module answers
+    /// clients with: stratum, leap, root delay/dispersion, reference ID and time).
+    pub fn local_state_at(&self, now: f64, clock: &dyn ClockDriver) -> super::LocalState {
+        self.local_state(cooked_time(clock, now))
+    }
+
     /// Earliest deadline (daemon time base) at which [`Engine::handle_timeout`] must run.
     pub fn poll_timeout(&self) -> Option<f64> {
         if self.finished {

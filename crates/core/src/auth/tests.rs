@@ -193,17 +193,11 @@ fn case16_key_file_bad_lines_warn_with_line_numbers() {
     let ids: Vec<u32> = s.iter().map(Key::id).collect();
     assert_eq!(ids, vec![6, 7, 12, 13]);
     // The first definition of a duplicate wins.
-    assert_eq!(
-        *s.get(6).unwrap().material,
-        hex("00112233445566778899")
-    );
+    assert_eq!(*s.get(6).unwrap().material, hex("00112233445566778899"));
     assert!(s.get(7).unwrap().is_insecure());
     assert!(!s.get(13).unwrap().is_insecure());
     assert_eq!(s.get(13).unwrap().key_type(), KeyType::Md5);
-    assert_eq!(
-        w[0].to_string(),
-        "Could not decode key 1 at line 2"
-    );
+    assert_eq!(w[0].to_string(), "Could not decode key 1 at line 2");
     assert_eq!(w[8].to_string(), "Could not parse key at line 11");
     assert_eq!(
         w[4].to_string(),

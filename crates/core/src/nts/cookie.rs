@@ -88,6 +88,7 @@ impl fmt::Display for KeyDumpError {
 impl std::error::Error for KeyDumpError {}
 
 /// The server's cookie keys.
+#[derive(Clone)]
 pub struct ServerKeys {
     slots: [ServerKey; SERVER_KEY_SLOTS],
     current: usize,

@@ -107,16 +107,30 @@ fn maxchange_ignores_then_exits() {
 fn slew_rate_follows_corrtimeratio_and_maxslewrate() {
     let mut r = Reference::new(ReferenceConfig::default());
     let mut c = TestClock::default();
-    r.update(0.0, &comb(1e-3, 0.0, 1e-6), &mut c).unwrap();
+    let noisy = |offset| Combined {
+        offset_sd: 1e-3,
+        ..comb(offset, 0.0, 1e-6)
+    };
+    r.update(0.0, &noisy(1e-3), &mut c).unwrap();
     c.remaining = 0.0; // the first slew finished
-    r.update(64.0, &comb(1e-3, 0.0, 1e-6), &mut c).unwrap();
-    // RMS 1 ms, interval 64 s, ratio 3: 1 ms over 192 s.
+    r.update(64.0, &noisy(1e-3), &mut c).unwrap();
+    // A typical correction (RMS 1 ms, as uncertain as that), interval 64 s, ratio 3: 1 ms
+    // over 192 s.
     let (_, rate) = c.slews[1];
     assert!((rate - 1e-3 / 192.0 * 1e6).abs() < 1e-6, "{rate}");
-    // A pending slew adds to the amount the rate is computed for.
+    // The same offset measured ten times more precisely is corrected ten times faster.
     c.remaining = 0.0;
-    r.update(128.0, &comb(1e4, 0.0, 1e-6), &mut c).unwrap();
-    assert_eq!(c.slews[2].1, 83333.333);
+    let precise = Combined {
+        offset_sd: 1e-4,
+        ..comb(1e-3, 0.0, 1e-6)
+    };
+    r.update(128.0, &precise, &mut c).unwrap();
+    let (_, fast) = c.slews[2];
+    assert!((fast / rate - 10.0).abs() < 0.5, "{fast} vs {rate}");
+    // Huge offsets are limited by maxslewrate.
+    c.remaining = 0.0;
+    r.update(192.0, &comb(1e4, 0.0, 1e-6), &mut c).unwrap();
+    assert_eq!(c.slews[3].1, 83333.333);
 }
 
 #[test]

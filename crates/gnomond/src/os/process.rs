@@ -15,6 +15,17 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// The effective user and group ids of this process.
+pub fn effective_ids() -> UserIds {
+    // SAFETY: geteuid and getegid have no preconditions and cannot fail.
+    unsafe {
+        UserIds {
+            uid: libc::geteuid(),
+            gid: libc::getegid(),
+        }
+    }
+}
+
 /// Whether a process with this id exists (kill(pid, 0); EPERM still means it exists).
 pub fn process_exists(pid: i32) -> bool {
     if pid <= 0 {

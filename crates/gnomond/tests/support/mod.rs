@@ -145,6 +145,11 @@ pub struct Daemon {
     child: Option<Child>,
     /// Its NTP port.
     pub port: u16,
+    /// Its UDP command port (`cmdport`, unless `extra` changed it).
+    pub cmdport: u16,
+    /// Its Unix command socket (`bindcmdaddress`, unless `extra` changed it), in a directory
+    /// the daemon creates with chronyd's permissions.
+    pub socket: PathBuf,
     /// Its PID file.
     pub pidfile: PathBuf,
     /// Its configuration file.
@@ -156,8 +161,9 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Starts `gnomond -x -d -u root -f CONF` where CONF is `port P`, `pidfile DIR/gnomond.pid`
-    /// and then `extra` (more directives, one per line), and waits until it answers on
+    /// Starts `gnomond -x -d -u root -f CONF` where CONF is `port P`, `pidfile DIR/gnomond.pid`,
+    /// `cmdport C` (a free port), `bindcmdaddress DIR/run/gnomond.sock` and then `extra` (more
+    /// directives, one per line, which may override those), and waits until it answers on
     /// 127.0.0.1. `extra` should contain an `allow` for 127.0.0.1.
     pub fn start(extra: &str) -> Daemon {
         Daemon::start_with(extra, &[], Ready::Answers)
@@ -170,14 +176,22 @@ impl Daemon {
         let pidfile = dir.join("gnomond.pid");
         let config = dir.join("gnomond.conf");
         let log = dir.join("stderr.log");
+        let cmdport = free_udp_port();
+        let socket = dir.join("run/gnomond.sock");
         std::fs::write(
             &config,
-            format!("port {port}\npidfile {}\n{extra}\n", pidfile.display()),
+            format!(
+                "port {port}\npidfile {}\ncmdport {cmdport}\nbindcmdaddress {}\n{extra}\n",
+                pidfile.display(),
+                socket.display()
+            ),
         )
         .unwrap();
         let mut daemon = Daemon {
             child: None,
             port,
+            cmdport,
+            socket,
             pidfile,
             config,
             log,
@@ -188,11 +202,25 @@ impl Daemon {
         daemon
     }
 
+    /// As [`Daemon::start`] but in the foreground without `-d` (`-x -n -u root -f CONF`), so
+    /// that `-l FILE` in `args` takes effect; waits until it answers NTP.
+    pub fn start_foreground(extra: &str, args: &[&str]) -> Daemon {
+        Daemon::start_with(extra, &[&["-n"], args].concat(), Ready::Answers)
+    }
+
     fn spawn(&mut self, args: &[&str]) {
         let stderr = std::fs::File::create(&self.log).unwrap();
+        // `-n` (foreground, logging as configured) replaces `-d` when the caller asks for it.
+        let debug = if args.contains(&"-n") {
+            None
+        } else {
+            Some("-d")
+        };
         let child = Command::new(noclock())
             .arg(gnomond_bin())
-            .args(["-x", "-d", "-u", "root", "-f"])
+            .arg("-x")
+            .args(debug)
+            .args(["-u", "root", "-f"])
             .arg(&self.config)
             .args(args)
             .stdin(Stdio::null())
