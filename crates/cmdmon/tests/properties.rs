@@ -63,3 +63,44 @@ fn every_captured_packet_satisfies_the_invariants() {
         check_reply(&p);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    /// A well-formed header for every command code (known or not) followed by random payload
+    /// bytes of any length: every request decoder runs on garbage, not only on captures.
+    #[test]
+    fn every_request_code_with_a_random_body_decodes_totally(
+        command in 0u16..90,
+        attempt in any::<u16>(),
+        sequence in any::<u32>(),
+        body in proptest::collection::vec(any::<u8>(), 0..860),
+    ) {
+        let mut p = vec![6, 1, 0, 0];
+        p.extend_from_slice(&command.to_be_bytes());
+        p.extend_from_slice(&attempt.to_be_bytes());
+        p.extend_from_slice(&sequence.to_be_bytes());
+        p.extend_from_slice(&[0; 8]);
+        p.extend_from_slice(&body);
+        check_request(&p);
+    }
+
+    /// The same for replies: a valid reply header for every reply code, random payload.
+    #[test]
+    fn every_reply_code_with_a_random_body_decodes_totally(
+        command in 0u16..90,
+        reply in 0u16..40,
+        status in 0u16..40,
+        body in proptest::collection::vec(any::<u8>(), 0..900),
+    ) {
+        let mut p = vec![6, 2, 0, 0];
+        p.extend_from_slice(&command.to_be_bytes());
+        p.extend_from_slice(&reply.to_be_bytes());
+        p.extend_from_slice(&status.to_be_bytes());
+        p.extend_from_slice(&[0; 6]);
+        p.extend_from_slice(&[1, 2, 3, 4]);
+        p.extend_from_slice(&[0; 8]);
+        p.extend_from_slice(&body);
+        check_reply(&p);
+    }
+}

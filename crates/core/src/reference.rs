@@ -488,7 +488,9 @@ impl Reference {
         Ok(())
     }
 
-    /// Applies the leap second at its event time; returns the change the sources must apply.
+    /// Applies the leap second at its event time per `leapsecmode`; returns the timeline change
+    /// (`doffset` = -1 s for an insertion). The sources saw the same leap, so measured offsets
+    /// stay valid: the caller shifts only times (and deadlines when the driver's time jumped).
     pub fn apply_leap(
         &mut self,
         now: f64,

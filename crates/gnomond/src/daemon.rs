@@ -193,6 +193,7 @@ fn run(opts: &Options, parent: &mut Option<ParentChannel>) -> Result<(), Fatal> 
     let sockets = open_sockets(&settings, opts.family);
     let owner = target.unwrap_or_else(process::effective_ids);
     let commands = crate::command_socket::open_all(&settings, opts.family, (owner.uid, owner.gid));
+    let metrics = crate::metrics::MetricsServer::from_settings(&settings)?; // metrics.rs
     let seed = random_seed();
     let command_limit = config.directives().any(|d| d.name() == "cmdratelimit");
     let mut responder = CoreResponder::new(&settings, seed, command_limit)?;
@@ -252,7 +253,7 @@ fn run(opts: &Options, parent: &mut Option<ParentChannel>) -> Result<(), Fatal> 
         .timeout
         .filter(|t| *t >= 0)
         .map(|t| crate::os::clock::monotonic() + f64::from(t));
-    let mut scheduler = Scheduler::new(signals, sockets, commands, deadline);
+    let mut scheduler = Scheduler::new(signals, sockets, commands, deadline).with_metrics(metrics);
     let mut server = BatchServer::new();
     if let Some(p) = parent.as_mut() {
         p.report(None);

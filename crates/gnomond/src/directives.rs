@@ -29,6 +29,10 @@ pub const IMPLEMENTED: &[&str] = &[
     // configuration files
     "include",
     "confdir",
+    // metrics endpoint (metrics.rs; Gnomon extensions)
+    "metricsport",
+    "bindmetricsaddress",
+    "metricsallownonlocal",
 ];
 
 /// Whether gnomond acts on the directive called `name`.

@@ -186,6 +186,7 @@ impl MetricsServer {
         let addr = SocketAddr::new(ip, settings.metrics_port);
         match MetricsServer::bind(addr) {
             Ok(m) => {
+                let addr = m.local_addr().unwrap_or(addr);
                 tracing::info!("Serving metrics on http://{addr}/metrics");
                 Ok(Some(m))
             }
@@ -213,6 +214,7 @@ impl MetricsServer {
     }
 
     /// Connections open now.
+    #[cfg(test)]
     pub fn open_connections(&self) -> usize {
         self.connections.len()
     }

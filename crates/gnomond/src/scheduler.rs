@@ -39,6 +39,8 @@ pub struct Scheduler {
     commands: Vec<CommandSocket>,
     /// CLOCK_MONOTONIC time at which to stop (`-t`).
     deadline: Option<f64>,
+    /// The metrics endpoint (metrics.rs), when `metricsport` opened one.
+    metrics: Option<crate::metrics::MetricsServer>,
 }
 
 impl Scheduler {
@@ -55,7 +57,14 @@ impl Scheduler {
             sockets,
             commands,
             deadline,
+            metrics: None,
         }
+    }
+
+    /// Serves the metrics endpoint (metrics.rs) in this loop as well.
+    pub fn with_metrics(mut self, metrics: Option<crate::metrics::MetricsServer>) -> Scheduler {
+        self.metrics = metrics;
+        self
     }
 
     /// Runs until a shutdown signal or command, or the deadline.
@@ -72,6 +81,8 @@ impl Scheduler {
         fds.extend(self.sockets.iter().map(|s| poll::readable(s.fd())));
         fds.extend(self.commands.iter().map(|s| poll::readable(s.fd())));
         let mut buf = vec![0u8; RECV_MAX];
+        // Metrics endpoint (metrics.rs): its descriptors follow the fixed ones.
+        let base = fds.len();
         loop {
             let timeout = match self.deadline {
                 None => -1,
@@ -84,6 +95,9 @@ impl Scheduler {
                     (left * 1000.0).ceil().min(f64::from(i32::MAX)) as i32
                 }
             };
+            // Metrics endpoint (metrics.rs): re-list its descriptors, wake for its deadlines.
+            fds.truncate(base);
+            let timeout = crate::metrics::prepare(&mut self.metrics, &mut fds, timeout);
             for fd in fds.iter_mut() {
                 fd.revents = 0;
             }
@@ -147,6 +161,14 @@ impl Scheduler {
                         return Ok(Exit::Shutdown);
                     }
                 }
+            }
+            // Metrics endpoint (metrics.rs): serve scrapes after NTP and commands.
+            if let Some(m) = self.metrics.as_mut() {
+                let correction = clock.correction();
+                let now_mono = crate::os::clock::monotonic();
+                m.service(&fds[base..], now_mono, &mut || {
+                    crate::metrics::render_daemon(responder, control, &server.counters, correction)
+                });
             }
         }
     }

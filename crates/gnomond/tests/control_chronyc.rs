@@ -434,7 +434,8 @@ fn xorshift(seed: &mut u32) -> u32 {
 }
 
 /// Sends `count` garbage datagrams (half with a plausible v6 request header, each with a
-/// unique sequence number) through `send`, collecting replies with `recv`; every reply must
+/// unique sequence number, which replies echo at offset 16) through `send`, collecting replies
+/// with `recv`; every reply must
 /// echo a sequence we sent in a datagram at least as long.
 fn garbage_round(
     mut send: impl FnMut(&[u8]),
@@ -463,7 +464,7 @@ fn garbage_round(
         if i % 32 == 31 {
             std::thread::sleep(Duration::from_millis(20));
             while let Some(n) = recv(&mut buf) {
-                let seq = u32::from_be_bytes(buf[8..12].try_into().unwrap());
+                let seq = u32::from_be_bytes(buf[16..20].try_into().unwrap());
                 let len = sent.get(&seq).copied().unwrap_or(0);
                 assert!(
                     n >= 28 && n <= len,
@@ -514,4 +515,59 @@ fn garbage_datagrams_are_dropped_or_answered_never_longer_than_sent() {
     // Still alive and answering.
     assert_eq!(udp(&e, "tracking").1, 0);
     assert_eq!(unix(&e, "serverstats").1, 0);
+}
+
+/// One raw request from `from` to `to`; the reply's status, or `None` when nothing came back.
+fn raw_status(from: &str, to: std::net::SocketAddr, req: &gnomon_cmdmon::Request) -> Option<u16> {
+    let s = std::net::UdpSocket::bind((from, 0)).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    s.send_to(&gnomon_cmdmon::encode_request(req, 0, 7), to)
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = s.recv(&mut buf).ok()?;
+    Some(
+        gnomon_cmdmon::decode_reply(&buf[..n])
+            .unwrap()
+            .status
+            .code(),
+    )
+}
+
+#[test]
+fn cmdallow_cmdratelimit_and_ipv6_over_udp() {
+    let gnomond = Daemon::start("allow 127.0.0.1\ncmdratelimit interval 4 burst 1");
+    let e = Endpoints {
+        port: gnomond.cmdport,
+        socket: &gnomond.socket,
+    };
+    let to = std::net::SocketAddr::from(([127, 0, 0, 1], gnomond.cmdport));
+    let tracking = gnomon_cmdmon::Request::Tracking;
+    // 127.0.0.2 is not localhost: dropped until `cmdallow`.
+    assert_eq!(raw_status("127.0.0.2", to, &tracking), None);
+    assert_eq!(unix(&e, "cmdallow 127.0.0.2"), ("200 OK\n".into(), 0));
+    assert_eq!(raw_status("127.0.0.2", to, &tracking), Some(0));
+    // A flood from it is rate limited (burst 1, one per 16 s); localhost never is.
+    let answered = (0..10)
+        .filter(|_| raw_status("127.0.0.2", to, &tracking).is_some())
+        .count();
+    assert!(answered < 10, "{answered}");
+    for _ in 0..10 {
+        assert_eq!(raw_status("127.0.0.1", to, &tracking), Some(0));
+    }
+    let (stats, _) = unix(&e, "serverstats");
+    let dropped = stats
+        .lines()
+        .find(|l| l.starts_with("Command packets dropped"))
+        .unwrap();
+    assert_ne!(dropped, "Command packets dropped    : 0", "{stats}");
+    // `cmddeny` shuts it out again; the default UDP socket on ::1 answers too.
+    assert_eq!(unix(&e, "cmddeny 127.0.0.2"), ("200 OK\n".into(), 0));
+    assert_eq!(
+        unix(&e, "cmdaccheck 127.0.0.2"),
+        ("209 Access denied\n".into(), 0)
+    );
+    let (t, code) = chronyc("::1", Some(gnomond.cmdport), "tracking");
+    assert_eq!(code, 0, "{t}");
+    assert!(t.starts_with("Reference ID    : 00000000 ()"), "{t}");
 }

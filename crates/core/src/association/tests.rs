@@ -424,3 +424,16 @@ fn version_and_minstratum_options_apply() {
     ));
     assert_eq!(a.stratum(), 4);
 }
+
+proptest::proptest! {
+    /// Whatever arrives, the association never panics, and nothing but a reply to our own
+    /// request can give a sample.
+    #[test]
+    fn arbitrary_packets_never_panic_nor_give_samples(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+        let mut a = client();
+        let (_, t1) = send(&mut a);
+        let out = a.on_packet(t1 + 0.01, &data, None, false);
+        proptest::prop_assert!(!matches!(out, RxOutcome::Sample(_)));
+        proptest::prop_assert!(a.stats().is_empty());
+    }
+}

@@ -250,3 +250,21 @@ fn local_mode_takes_over_when_sources_are_lost() {
     assert_eq!(t.stratum, 0);
     assert!(!c.sync.unwrap().0);
 }
+
+proptest::proptest! {
+    #[test]
+    fn drift_parser_is_total(text in ".{0,64}") {
+        if let Ok((f, s)) = parse_drift(&text, 500_000.0) {
+            proptest::prop_assert!(f.is_finite() && s.is_finite() && s >= 0.0);
+        }
+    }
+
+    #[test]
+    fn leap_table_parsers_are_total(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+        let _ = leap_table::LeapTable::parse_tzif(&data);
+        let mut tz = b"TZif2".to_vec();
+        tz.extend_from_slice(&data);
+        let _ = leap_table::LeapTable::parse_tzif(&tz);
+        let _ = leap_table::LeapTable::parse_leap_seconds_list(&String::from_utf8_lossy(&data));
+    }
+}

@@ -40,8 +40,6 @@ pub enum Status {
     NotFound,
     /// 405 Method Not Allowed.
     MethodNotAllowed,
-    /// 408 Request Timeout (the client was too slow).
-    RequestTimeout,
     /// 431 Request Header Fields Too Large.
     HeadTooLarge,
     /// 505 HTTP Version Not Supported.
@@ -56,7 +54,6 @@ impl Status {
             Status::BadRequest => (400, "Bad Request"),
             Status::NotFound => (404, "Not Found"),
             Status::MethodNotAllowed => (405, "Method Not Allowed"),
-            Status::RequestTimeout => (408, "Request Timeout"),
             Status::HeadTooLarge => (431, "Request Header Fields Too Large"),
             Status::VersionNotSupported => (505, "HTTP Version Not Supported"),
         }
