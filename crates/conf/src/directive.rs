@@ -337,7 +337,8 @@ pub const DIRECTIVE_NAMES: &[&str] = &[
 ];
 
 /// Directives of Gnomon's own, which no chronyd version knows (it rejects them as invalid).
-pub const GNOMON_EXTENSIONS: &[&str] = &["metricsport", "bindmetricsaddress", "metricsallownonlocal"];
+pub const GNOMON_EXTENSIONS: &[&str] =
+    &["metricsport", "bindmetricsaddress", "metricsallownonlocal"];
 
 /// Directives added after chrony 4.3, with the version that introduced them.
 pub const NEWER_THAN_4_3: &[(&str, &str)] = &[

@@ -23,7 +23,8 @@ mod suggest;
 
 pub use access::{AccessSpec, Subnet};
 pub use directive::{
-    AuthSelectMode, BindCmd, Directive, LeapSecMode, LogKind, TempCompSpec, DIRECTIVE_NAMES, GNOMON_EXTENSIONS,
+    AuthSelectMode, BindCmd, Directive, LeapSecMode, LogKind, TempCompSpec, DIRECTIVE_NAMES,
+    GNOMON_EXTENSIONS,
 };
 pub use error::ConfError;
 pub use load::{load_file, load_file_tolerant, load_lines, load_lines_tolerant, load_str};

@@ -230,10 +230,7 @@ pub fn lint(config: &Config) -> Vec<Finding> {
     }
 
     // gnomond refuses to start with a metrics endpoint open beyond this host unless asked.
-    if s.metrics_port != 0
-        && !s.metrics_allow_nonlocal
-        && !s.bind_metrics_address.is_loopback()
-    {
+    if s.metrics_port != 0 && !s.metrics_allow_nonlocal && !s.bind_metrics_address.is_loopback() {
         if let Some(at) = last(&|d| matches!(d, Directive::BindMetricsAddress(_))) {
             push(
                 "metrics-nonlocal-bind",
@@ -764,13 +761,14 @@ mod tests {
 
     #[test]
     fn metrics_directives_warn_as_extensions_and_nonlocal_bind_is_an_error() {
-        assert_eq!(
-            ids(&["metricsport 9123"]),
-            vec!["gnomon-extension"]
-        );
+        assert_eq!(ids(&["metricsport 9123"]), vec!["gnomon-extension"]);
         assert_eq!(
             ids(&["metricsport 9123", "bindmetricsaddress 192.0.2.1"]),
-            vec!["metrics-nonlocal-bind", "gnomon-extension", "gnomon-extension"]
+            vec![
+                "metrics-nonlocal-bind",
+                "gnomon-extension",
+                "gnomon-extension"
+            ]
         );
         assert_eq!(
             ids(&[

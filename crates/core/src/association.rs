@@ -22,13 +22,15 @@
 //!   updates the origin/receive pair echoed in our next packet; samples come from replies whose
 //!   origin is our last transmit.
 
+mod auth;
 pub mod engine;
 mod source_config;
 #[cfg(test)]
 mod tests;
 
 pub use engine::{Action, Engine, EngineConfig, Event, ExitReason, OneShot, PoolId, SourceId};
-pub use source_config::{SourceConfig, SourceKind};
+pub use auth::AuthState;
+pub use source_config::{SourceAuth, SourceConfig, SourceKind};
 
 use std::net::SocketAddr;
 
@@ -68,6 +70,19 @@ pub struct Transmit {
     /// Client requests go out from a fresh socket with a random port (RFC 9109); peer packets
     /// from the NTP server socket.
     pub fresh_port: bool,
+    /// Octets sent right after `payload`: the MAC of a keyed source or the NTS extension
+    /// fields; empty without authentication. The datagram is `payload ‖ trailer`.
+    pub trailer: Vec<u8>,
+}
+
+impl Transmit {
+    /// The whole datagram to send.
+    pub fn bytes(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(Header::LEN + self.trailer.len());
+        v.extend_from_slice(&self.payload);
+        v.extend_from_slice(&self.trailer);
+        v
+    }
 }
 
 /// Why a received packet gave no sample (the counted reasons).
@@ -103,7 +118,14 @@ pub enum Rejection {
     Presend,
     /// Accepted, but held by the `filter` option.
     Filtered,
+    /// Test 5: no valid MAC by the configured key, or failed NTS verification.
+    AuthFailed,
+    /// An NTS NAK answering our request (a new key exchange is scheduled).
+    NtsNak,
 }
+
+/// Number of [`Rejection`] variants.
+const REJECTIONS: usize = 17;
 
 /// What a received packet did.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -137,6 +159,8 @@ struct Pending {
     /// Local cooked time of the send.
     local_tx: f64,
     presend: bool,
+    /// NTS Unique Identifier of the request (cleared once answered).
+    uid: Option<[u8; crate::nts_client::ntp::UID_LEN]>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -174,7 +198,8 @@ pub struct Association {
     peer_rec: f64,
     state: SourceState,
     local: LocalState,
-    counters: [u64; 15],
+    counters: [u64; REJECTIONS],
+    auth: AuthState,
     unreach_polls: u32,
     polls_sent: u32,
     delay_dev_rejects: u32,
@@ -221,7 +246,8 @@ impl Association {
             peer_rec: 0.0,
             state: SourceState::Unselectable,
             local: LocalState::default(),
-            counters: [0; 15],
+            counters: [0; REJECTIONS],
+            auth: AuthState::None,
             unreach_polls: 0,
             polls_sent: 0,
             delay_dev_rejects: 0,
@@ -351,7 +377,12 @@ impl Association {
 
     /// Deadline of the next transmission (raw/daemon time base), if online.
     pub fn next_timeout(&self) -> Option<f64> {
-        self.online.then_some(self.next_tx)
+        let ke = match &self.auth {
+            AuthState::Nts(n) => n.ke_due(),
+            _ => None,
+        };
+        self.online
+            .then(|| ke.map_or(self.next_tx, |k| k.min(self.next_tx)))
     }
 
     /// Shifts deadlines after the clock was stepped by `step` seconds.
@@ -405,7 +436,7 @@ impl Association {
         if is_presend {
             // The warm-up request goes out PRESEND_LEAD before the real one.
             self.next_tx = now + PRESEND_LEAD;
-            return Some(self.build_request(cooked, true));
+            return self.build_request(cooked, true);
         }
         // Every real request moves the reach register on (chrony shows 17 after an iburst).
         if self.pending.is_some_and(|p| !p.presend) {
@@ -440,10 +471,10 @@ impl Association {
                 }
             }
         }
-        Some(self.build_request(cooked, false))
+        self.build_request(cooked, false)
     }
 
-    fn build_request(&mut self, cooked: f64, presend: bool) -> Transmit {
+    fn build_request(&mut self, cooked: f64, presend: bool) -> Option<Transmit> {
         let peer = self.cfg.kind == SourceKind::Peer;
         let wire_tx = if peer {
             NtpTimestamp::from_unix_f64(cooked)
@@ -497,16 +528,21 @@ impl Association {
                 ..Header::default()
             }
         };
+        let payload = header.to_bytes();
+        // Nothing goes out unauthenticated from a keyed or NTS source.
+        let (trailer, uid) = self.authenticate_request(&payload)?;
         self.pending = Some(Pending {
             wire_tx,
             local_tx: cooked,
             presend,
+            uid,
         });
-        Transmit {
+        Some(Transmit {
             remote: self.remote,
-            payload: header.to_bytes(),
+            payload,
             fresh_port: !peer,
-        }
+            trailer,
+        })
     }
 
     fn reject(&mut self, r: Rejection) -> RxOutcome {
@@ -544,6 +580,13 @@ impl Association {
         let answers = self
             .pending
             .is_some_and(|p| !h.origin_timestamp.is_zero() && p.wire_tx == h.origin_timestamp);
+        // Test 5 before anything can change: unauthenticated packets never touch a keyed or
+        // NTS association.
+        let authenticated = match self.authenticate_reply(data, answers, authenticated) {
+            auth::AuthVerdict::Pass(a) => a,
+            auth::AuthVerdict::Reject(r) => return self.reject(r),
+            auth::AuthVerdict::Nak => return self.reject(Rejection::NtsNak),
+        };
         if peer && !h.transmit_timestamp.is_zero() {
             // Any peer packet is also its poll of us: remember what to echo.
             self.peer_org = h.transmit_timestamp;

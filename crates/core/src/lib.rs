@@ -12,6 +12,7 @@ pub mod association;
 pub mod client_log;
 pub mod local_clock;
 pub mod nts;
+pub mod nts_client;
 pub mod rate_limit;
 pub mod reference;
 pub mod reports;

@@ -167,13 +167,16 @@ fn main() {
         let _ = std::fs::remove_dir_all(&dir);
         return;
     }
-    let cases: [(&str, Vec<&str>); 6] = [
+    let cases: [(&str, Vec<&str>); 8] = [
         ("unix sources (text, -n)", vec!["-h", sock, "-n", "sources"]),
         ("unix sources (-c)", vec!["-h", sock, "-n", "-c", "sources"]),
         ("unix clients (text, -n)", vec!["-h", sock, "-n", "clients"]),
         ("udp  sources (text, -n)", vec!["-h", "127.0.0.1", "-p", &port, "-n", "sources"]),
         ("udp  clients (text, -n)", vec!["-h", "127.0.0.1", "-p", &port, "-n", "clients"]),
         ("unix clients (-c)", vec!["-h", sock, "-n", "-c", "clients"]),
+        // `-r` walks page by page like chronyc (the scripted daemon does not reset anything).
+        ("unix clients -r (serial)", vec!["-h", sock, "-n", "clients", "-r"]),
+        ("udp  clients -r (serial)", vec!["-h", "127.0.0.1", "-p", &port, "-n", "clients", "-r"]),
     ];
     println!("gnomonc, {N} rows, {RUNS} runs each (release build):");
     for (name, args) in &cases {

@@ -3,6 +3,7 @@
 //! `--json` output (docs/json.md).
 
 mod check;
+mod client_pages;
 mod command;
 mod fmt;
 mod ntpdata;

@@ -133,25 +133,30 @@ impl Session {
     /// Name to print for an address: the numeric form with `-n` or in CSV/JSON, otherwise the
     /// host name from the hosts file if any. No network DNS, so a slow resolver never hangs us.
     pub fn name(&mut self, addr: &Addr) -> String {
-        let numeric = addr_text(addr);
+        self.resolved(addr).unwrap_or_else(|| addr_text(addr))
+    }
+
+    /// The host name to show for `addr`, if names are shown and the hosts file has one.
+    fn resolved(&mut self, addr: &Addr) -> Option<String> {
         if self.numeric || self.mode != Mode::Text {
-            return numeric;
+            return None;
         }
-        let Some(ip) = addr.ip() else { return numeric };
+        let ip = addr.ip()?;
         let hosts = self.hosts.get_or_insert_with(load_hosts);
-        hosts.get(&ip).cloned().unwrap_or(numeric)
+        hosts.get(&ip).cloned()
     }
 
     /// [`Session::name`] cut to `width` columns with `>` as its last character when it is a
     /// resolved name (chronyc never cuts numeric addresses).
     pub fn name_in(&mut self, addr: &Addr, width: usize) -> String {
-        let n = self.name(addr);
-        if n.len() > width && n != addr_text(addr) {
-            let mut cut: String = n.chars().take(width.saturating_sub(1)).collect();
-            cut.push('>');
-            cut
-        } else {
-            n
+        match self.resolved(addr) {
+            Some(n) if n.len() > width => {
+                let mut cut: String = n.chars().take(width.saturating_sub(1)).collect();
+                cut.push('>');
+                cut
+            }
+            Some(n) => n,
+            None => addr_text(addr),
         }
     }
 }

@@ -21,6 +21,8 @@ pub fn emit<T>(
     csv: impl Fn(&T) -> String,
     js: impl Fn(&T) -> Value,
 ) {
+    // One allocation for the whole listing instead of repeated doubling (rows are < 100 bytes).
+    s.out.reserve(rows.len() * 100);
     match s.mode {
         Mode::Text => rows.iter().for_each(|r| s.line(&text(r))),
         Mode::Csv => rows.iter().for_each(|r| s.line(&csv(r))),
@@ -98,6 +100,37 @@ fn configured_names(s: &mut Session, addrs: &[Option<Addr>], width: usize) -> Ve
         }
     }
     names
+}
+
+/// Requests `request(i)` for every source index `0..n`, pipelined, and keeps the bodies
+/// `pick` accepts; sources known only by ID (unresolved names) are left out unless `all`
+/// (chronyc's `-a`). Also returns the error that ended the list early, if any.
+fn per_source<T: Copy>(
+    s: &mut Session,
+    n: u32,
+    all: bool,
+    request: impl Fn(u32) -> Request,
+    code: ReplyCode,
+    pick: impl Fn(&ReplyBody) -> Option<T>,
+    addr: impl Fn(&T) -> Addr,
+) -> (Vec<T>, Option<CmdError>) {
+    let reqs: Vec<Request> = (0..n).map(request).collect();
+    let (bodies, failed) = s.request_many(&reqs, code);
+    let shown = bodies
+        .iter()
+        .filter_map(|b| pick(b))
+        .filter(|d| all || !matches!(addr(d), Addr::Id(_)))
+        .collect();
+    (shown, failed)
+}
+
+/// Name of a `sourcestats`/`selectdata` row: the configured name (`-N`) if any, the refid of
+/// a reference clock (reported with no address), else the address or host name.
+fn stats_name(s: &mut Session, configured: Option<String>, ip: Addr, ref_id: u32) -> String {
+    configured.unwrap_or_else(|| match ip {
+        Addr::Unspec => fmt::refid_text(ref_id),
+        a => s.name_in(&a, 25),
+    })
 }
 
 /// One `sources` row.
@@ -201,17 +234,18 @@ pub fn sources(s: &mut Session, all: bool, verbose: bool) -> Result<(), CmdError
         "MS Name/IP address         Stratum Poll Reach LastRx Last sample               ",
         79,
     );
-    let reqs: Vec<Request> = (0..n)
-        .map(|i| Request::SourceData { index: i as i32 })
-        .collect();
-    let (bodies, failed) = s.request_many(&reqs, ReplyCode::SourceData);
-    let shown: Vec<SourceData> = bodies
-        .iter()
-        .filter_map(|b| match b {
-            ReplyBody::SourceData(d) if all || !matches!(d.ip_addr, Addr::Id(_)) => Some(*d),
+    let (shown, failed) = per_source(
+        s,
+        n,
+        all,
+        |i| Request::SourceData { index: i as i32 },
+        ReplyCode::SourceData,
+        |b| match b {
+            ReplyBody::SourceData(d) => Some(*d),
             _ => None,
-        })
-        .collect();
+        },
+        |d: &SourceData| d.ip_addr,
+    );
     let addrs: Vec<Option<Addr>> = shown
         .iter()
         .map(|d| (d.mode != 2).then_some(d.ip_addr))
@@ -293,23 +327,23 @@ pub fn sourcestats(s: &mut Session, all: bool, verbose: bool) -> Result<(), CmdE
         "Name/IP Address            NP  NR  Span  Frequency  Freq Skew  Offset  Std Dev",
         78,
     );
-    let reqs: Vec<Request> = (0..n).map(|index| Request::SourceStats { index }).collect();
-    let (bodies, failed) = s.request_many(&reqs, ReplyCode::SourceStats);
-    let shown: Vec<SourceStats> = bodies
-        .iter()
-        .filter_map(|b| match b {
-            ReplyBody::SourceStats(d) if all || !matches!(d.ip_addr, Addr::Id(_)) => Some(*d),
+    let (shown, failed) = per_source(
+        s,
+        n,
+        all,
+        |index| Request::SourceStats { index },
+        ReplyCode::SourceStats,
+        |b| match b {
+            ReplyBody::SourceStats(d) => Some(*d),
             _ => None,
-        })
-        .collect();
+        },
+        |d: &SourceStats| d.ip_addr,
+    );
     let addrs: Vec<Option<Addr>> = shown.iter().map(|d| Some(d.ip_addr)).collect();
     let configured = configured_names(s, &addrs, 25);
     let mut rows = Vec::with_capacity(shown.len());
     for (d, c) in shown.iter().zip(configured) {
-        let name = c.unwrap_or_else(|| match d.ip_addr {
-            Addr::Unspec => fmt::refid_text(d.ref_id),
-            a => s.name_in(&a, 25),
-        });
+        let name = stats_name(s, c, d.ip_addr, d.ref_id);
         rows.push(SourceStatsRow {
             name,
             samples: d.n_samples,
@@ -420,23 +454,23 @@ pub fn selectdata(s: &mut Session, all: bool, verbose: bool) -> Result<(), CmdEr
         "S Name/IP Address        Auth COpts EOpts Last Score     Interval  Leap",
         71,
     );
-    let reqs: Vec<Request> = (0..n).map(|index| Request::SelectData { index }).collect();
-    let (bodies, failed) = s.request_many(&reqs, ReplyCode::SelectData);
-    let shown: Vec<SelectData> = bodies
-        .iter()
-        .filter_map(|b| match b {
-            ReplyBody::SelectData(d) if all || !matches!(d.ip_addr, Addr::Id(_)) => Some(*d),
+    let (shown, failed) = per_source(
+        s,
+        n,
+        all,
+        |index| Request::SelectData { index },
+        ReplyCode::SelectData,
+        |b| match b {
+            ReplyBody::SelectData(d) => Some(*d),
             _ => None,
-        })
-        .collect();
+        },
+        |d: &SelectData| d.ip_addr,
+    );
     let addrs: Vec<Option<Addr>> = shown.iter().map(|d| Some(d.ip_addr)).collect();
     let configured = configured_names(s, &addrs, 25);
     let mut rows = Vec::with_capacity(shown.len());
     for (d, c) in shown.iter().zip(configured) {
-        let name = c.unwrap_or_else(|| match d.ip_addr {
-            Addr::Unspec => fmt::refid_text(d.ref_id),
-            a => s.name_in(&a, 25),
-        });
+        let name = stats_name(s, c, d.ip_addr, d.ref_id);
         rows.push(SelectRow {
             state: char::from(d.state_char),
             name,

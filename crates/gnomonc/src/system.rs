@@ -2,6 +2,7 @@
 //! `smoothing`, `manual list` and `waitsync` (features.md §3.2, §3.5–§3.7, §3.9), each one
 //! struct rendered as chronyc text, `-c` CSV or JSON.
 
+use crate::client_pages::ClientPages;
 use crate::fmt;
 use crate::session::{CmdError, Mode, Session};
 use crate::sources::emit;
@@ -316,28 +317,50 @@ pub fn clients(s: &mut Session, min_hits: u32, nke: bool, reset: bool) -> Result
         });
         s.line(&"=".repeat(79));
     }
-    let mut rows = Vec::new();
-    let mut first_index = 0u32;
-    // Bounded: each page advances first_index, and a page never holds more than 8 records.
-    loop {
-        let req = Request::ClientAccessesByIndex {
-            first_index,
-            n_clients: MAX_CLIENT_ACCESSES as u32,
-            min_hits,
-            reset: u32::from(reset),
-        };
-        let ReplyBody::ClientAccesses(page) = s.request(&req, ReplyCode::ClientAccessesByIndex3)?
-        else {
-            return Err(CmdError::BadReply);
-        };
-        for c in &page.clients {
-            let name = s.name_in(&c.ip, 25);
-            rows.push(ClientRow { name, c: *c, nke });
+    let page = |first_index: u32| Request::ClientAccessesByIndex {
+        first_index,
+        n_clients: MAX_CLIENT_ACCESSES as u32,
+        min_hits,
+        reset: u32::from(reset),
+    };
+    let as_page = |body: ReplyBody| match body {
+        ReplyBody::ClientAccesses(p) => Ok(p),
+        _ => Err(CmdError::BadReply),
+    };
+    let accesses = if reset {
+        // Sequential like chronyc: each slot is reported (and reset) exactly once.
+        let mut rows = Vec::new();
+        let mut first_index = 0u32;
+        // Bounded: each page advances first_index.
+        loop {
+            let p = as_page(s.request(&page(first_index), ReplyCode::ClientAccessesByIndex3)?)?;
+            rows.extend(p.clients.iter().copied());
+            if p.next_index <= first_index || p.next_index >= p.n_indices {
+                break rows;
+            }
+            first_index = p.next_index;
         }
-        if page.next_index <= first_index || page.next_index >= page.n_indices {
-            break;
+    } else {
+        let first = as_page(s.request(&page(0), ReplyCode::ClientAccessesByIndex3)?)?;
+        let mut pages = ClientPages::new(first);
+        // Bounded: every round merges at least one more slot or ends the walk.
+        while !pages.is_done() {
+            let firsts = pages.wanted();
+            let reqs: Vec<Request> = firsts.iter().map(|&f| page(f)).collect();
+            let (bodies, failed) = s.request_many(&reqs, ReplyCode::ClientAccessesByIndex3);
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            for (f, body) in firsts.into_iter().zip(bodies) {
+                pages.add(f, as_page(body)?);
+            }
         }
-        first_index = page.next_index;
+        pages.into_rows()
+    };
+    let mut rows = Vec::with_capacity(accesses.len());
+    for c in accesses {
+        let name = s.name_in(&c.ip, 25);
+        rows.push(ClientRow { name, c, nke });
     }
     emit(
         s,

@@ -5,7 +5,7 @@
 //!   /path` to move it, e.g. to chronyd's `/var/run/chrony/chronyd.sock` for drop-in use;
 //!   `bindcmdaddress /` disables it). Its directory is created (mode 0770, owned by the user the
 //!   daemon runs as) when missing; an existing one must be a real directory (never a symlink),
-//!   owned by that user, with no permission bits beyond 0770, else the socket is disabled with
+//!   owned by that user and group, with no permission bits beyond 0770, else the socket is disabled with
 //!   an error, as chronyd does. An existing socket file at the path is replaced; anything else
 //!   there is left alone and the socket disabled. The file is removed at exit.
 //! * UDP sockets on `cmdport` (default 323; 0 disables) bound to the `bindcmdaddress` IPs
@@ -44,6 +44,8 @@ pub enum UnixSocketError {
     DirPermissions(PathBuf),
     /// The directory is owned by another user.
     DirOwner(PathBuf, u32),
+    /// The directory belongs to another group.
+    DirGroup(PathBuf, u32),
     /// Something that is not a socket is at the socket path.
     NotSocket(PathBuf),
     /// A system call failed.
@@ -60,6 +62,9 @@ impl std::fmt::Display for UnixSocketError {
             }
             UnixSocketError::DirOwner(d, uid) => {
                 write!(f, "Wrong owner of {} (UID != {uid})", d.display())
+            }
+            UnixSocketError::DirGroup(d, gid) => {
+                write!(f, "Wrong group of {} (GID != {gid})", d.display())
             }
             UnixSocketError::NotSocket(p) => {
                 write!(f, "{} exists and is not a socket", p.display())
@@ -126,8 +131,8 @@ impl Drop for CommandSocket {
     }
 }
 
-/// Checks (or creates) the socket's directory as chronyd does: owned by `uid`, nothing beyond
-/// 0770, never through a symbolic link.
+/// Checks (or creates) the socket's directory as chronyd does: owned by `uid` and `gid`,
+/// nothing beyond 0770, never through a symbolic link.
 pub fn prepare_dir(dir: &Path, uid: u32, gid: u32) -> Result<(), UnixSocketError> {
     match std::fs::symlink_metadata(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -139,14 +144,14 @@ pub fn prepare_dir(dir: &Path, uid: u32, gid: u32) -> Result<(), UnixSocketError
             std::os::unix::fs::lchown(dir, Some(uid), Some(gid))
                 .map_err(|e| UnixSocketError::Io(dir.to_path_buf(), e))?;
             // Re-check what was created: a racing process could have put a link there.
-            check_dir(dir, uid)
+            check_dir(dir, uid, gid)
         }
         Err(e) => Err(UnixSocketError::Io(dir.to_path_buf(), e)),
-        Ok(_) => check_dir(dir, uid),
+        Ok(_) => check_dir(dir, uid, gid),
     }
 }
 
-fn check_dir(dir: &Path, uid: u32) -> Result<(), UnixSocketError> {
+fn check_dir(dir: &Path, uid: u32, gid: u32) -> Result<(), UnixSocketError> {
     let m = std::fs::symlink_metadata(dir).map_err(|e| UnixSocketError::Io(dir.into(), e))?;
     if m.file_type().is_symlink() {
         return Err(UnixSocketError::DirSymlink(dir.into()));
@@ -159,6 +164,9 @@ fn check_dir(dir: &Path, uid: u32) -> Result<(), UnixSocketError> {
     }
     if m.uid() != uid {
         return Err(UnixSocketError::DirOwner(dir.into(), uid));
+    }
+    if m.gid() != gid {
+        return Err(UnixSocketError::DirGroup(dir.into(), gid));
     }
     Ok(())
 }
@@ -289,6 +297,10 @@ mod tests {
         assert!(matches!(
             open_unix(&real.join("s.sock"), uid.wrapping_add(1), gid),
             Err(UnixSocketError::DirOwner(..))
+        ));
+        assert!(matches!(
+            open_unix(&real.join("s.sock"), uid, gid.wrapping_add(1)),
+            Err(UnixSocketError::DirGroup(..))
         ));
         std::fs::remove_dir_all(&base).unwrap();
     }

@@ -3,7 +3,8 @@
 //!
 //! Order for each datagram, as observed from chronyd 4.3: a UDP sender that is neither
 //! localhost nor allowed by `cmdallow`/`cmddeny` gets nothing; a malformed datagram (length,
-//! type, reserved bytes, old version) gets nothing; everything else counts as a command hit
+//! type, reserved bytes) gets nothing and is not counted; everything else, protocol versions
+//! below 5 included (then dropped), counts as a command hit
 //! ("Command packets received"; UDP senders also in the client log, shown by `clients`) and
 //! UDP senders other than localhost go through `cmdratelimit`. Then the request is classified
 //! by `gnomon_cmdmon::classify` (error statuses), UDP requests outside the monitoring subset get
@@ -20,7 +21,7 @@ use crate::command_socket::Peer;
 use crate::ntp_server::CoreResponder;
 use crate::reports::{self, CommandCounters, SourceReports};
 use crate::responder::Counters;
-use gnomon_cmdmon::server::{classify, open_by_default, Incoming};
+use gnomon_cmdmon::server::{classify, open_by_default, DropReason, Incoming};
 use gnomon_cmdmon::{
     answer, AccessOp, Addr, GlobalFloatField, LocalParams, ReplyBody, ReplyCode, Request,
     RequestHeader, Status,
@@ -145,8 +146,11 @@ impl<S: SourceReports> Control<S> {
             Peer::Unix(_) => None,
         };
         let incoming = classify(datagram);
-        if let Incoming::Drop(_) = incoming {
-            return None;
+        match incoming {
+            // chronyd counts (and rate-limits) an old-version request before dropping it.
+            Incoming::Drop(DropReason::OldVersion(_)) => {}
+            Incoming::Drop(_) => return None,
+            _ => {}
         }
         self.counters.hits += 1;
         if let Some((addr, local)) = udp {
@@ -203,7 +207,12 @@ impl<S: SourceReports> Control<S> {
                 let reference = ntp.reference_at(now.ntp, now.mono);
                 (
                     Status::Success,
-                    ReplyBody::Tracking(reports::tracking(&reference, now.unix)),
+                    // The engine's view while synchronised (client.rs), else the server's.
+                    ReplyBody::Tracking(
+                        self.sources
+                            .tracking()
+                            .unwrap_or_else(|| reports::tracking(&reference, now.unix)),
+                    ),
                 )
             }
             Request::NSources => (
@@ -667,6 +676,29 @@ mod tests {
             decode_reply(&r).unwrap().body,
             ReplyBody::ServerStats4(_)
         ));
+    }
+
+    #[test]
+    fn malformed_datagrams_are_not_counted_but_old_versions_are() {
+        let (mut c, mut ntp) = daemon(&[]);
+        let good = encode_request(&Request::Tracking, 0, 1);
+        let io = Counters::default();
+        let lo = udp("127.0.0.1");
+        let mut send = |pkt: &[u8]| c.handle(pkt, &lo, &mut ntp, &io, now(5.0));
+        assert_eq!(send(&good[..20]), None);
+        let mut bad_type = good.clone();
+        bad_type[1] = 2;
+        assert_eq!(send(&bad_type), None);
+        let mut reserved = good.clone();
+        reserved[2] = 1;
+        assert_eq!(send(&reserved), None);
+        let mut oversized = good.clone();
+        oversized.resize(900, 0);
+        assert_eq!(send(&oversized), None);
+        let mut old = good.clone();
+        old[0] = 4;
+        assert_eq!(send(&old), None);
+        assert_eq!(c.counters().hits, 1, "only the old-version request counts");
     }
 
     #[test]

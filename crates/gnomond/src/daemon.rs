@@ -189,6 +189,18 @@ fn run(opts: &Options, parent: &mut Option<ParentChannel>) -> Result<(), Fatal> 
         *parent = Some(process::daemonize()?);
     }
     let mut pidfile = PidFile::acquire(&settings.pidfile, process::pid(), process::process_exists)?;
+    if let Some(ids) = target {
+        // Let the unprivileged daemon remove its PID file at exit: own the file (enough in a
+        // sticky directory such as /tmp) and our default directory /run/gnomond, which also
+        // holds the command socket and must be the daemon user's (see command_socket.rs).
+        let _ = std::os::unix::fs::lchown(pidfile.path(), Some(ids.uid), Some(ids.gid));
+        let default_dir = Path::new(crate::pidfile::DEFAULT_PIDFILE).parent();
+        if settings.pidfile.parent() == default_dir {
+            if let Some(dir) = default_dir {
+                let _ = std::os::unix::fs::lchown(dir, Some(ids.uid), Some(ids.gid));
+            }
+        }
+    }
     let signals = SignalPipe::install()?;
     let sockets = open_sockets(&settings, opts.family);
     let owner = target.unwrap_or_else(process::effective_ids);
@@ -221,17 +233,6 @@ fn run(opts: &Options, parent: &mut Option<ParentChannel>) -> Result<(), Fatal> 
     if priority > 0 {
         process::set_fifo_priority(priority)
             .map_err(|e| Fatal(format!("sched_setscheduler() failed : {e}")))?;
-    }
-    if let Some(ids) = target {
-        // Let the unprivileged daemon remove its PID file at exit: own the file (enough in a
-        // sticky directory such as /tmp) and our default directory /run/gnomond.
-        let _ = std::os::unix::fs::lchown(pidfile.path(), Some(ids.uid), Some(ids.gid));
-        let default_dir = Path::new(crate::pidfile::DEFAULT_PIDFILE).parent();
-        if settings.pidfile.parent() == default_dir {
-            if let Some(dir) = default_dir {
-                let _ = std::os::unix::fs::lchown(dir, Some(ids.uid), Some(ids.gid));
-            }
-        }
     }
     match privileges::drop_to(&user, target, opts.no_clock)? {
         RunAs::Root => tracing::info!("Running with root privileges"),

@@ -129,6 +129,8 @@ pub struct CoreResponder {
     reference: ReferenceInfo,
     local: bool,
     refreshed_at: Option<f64>,
+    /// What the synchronisation engine serves while synchronised (client.rs).
+    synced: Option<ReferenceInfo>,
 }
 
 impl CoreResponder {
@@ -158,6 +160,7 @@ impl CoreResponder {
             reference,
             local,
             refreshed_at: None,
+            synced: None,
         })
     }
 
@@ -180,7 +183,7 @@ impl CoreResponder {
     /// as a request at `now` (monotonic `now_mono`) would refresh it.
     pub fn reference_at(&mut self, now: NtpTimestamp, now_mono: f64) -> ReferenceInfo {
         self.refresh_local(now, now_mono);
-        self.reference
+        self.synced.unwrap_or(self.reference)
     }
 
     /// Run-time `local`: `Some(stratum)` activates the local reference (from the next
@@ -199,6 +202,15 @@ impl CoreResponder {
             }
         }
         self.refreshed_at = None;
+    }
+
+    /// The synchronisation engine's reference while it is synchronised (client.rs); `None`
+    /// falls back to `local` or unsynchronised. Our measured precision is kept.
+    pub fn set_synchronised(&mut self, reference: Option<ReferenceInfo>) {
+        self.synced = reference.map(|r| ReferenceInfo {
+            precision: self.reference.precision,
+            ..r
+        });
     }
 
     fn refresh_local(&mut self, now: NtpTimestamp, now_mono: f64) {
@@ -240,7 +252,7 @@ impl Responder for CoreResponder {
         self.refresh_local(rx, now_mono);
         match self
             .server
-            .handle_request(request, from, rx, now_mono, &self.reference, response)
+            .handle_request(request, from, rx, now_mono, self.synced.as_ref().unwrap_or(&self.reference), response)
         {
             Reply::Send { len } => Ok(Outgoing { len, stamp: true }),
             Reply::Kod { len } => Ok(Outgoing { len, stamp: false }),

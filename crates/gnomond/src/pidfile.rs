@@ -106,7 +106,9 @@ impl PidFile {
             if !dir.exists() {
                 std::fs::DirBuilder::new()
                     .recursive(true)
-                    .mode(0o755)
+                    // As chronyd's run directory: the command socket may live here too, and
+                    // its directory must not be open to others (command_socket.rs).
+                    .mode(0o770)
                     .create(dir)
                     .map_err(io)?;
             }

@@ -33,6 +33,11 @@ pub trait SourceReports {
     fn source_name(&self, ip: &Addr) -> Result<Vec<u8>, Status>;
     /// Counts of sources by state (ACTIVITY).
     fn activity(&self) -> Activity;
+    /// TRACKING from the synchronisation engine (client.rs) while it is synchronised; `None`
+    /// answers from what the NTP server serves.
+    fn tracking(&self) -> Option<gnomon_cmdmon::Tracking> {
+        None
+    }
 }
 
 /// The daemon's sources while the synchronisation engine is not in it: none.

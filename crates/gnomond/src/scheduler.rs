@@ -29,6 +29,9 @@ pub enum Exit {
     Timeout,
     /// A `shutdown` command was served.
     Shutdown,
+    /// The synchronisation client (client.rs) asked to exit with this status (`-q`/`-Q`
+    /// done, `maxchange`).
+    Client(i32),
 }
 
 /// The poll loop's state.
@@ -41,6 +44,8 @@ pub struct Scheduler {
     deadline: Option<f64>,
     /// The metrics endpoint (metrics.rs), when `metricsport` opened one.
     metrics: Option<crate::metrics::MetricsServer>,
+    /// The synchronisation client (client.rs), when sources are configured.
+    client: Option<crate::client::Client>,
 }
 
 impl Scheduler {
@@ -58,12 +63,19 @@ impl Scheduler {
             commands,
             deadline,
             metrics: None,
+            client: None,
         }
     }
 
     /// Serves the metrics endpoint (metrics.rs) in this loop as well.
     pub fn with_metrics(mut self, metrics: Option<crate::metrics::MetricsServer>) -> Scheduler {
         self.metrics = metrics;
+        self
+    }
+
+    /// Drives the synchronisation client (client.rs) in this loop as well.
+    pub fn with_client(mut self, client: Option<crate::client::Client>) -> Scheduler {
+        self.client = client;
         self
     }
 
@@ -98,10 +110,19 @@ impl Scheduler {
             // Metrics endpoint (metrics.rs): re-list its descriptors, wake for its deadlines.
             fds.truncate(base);
             let timeout = crate::metrics::prepare(&mut self.metrics, &mut fds, timeout);
+            // Synchronisation client (client.rs): its sockets and resolver pipe, its deadline.
+            let client_base = fds.len();
+            let timeout = crate::client::prepare(&mut self.client, &mut fds, timeout, clock);
             for fd in fds.iter_mut() {
                 fd.revents = 0;
             }
-            if poll::wait(&mut fds, timeout)? == 0 {
+            let ready = poll::wait(&mut fds, timeout)?;
+            // Synchronisation client (client.rs): lookups, replies and due timers.
+            let client_fds = fds.get(client_base..).unwrap_or(&[]);
+            if let Some(code) = crate::client::service(&mut self.client, client_fds, clock, responder) {
+                return Ok(Exit::Client(code));
+            }
+            if ready == 0 {
                 if let Some(sig) = self.signals.take() {
                     return Ok(Exit::Signal(sig));
                 }

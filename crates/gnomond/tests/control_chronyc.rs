@@ -98,6 +98,9 @@ fn session(e: &Endpoints) -> String {
     ] {
         run(&format!("udp {c}"), udp(e, c));
     }
+    // Malformed datagrams: which get a reply (and its bytes) and which count as command
+    // packets (checked by the `serverstats` and `clients` below) must match chronyd.
+    run("udp malformed", (malformed(e.port), 0));
     for c in [
         "serverstats",
         "accheck 127.0.0.1",
@@ -151,6 +154,39 @@ fn session(e: &Endpoints) -> String {
     let (clients, code) = unix(e, "clients");
     run("unix clients after -r", (mask_clients(&clients), code));
     log
+}
+
+/// Sends malformed requests over UDP; returns the replies received, in hex, one per line.
+fn malformed(port: u16) -> String {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let header = |version: u8, pkt_type: u8, res: u8, command: u8, len: usize| {
+        let mut p = vec![version, pkt_type, res, 0, 0, command, 0, 0, 0, 0, 0, 0x42];
+        p.resize(len, 0);
+        p
+    };
+    let mut out = String::new();
+    for (what, pkt) in [
+        ("short", header(6, 1, 0, 33, 20)),
+        ("reply type", header(6, 2, 0, 33, 104)),
+        ("reserved", header(6, 1, 1, 33, 104)),
+        ("oversized", header(6, 1, 0, 33, 900)),
+        ("version 4", header(4, 1, 0, 33, 104)),
+        ("version 5", header(5, 1, 0, 33, 104)),
+        ("truncated tracking", header(6, 1, 0, 33, 60)),
+        ("unknown command", header(6, 1, 0, 250, 104)),
+        ("logon", header(6, 1, 0, 10, 104)),
+    ] {
+        s.send_to(&pkt, ("127.0.0.1", port)).unwrap();
+        let mut buf = [0u8; 2048];
+        let reply = match s.recv(&mut buf) {
+            Ok(n) => buf[..n].iter().map(|b| format!("{b:02x}")).collect(),
+            Err(_) => "no reply".to_string(),
+        };
+        out.push_str(&format!("{what}: {reply}\n"));
+    }
+    out
 }
 
 /// A real chronyd with the same NTP and command configuration as a gnomond, and the socket
@@ -215,6 +251,11 @@ fn chronyc_session_prints_the_same_bytes_as_against_chronyd_when_unsynchronised(
     assert!(ours.contains("== unix cmdaccheck 192.0.2.7 (exit 0)\n208 Access allowed"));
     assert!(ours.contains("Command packets received   : "));
     assert!(!ours.contains("506 Cannot talk"), "{ours}");
+    assert!(
+        ours.contains("short: no reply\nreply type: no reply\n"),
+        "{ours}"
+    );
+    assert!(ours.contains("version 5: 0602"), "{ours}");
     // The session contained privileged commands over UDP: refused, nothing changed.
     assert!(ours.contains("== udp allow 10.0.0.0/8 (exit 1)\n501 Not authorised"));
     assert!(ours.contains("== udp shutdown (exit 1)\n501 Not authorised"));

@@ -78,6 +78,36 @@ pub enum Event {
     ClockFailed(ClockError),
 }
 
+// ---- statlog: sample record type (begin) ----
+/// One accepted sample as it entered the source's statistics, before the clock update it may
+/// cause ([`Engine::handle_packet_recorded`]); chronyd's measurements.log and statistics.log
+/// lines are written from it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SampleRecord {
+    /// The source.
+    pub source: SourceId,
+    /// Its address.
+    pub remote: SocketAddr,
+    /// A symmetric peer (mode 1) rather than a server (mode 4).
+    pub peer: bool,
+    /// Our poll interval after the sample, log2 seconds.
+    pub local_poll: i8,
+    /// The poll field of the response, log2 seconds.
+    pub remote_poll: i8,
+    /// Poll adaptation score (-1..1: the interval shortens at -1 and lengthens at 1).
+    pub poll_score: f64,
+    /// Offset as measured from this packet (positive: we are fast), seconds.
+    pub measured_offset: f64,
+    /// The sample given to the statistics (after `filter`, if configured). Its root delay
+    /// and dispersion include the peer delay and dispersion.
+    pub sample: crate::sample_filter::Sample,
+    /// Reference ID of the server's own source.
+    pub reference_id: u32,
+    /// The source's regression with this sample.
+    pub stats: SourceStatsReport,
+}
+// ---- statlog (end) ----
+
 /// Why the daemon should exit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitReason {
@@ -414,6 +444,7 @@ impl Engine {
         }
     }
 
+    // ---- statlog: sample records for `log measurements statistics` (begin) ----
     /// Handles a packet from source `id` received at `now` (the receive timestamp, daemon time
     /// base). `local_refid` is the reference ID of the local address (synchronisation-loop
     /// test); `authenticated` whether a MAC/NTS check passed.
@@ -426,20 +457,52 @@ impl Engine {
         authenticated: bool,
         clock: &mut dyn ClockDriver,
     ) -> Vec<Action> {
+        self.handle_packet_recorded(id, now, data, local_refid, authenticated, clock)
+            .0
+    }
+
+    /// [`Engine::handle_packet`], also returning what an accepted sample looked like before it
+    /// moved the clock (chronyd's measurements.log and statistics.log are written from these
+    /// values: after the update the regression is re-expressed against the corrected clock).
+    pub fn handle_packet_recorded(
+        &mut self,
+        id: SourceId,
+        now: f64,
+        data: &[u8],
+        local_refid: Option<u32>,
+        authenticated: bool,
+        clock: &mut dyn ClockDriver,
+    ) -> (Vec<Action>, Option<SampleRecord>) {
         let mut out = Vec::new();
         if self.finished {
-            return out;
+            return (out, None);
         }
         let cooked = cooked_time(clock, now);
         let Some(e) = self.sources.get_mut(&id) else {
-            return out;
+            return (out, None);
         };
         // Rejections are counted per source (`Association::rejected`), not logged.
-        if let RxOutcome::Sample(_) = e.assoc.on_packet(cooked, data, local_refid, authenticated) {
-            self.select_and_update(Some(id), cooked, clock, &mut out);
-        }
-        out
+        let RxOutcome::Sample(sample) = e.assoc.on_packet(cooked, data, local_refid, authenticated)
+        else {
+            return (out, None);
+        };
+        let a = &e.assoc;
+        let record = SampleRecord {
+            source: id,
+            remote: a.remote(),
+            peer: a.config().kind == SourceKind::Peer,
+            local_poll: a.poll,
+            remote_poll: a.remote_poll,
+            poll_score: a.poll_score,
+            measured_offset: a.last_measured,
+            sample,
+            reference_id: a.reference_id(),
+            stats: a.stats().report(cooked),
+        };
+        self.select_and_update(Some(id), cooked, clock, &mut out);
+        (out, Some(record))
     }
+    // ---- statlog (end) ----
 
     /// Runs selection and, when the source that just gave a sample (`from`) is the
     /// synchronisation source, updates the clock. Without a new sample only the states and

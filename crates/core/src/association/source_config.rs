@@ -1,5 +1,6 @@
 //! Options of a `server`, `pool` or `peer` directive as the engine uses them, with chrony's
-//! defaults (chrony.conf "server" section). Options not listed here (`key`, `nts`, `xleave`,
+//! defaults (chrony.conf "server" section). `key` and `nts` are in [`SourceAuth`] (kept out of
+//! the `Copy` [`SourceConfig`]). Options not listed here (`xleave`,
 //! `maxdelayquant`, `mindelay`, `asymmetry`, `offset`, `copy`, `extfield`, `certset`,
 //! `maxunreach`, `auto_offline`, `ipv4`/`ipv6`) are not implemented by the engine yet: the
 //! daemon warns about them at start.
@@ -78,4 +79,13 @@ impl Default for SourceConfig {
             maxsamples: 0,
         }
     }
+}
+
+/// Authentication options of a directive: `key N`, or `nts` with `ntsport`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceAuth {
+    /// `key N`.
+    pub key: Option<u32>,
+    /// `nts` (server/pool only).
+    pub nts: Option<crate::nts_client::NtsSource>,
 }

@@ -27,7 +27,9 @@ use gnomon_wire::nts_ke::{
 use gnomon_wire::DecodeError;
 use rand::RngCore;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use zeroize::Zeroizing;
 
 use super::cookie::{ServerKeys, SessionKeys, AEAD_KEY_LEN};
@@ -38,6 +40,9 @@ pub const ALPN_NTSKE: &[u8] = b"ntske/1";
 pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-network-time-security";
 /// Cookies sent per key exchange.
 pub const KE_COOKIES: usize = 8;
+/// Default `maxntsconnections`: concurrent NTS-KE connections per process (chrony.conf(5));
+/// the daemon refuses (closes) connections past it.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 100;
 /// Default per-handshake timeout, seconds (chronyd's NTS-KE server timeout is 2 s).
 pub const DEFAULT_TIMEOUT: f64 = 2.0;
 
@@ -91,25 +96,33 @@ impl fmt::Debug for NtsKeServerSetup {
 
 impl NtsKeServerSetup {
     /// Builds the TLS 1.3 server configuration from PEM certificate chain and key pairs
-    /// (`ntsservercert` / `ntsserverkey` contents). The first pair serves every connection:
-    /// choosing among several by SNI is not implemented yet.
+    /// (`ntsservercert` / `ntsserverkey` contents, in configuration order). A client's SNI
+    /// selects the first pair whose certificate is valid for that name; without SNI or a
+    /// match, the first pair serves.
     pub fn new(pairs: &[(Vec<u8>, Vec<u8>)], ntp_port: u16) -> Result<Self, NtsKeSetupError> {
-        let (cert_pem, key_pem) = pairs.first().ok_or(NtsKeSetupError::NoCertificate)?;
-        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
-            .collect::<Result<_, _>>()
-            .map_err(|_| NtsKeSetupError::BadCertificate)?;
-        if chain.is_empty() {
-            return Err(NtsKeSetupError::BadCertificate);
+        if pairs.is_empty() {
+            return Err(NtsKeSetupError::NoCertificate);
         }
-        let key =
-            PrivateKeyDer::from_pem_slice(key_pem).map_err(|_| NtsKeSetupError::BadPrivateKey)?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut keys = Vec::with_capacity(pairs.len());
+        for (cert_pem, key_pem) in pairs {
+            let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
+                .collect::<Result<_, _>>()
+                .map_err(|_| NtsKeSetupError::BadCertificate)?;
+            if chain.is_empty() {
+                return Err(NtsKeSetupError::BadCertificate);
+            }
+            let key = PrivateKeyDer::from_pem_slice(key_pem)
+                .map_err(|_| NtsKeSetupError::BadPrivateKey)?;
+            let certified = CertifiedKey::from_der(chain, key, &provider)
+                .map_err(|e| NtsKeSetupError::Tls(e.to_string()))?;
+            keys.push(Arc::new(certified));
+        }
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| NtsKeSetupError::Tls(e.to_string()))?
             .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .map_err(|e| NtsKeSetupError::Tls(e.to_string()))?;
+            .with_cert_resolver(Arc::new(CertSelector { keys }));
         config.alpn_protocols = vec![ALPN_NTSKE.to_vec()];
         // No session tickets or resumption state: each exchange is one short connection.
         config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
@@ -120,6 +133,32 @@ impl NtsKeServerSetup {
             ntp_port,
             timeout: DEFAULT_TIMEOUT,
         })
+    }
+}
+
+/// Chooses among several certificate/key pairs by SNI.
+#[derive(Debug)]
+struct CertSelector {
+    keys: Vec<Arc<CertifiedKey>>,
+}
+
+impl CertSelector {
+    fn valid_for(key: &CertifiedKey, name: &ServerName<'_>) -> bool {
+        key.cert
+            .first()
+            .and_then(|der| webpki::EndEntityCert::try_from(der).ok())
+            .is_some_and(|ee| ee.verify_is_valid_for_subject_name(name).is_ok())
+    }
+}
+
+impl ResolvesServerCert for CertSelector {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let name = hello
+            .server_name()
+            .and_then(|sni| ServerName::try_from(sni).ok());
+        name.and_then(|n| self.keys.iter().find(|k| Self::valid_for(k, &n)))
+            .or_else(|| self.keys.first())
+            .cloned()
     }
 }
 
@@ -459,4 +498,4 @@ impl NtsKeSession {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

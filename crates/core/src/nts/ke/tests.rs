@@ -23,7 +23,12 @@ impl Drop for TempDir {
 }
 
 /// A self-signed P-256 certificate for localhost / 127.0.0.1 and its key, as PEM.
-fn self_signed() -> (Vec<u8>, Vec<u8>) {
+pub(crate) fn self_signed() -> (Vec<u8>, Vec<u8>) {
+    self_signed_for("localhost")
+}
+
+/// A self-signed P-256 certificate for `host` (and 127.0.0.1) and its key, as PEM.
+pub(crate) fn self_signed_for(host: &str) -> (Vec<u8>, Vec<u8>) {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static N: AtomicUsize = AtomicUsize::new(0);
     let dir = TempDir(std::env::temp_dir().join(format!(
@@ -41,8 +46,11 @@ fn self_signed() -> (Vec<u8>, Vec<u8>) {
             "-pkeyopt",
             "ec_paramgen_curve:prime256v1",
         ])
-        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .args(["-nodes", "-days", "2", "-subj", &format!("/CN={host}")])
+        .args([
+            "-addext",
+            &format!("subjectAltName=DNS:{host},IP:127.0.0.1"),
+        ])
         .args(["-addext", "basicConstraints=critical,CA:FALSE"])
         .arg("-keyout")
         .arg(dir.0.join("key.pem"))
@@ -128,6 +136,10 @@ fn case28_request_records() {
 }
 
 fn client(setup_cert: &[u8], alpn: &[&[u8]]) -> rustls::ClientConnection {
+    client_for(setup_cert, alpn, "localhost")
+}
+
+fn client_for(setup_cert: &[u8], alpn: &[&[u8]], host: &str) -> rustls::ClientConnection {
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_slice_iter(setup_cert) {
         roots.add(c.unwrap()).unwrap();
@@ -139,8 +151,11 @@ fn client(setup_cert: &[u8], alpn: &[&[u8]]) -> rustls::ClientConnection {
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|a| a.to_vec()).collect();
-    rustls::ClientConnection::new(Arc::new(config), ServerName::try_from("localhost").unwrap())
-        .unwrap()
+    rustls::ClientConnection::new(
+        Arc::new(config),
+        ServerName::try_from(host.to_owned()).unwrap(),
+    )
+    .unwrap()
 }
 
 /// Runs client and server in memory until both are quiet; returns the server's result and
@@ -264,6 +279,36 @@ fn overlong_request_and_deadline_fail_the_session() {
         s.read_tls(&[], 10.5, &keys, &setup, &mut rng),
         Err(NtsKeError::Truncated)
     );
+}
+
+/// Several `ntsservercert`/`ntsserverkey` pairs: SNI picks the matching one, anything else
+/// the first.
+#[test]
+fn sni_selects_among_several_certificates() {
+    let alpha = self_signed_for("alpha.test");
+    let beta = self_signed_for("beta.test");
+    let setup = NtsKeServerSetup::new(&[alpha.clone(), beta.clone()], 123).unwrap();
+    let mut rng = StdRng::seed_from_u64(9);
+    let keys = ServerKeys::generate(&mut rng, 0.0, 100.0);
+    for (trusted, host) in [
+        (&beta.0, "beta.test"),
+        (&alpha.0, "alpha.test"),
+        (&alpha.0, "127.0.0.1"),
+    ] {
+        let mut c = client_for(trusted, &[ALPN_NTSKE], host);
+        let (result, received) = exchange(&setup, &keys, &mut c, &request(&[0], Some(&[15])));
+        result.unwrap();
+        assert!(NtsKeMessage::decode(&received).is_ok(), "{host}");
+    }
+    // A client trusting beta but asking for alpha gets alpha's certificate and fails.
+    let mut c = client_for(&beta.0, &[ALPN_NTSKE], "alpha.test");
+    let (_, received) = exchange(&setup, &keys, &mut c, &request(&[0], Some(&[15])));
+    assert!(received.is_empty());
+    // A key that does not match its certificate is refused at setup.
+    assert!(matches!(
+        NtsKeServerSetup::new(&[(alpha.0, beta.1)], 123),
+        Err(NtsKeSetupError::Tls(_))
+    ));
 }
 
 #[test]

@@ -1,0 +1,163 @@
+//! The configuration of the synchronisation engine from the daemon's settings: chrony's
+//! `server`/`pool`/`peer` options and the selection and discipline directives (chrony.conf
+//! meanings and defaults), translated into `gnomon_core::association` types.
+
+use gnomon_conf::{Settings, SourceKind as ConfKind, SourceSpec};
+use gnomon_core::association::{EngineConfig, OneShot, SourceConfig, SourceKind};
+use gnomon_core::reference::{LeapMode, ReferenceConfig};
+use gnomon_core::selection::{SelectOptions, SelectionConfig};
+
+/// How a configured source is reached once its name is resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourcePlan {
+    /// Host name or address as written.
+    pub host: String,
+    /// UDP port of the source.
+    pub port: u16,
+    /// `pool` (resolved by the engine's requests, several members) or a single address.
+    pub pool_max: Option<usize>,
+    /// Engine options.
+    pub cfg: SourceConfig,
+}
+
+fn to_i8(v: i32) -> i8 {
+    i8::try_from(v.clamp(-7, 24)).unwrap_or(6)
+}
+
+fn count(v: Option<i32>) -> usize {
+    v.map_or(0, |n| usize::try_from(n.max(0)).unwrap_or(0))
+}
+
+/// Engine options of one source directive.
+pub fn source_config(kind: ConfKind, s: &SourceSpec) -> SourceConfig {
+    SourceConfig {
+        kind: match kind {
+            ConfKind::Server => SourceKind::Server,
+            ConfKind::Pool => SourceKind::PoolMember,
+            ConfKind::Peer => SourceKind::Peer,
+        },
+        minpoll: to_i8(s.minpoll),
+        maxpoll: to_i8(s.maxpoll),
+        iburst: s.iburst,
+        burst: s.burst,
+        select: SelectOptions {
+            prefer: s.prefer,
+            noselect: s.noselect,
+            trust: s.trust,
+            require: s.require,
+        },
+        offline: s.offline,
+        presend: s.presend.map(to_i8),
+        minstratum: u8::try_from(s.minstratum.clamp(0, 15)).unwrap_or(0),
+        polltarget: u32::try_from(s.polltarget.clamp(6, 60)).unwrap_or(8),
+        maxdelay: s.maxdelay,
+        // chrony: 0 (the default) disables the test.
+        maxdelayratio: (s.maxdelayratio > 0.0).then_some(s.maxdelayratio),
+        maxdelaydevratio: s.maxdelaydevratio,
+        version: s
+            .version
+            .and_then(|v| u8::try_from(v.clamp(1, 4)).ok())
+            .unwrap_or(4),
+        filter: s.filter.and_then(|n| usize::try_from(n).ok()).filter(|n| *n > 0),
+        minsamples: count(s.minsamples),
+        maxsamples: count(s.maxsamples),
+    }
+}
+
+/// The sources to poll, in configuration order.
+pub fn source_plans(settings: &Settings) -> Vec<SourcePlan> {
+    settings
+        .sources
+        .iter()
+        .map(|src| SourcePlan {
+            host: src.spec.host.clone(),
+            port: src.spec.port,
+            pool_max: (src.kind == ConfKind::Pool)
+                .then(|| usize::try_from(src.spec.maxsources.clamp(1, 16)).unwrap_or(4)),
+            cfg: source_config(src.kind, &src.spec),
+        })
+        .collect()
+}
+
+/// The engine configuration: selection (`minsources`, `maxdistance`, `maxjitter`,
+/// `combinelimit`, `reselectdist`, `stratumweight`), discipline (`makestep`, `maxchange`,
+/// `maxupdateskew`, `maxslewrate`, `maxdrift`, `corrtimeratio`, `maxclockerror`,
+/// `leapsecmode`) and the one-shot mode. `local` stays with the NTP server module, which
+/// serves it when the engine has no source.
+pub fn engine_config(settings: &Settings, one_shot: Option<(OneShot, f64)>, seed: u64) -> EngineConfig {
+    let selection = SelectionConfig {
+        max_distance: settings.maxdistance,
+        max_jitter: settings.maxjitter,
+        min_sources: usize::try_from(settings.minsources.max(1)).unwrap_or(1),
+        combine_limit: settings.combinelimit,
+        reselect_dist: settings.reselectdist,
+        stratum_weight: settings.stratumweight,
+    };
+    let reference = ReferenceConfig {
+        max_slew_rate_ppm: settings.maxslewrate,
+        makestep: settings.makestep.map(|(t, l)| (t, i64::from(l))),
+        maxchange: settings
+            .maxchange
+            .map(|(o, s, i)| (o, u64::try_from(s.max(0)).unwrap_or(0), i64::from(i))),
+        max_update_skew_ppm: settings.maxupdateskew,
+        max_drift_ppm: settings.maxdrift,
+        corr_time_ratio: settings.corrtimeratio,
+        max_clock_error_ppm: settings.maxclockerror,
+        leap_mode: match settings.leapsecmode {
+            gnomon_conf::LeapSecMode::System => LeapMode::System,
+            gnomon_conf::LeapSecMode::Slew => LeapMode::Slew,
+            gnomon_conf::LeapSecMode::Step => LeapMode::Step,
+            gnomon_conf::LeapSecMode::Ignore => LeapMode::Ignore,
+        },
+        local: None,
+    };
+    EngineConfig {
+        selection,
+        reference,
+        one_shot,
+        leap_table: None,
+        seed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(lines: &[&str]) -> Settings {
+        let lines: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
+        Settings::from_config(&gnomon_conf::load_lines(&lines).unwrap())
+    }
+
+    #[test]
+    fn negative_polls_and_iburst_reach_the_engine() {
+        let s = settings(&["server 127.0.0.1 port 12345 minpoll -2 maxpoll -2 iburst"]);
+        let plans = source_plans(&s);
+        assert_eq!(plans.len(), 1);
+        let p = &plans[0];
+        assert_eq!((p.host.as_str(), p.port, p.pool_max), ("127.0.0.1", 12345, None));
+        assert_eq!((p.cfg.minpoll, p.cfg.maxpoll, p.cfg.iburst), (-2, -2, true));
+        assert_eq!(p.cfg.kind, SourceKind::Server);
+        assert_eq!(p.cfg.maxdelayratio, None);
+    }
+
+    #[test]
+    fn pool_keeps_maxsources_and_peer_is_symmetric() {
+        let s = settings(&["pool ntp.example maxsources 2", "peer 10.0.0.1 prefer"]);
+        let plans = source_plans(&s);
+        assert_eq!(plans[0].pool_max, Some(2));
+        assert_eq!(plans[0].cfg.kind, SourceKind::PoolMember);
+        assert_eq!(plans[1].cfg.kind, SourceKind::Peer);
+        assert!(plans[1].cfg.select.prefer);
+    }
+
+    #[test]
+    fn selection_and_discipline_directives_are_carried() {
+        let s = settings(&["minsources 2", "maxdistance 1.5", "makestep 0.1 3"]);
+        let e = engine_config(&s, None, 7);
+        assert_eq!(e.selection.min_sources, 2);
+        assert_eq!(e.selection.max_distance, 1.5);
+        assert_eq!(e.reference.makestep, Some((0.1, 3)));
+        assert_eq!(e.seed, 7);
+    }
+}
