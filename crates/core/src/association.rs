@@ -26,6 +26,8 @@ mod auth;
 pub mod engine;
 mod source_config;
 #[cfg(test)]
+mod auth_tests;
+#[cfg(test)]
 mod tests;
 
 pub use engine::{Action, Engine, EngineConfig, Event, ExitReason, OneShot, PoolId, SourceId};

@@ -48,6 +48,9 @@ pub const DEFAULT_LIMIT_BYTES: u64 = 524_288;
 pub const MAX_LIMIT_BYTES: u64 = 2_147_483_648;
 /// Bytes of one record, the unit of the memory accounting.
 pub const RECORD_BYTES: u64 = 64;
+/// Fewest records the table holds: chronyd 4.3 logs 16 addresses with any `clientloglimit`
+/// below 4096 bytes, 0 included (measured black-box, 80 client addresses on loopback).
+const MIN_RECORDS: u64 = 16;
 /// Records per hash bucket.
 const WAYS: usize = 8;
 /// Buckets allocated before the table first grows.
@@ -229,6 +232,8 @@ impl ClientLog {
         } else {
             1u64 << (63 - records.leading_zeros())
         };
+        // chronyd never goes below 16 records, whatever the limit (even 0).
+        let records = records.max(MIN_RECORDS);
         let max_buckets = usize::try_from(records).unwrap_or(usize::MAX) / WAYS;
         let mut state = seed ^ 0x636C_6965_6E74_6C6F;
         let key = [splitmix(&mut state), splitmix(&mut state)];
@@ -555,6 +560,21 @@ mod tests {
     }
 
     #[test]
+    fn tiny_limits_still_log_sixteen_addresses_like_chronyd() {
+        for limit in [0, 1, 512, 1024, 2048] {
+            let mut log = ClientLog::new(limit, ntp_limiter(RateLimit::NTP_DEFAULT), 3);
+            assert!(log.is_enabled(), "clientloglimit {limit}");
+            assert_eq!(log.max_records(), 16, "clientloglimit {limit}");
+            for i in 0..40u32 {
+                assert!(log.log_access(v4(0x7F00_0002 + i), Service::Ntp, 1.0).is_some());
+            }
+            assert_eq!(log.len(), 16);
+            assert_eq!(log.records_dropped(), 24);
+        }
+        assert_eq!(ClientLog::new(4096, [None; 3], 1).max_records(), 32);
+    }
+
+    #[test]
     fn client_log_stays_within_limit() {
         let mut log = ClientLog::new(DEFAULT_LIMIT_BYTES, ntp_limiter(RateLimit::NTP_DEFAULT), 9);
         for i in 0..100_000u32 {
@@ -606,8 +626,12 @@ mod tests {
 
     #[test]
     fn eviction_takes_the_least_recently_active() {
-        // Smallest table: one bucket of 8 (limit 1024 bytes).
-        let mut log = ClientLog::new(1024, [None; 3], 3);
+        // One bucket of 8, smaller than any configurable table (16 records), so that every
+        // address competes for the same slots.
+        let mut log = ClientLog::new(0, [None; 3], 3);
+        log.max_buckets = 1;
+        log.buckets = 1;
+        log.slots.truncate(WAYS);
         assert_eq!(log.max_records(), 8);
         for i in 0..8 {
             log.log_access(v4(i), Service::Ntp, 100.0 + f64::from(i))
@@ -630,8 +654,6 @@ mod tests {
         let mut log = ClientLog::disabled();
         assert!(!log.is_enabled());
         assert_eq!(log.log_access(v4(1), Service::Ntp, 1.0), None);
-        let tiny = ClientLog::new(100, ntp_limiter(RateLimit::NTP_DEFAULT), 1);
-        assert!(!tiny.is_enabled());
     }
 
     #[test]

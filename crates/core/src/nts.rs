@@ -5,15 +5,11 @@
 //!   in chronyd 4.3's `ntskeys` layout;
 //! - [`ntp`]: NTS extension fields in NTPv4 requests and responses (§5), used by
 //!   [`crate::server::Server`];
-//! - [`ke`]: the NTS-KE server over TLS 1.3 (§4), sans-IO;
-//! - [`client`]: the client's cookie jar and NTS-KE client, and [`client_ntp`]: the
-//!   client's NTS request and response check, for associations to use.
+//! - [`ke`]: the NTS-KE server over TLS 1.3 (§4), sans-IO.
 //!
 //! Everything is sans-IO: the daemon owns sockets, files, clocks and threads and passes
 //! `now`, byte buffers and a seeded RNG.
 
-pub mod client;
-pub mod client_ntp;
 pub mod cookie;
 pub mod ke;
 pub mod ntp;

@@ -45,6 +45,60 @@ impl Default for SelectionConfig {
     }
 }
 
+/// `authselectmode` (chrony.conf): default selection options for authenticated and
+/// unauthenticated NTP sources. Sources with `noselect` are counted as neither.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuthSelectMode {
+    /// Unauthenticated sources get `noselect`.
+    Require,
+    /// Unauthenticated sources get `noselect` when at least one source is authenticated.
+    Prefer,
+    /// With both kinds present, authenticated sources get `require` and `trust` (default).
+    #[default]
+    Mix,
+    /// Only the configured options.
+    Ignore,
+}
+
+impl AuthSelectMode {
+    /// Parses the directive's argument.
+    pub fn from_name(name: &str) -> Option<AuthSelectMode> {
+        match name {
+            "require" => Some(AuthSelectMode::Require),
+            "prefer" => Some(AuthSelectMode::Prefer),
+            "mix" => Some(AuthSelectMode::Mix),
+            "ignore" => Some(AuthSelectMode::Ignore),
+            _ => None,
+        }
+    }
+
+    /// The options a source selects with: `configured` adjusted for whether it is
+    /// `authenticated` and whether any (selectable-configured) authenticated and
+    /// unauthenticated sources exist.
+    pub fn adjust(
+        self,
+        configured: SelectOptions,
+        authenticated: bool,
+        any_authenticated: bool,
+        any_unauthenticated: bool,
+    ) -> SelectOptions {
+        if configured.noselect {
+            return configured;
+        }
+        let mut o = configured;
+        match self {
+            AuthSelectMode::Require if !authenticated => o.noselect = true,
+            AuthSelectMode::Prefer if !authenticated && any_authenticated => o.noselect = true,
+            AuthSelectMode::Mix if authenticated && any_unauthenticated => {
+                o.require = true;
+                o.trust = true;
+            }
+            _ => {}
+        }
+        o
+    }
+}
+
 /// Per-source selection options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SelectOptions {

@@ -20,13 +20,17 @@
 //!    response is as long as a request without extension fields. Measured against chronyd 4.3:
 //!    an unknown key ID, a wrong digest, a digest of the wrong length, a crypto-NAK and an
 //!    MS-SNTP signing request all get nothing (no crypto-NAK either), counted in `auth_failed`.
-//!    NTS extension fields are handled by [`crate::nts`] when NTS is served, dropped otherwise;
+//!    NTS extension fields are handled by [`crate::nts::ntp`] when NTS is served
+//!    ([`Server::set_nts_keys`]), dropped otherwise (`NtsNotServed`); an undecryptable cookie
+//!    or a failed authenticator is answered with an NTS NAK (KoD NTSN + the Unique Identifier,
+//!    returned as [`Reply::Kod`], counted in `auth_failed`);
 //! 6. the response: LI/stratum/refid/reference time/root delay/root dispersion/precision from
 //!    [`ReferenceInfo`], the request's version, poll = max(request poll, -19) (chronyd echoes
 //!    the poll but raises values below -19 to -19, and echoes even 127), origin = the
 //!    request's transmit timestamp copied bit for bit, receive = the kernel receive stamp.
-//!    Unknown extension fields are ignored and the response carries none, so it is always
-//!    48 octets: never longer than its request.
+//!    Unknown extension fields are ignored and the response carries none: a plain response
+//!    is 48 octets, a MAC'd one 48 + the request's trailer, an NTS one exactly the request's
+//!    length, so a response is never longer than its request.
 //!
 //! The transmit timestamp is taken as late as possible by the daemon: it calls
 //! [`Server::finalize`] (or, for unauthenticated servers, [`finalize_transmit`]) right before
@@ -37,7 +41,8 @@
 //! plain 48-octet responses, so it never breaks an authenticated one.
 //! A KoD RATE ([`Reply::Kod`]) is sent as built, without a transmit timestamp.
 //!
-//! No allocation, no logging, O(1) client-log work per packet; counters in [`ServerStats`].
+//! No logging, O(1) client-log work per packet; no allocation except the NTS AEAD buffers
+//! (bounded by the packet size); counters in [`ServerStats`].
 
 use std::net::SocketAddr;
 

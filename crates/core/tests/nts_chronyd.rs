@@ -375,3 +375,57 @@ fn chronyd_never_synchronises_with_a_wrong_key() {
     assert_eq!(o.stats.ntp_authenticated, 0, "{:?}", o.stats);
     assert!(o.stats.auth_failed >= 1, "{:?}", o.stats);
 }
+
+/// Catalogue cases 25 and 26 with an independent TLS client (`openssl s_client`) over real
+/// loopback TCP: TLS 1.3 with ALPN ntske/1 completes, TLS 1.2 and ALPN http/1.1 fail.
+#[test]
+fn openssl_clients_with_tls12_or_wrong_alpn_are_refused() {
+    assert!(have("openssl"), "openssl is needed for this interop test");
+    let dir = std::env::temp_dir().join(format!("gnomon-auth-sclient-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let guard = Guard {
+        child: None,
+        dir: dir.clone(),
+        stop: stop.clone(),
+    };
+    let pair = self_signed(&dir, "s");
+    let port = free_port(77);
+    let tcp = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let mut rng = StdRng::seed_from_u64(3);
+    let keys = ServerKeys::generate(&mut rng, 0.0, 0.0);
+    let setup = NtsKeServerSetup::new(&[pair], 123).unwrap();
+    let ke = {
+        let stop = stop.clone();
+        std::thread::spawn(move || ke_thread(tcp, setup, keys, stop))
+    };
+    let connect = |args: &[&str]| {
+        Command::new("timeout")
+            .arg("10")
+            .args(["openssl", "s_client", "-connect"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-servername", "localhost"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let ok = connect(&["-tls1_3", "-alpn", "ntske/1"]);
+    let ok_text = String::from_utf8_lossy(&ok.stdout).to_string();
+    let tls12 = connect(&["-tls1_2", "-alpn", "ntske/1"]);
+    let http = connect(&["-tls1_3", "-alpn", "http/1.1"]);
+    stop.store(true, Ordering::Relaxed);
+    ke.join().unwrap();
+    drop(guard);
+    assert!(
+        ok_text.contains("ALPN protocol: ntske/1") && ok_text.contains("TLSv1.3"),
+        "{ok_text}"
+    );
+    assert!(!tls12.status.success(), "TLS 1.2 accepted");
+    let http_text = String::from_utf8_lossy(&http.stdout);
+    assert!(
+        !http.status.success() || !http_text.contains("ALPN protocol: http/1.1"),
+        "{http_text}"
+    );
+    assert!(!http_text.contains("ALPN protocol: ntske/1"));
+}

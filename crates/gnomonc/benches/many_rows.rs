@@ -98,30 +98,20 @@ fn reply_to(buf: &[u8], table: &[Option<u32>]) -> Option<Vec<u8>> {
     }))
 }
 
-fn serve_unix(sock: UnixDatagram, stop: Arc<AtomicBool>) {
+/// Answers datagrams until `stop`: `recv` reads one (with a short timeout), `send` replies.
+fn serve<A>(
+    recv: impl Fn(&mut [u8]) -> std::io::Result<(usize, A)>,
+    send: impl Fn(&[u8], A),
+    stop: Arc<AtomicBool>,
+) {
     let table = table();
-    sock.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
     let mut buf = [0u8; 1024];
     while !stop.load(Ordering::SeqCst) {
-        let Ok((n, from)) = sock.recv_from(&mut buf) else {
-            continue;
-        };
-        if let (Some(r), Some(p)) = (reply_to(&buf[..n], &table), from.as_pathname()) {
-            let _ = sock.send_to(&r, p);
-        }
-    }
-}
-
-fn serve_udp(sock: UdpSocket, stop: Arc<AtomicBool>) {
-    let table = table();
-    sock.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
-    let mut buf = [0u8; 1024];
-    while !stop.load(Ordering::SeqCst) {
-        let Ok((n, from)) = sock.recv_from(&mut buf) else {
+        let Ok((n, from)) = recv(&mut buf) else {
             continue;
         };
         if let Some(r) = reply_to(&buf[..n], &table) {
-            let _ = sock.send_to(&r, from);
+            send(&r, from);
         }
     }
 }
@@ -138,7 +128,11 @@ fn time(args: &[&str]) -> (f64, f64, usize) {
             .output()
             .unwrap();
         times.push(start.elapsed().as_secs_f64());
-        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         lines = o.stdout.iter().filter(|&&b| b == b'\n').count();
     }
     times.sort_by(f64::total_cmp);
@@ -155,12 +149,35 @@ fn main() {
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = udp.local_addr().unwrap().port().to_string();
     let (s1, s2) = (stop.clone(), stop.clone());
-    let t1 = std::thread::spawn(move || serve_unix(unix, s1));
-    let t2 = std::thread::spawn(move || serve_udp(udp, s2));
+    unix.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    udp.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let t1 = std::thread::spawn(move || {
+        serve(
+            |b| unix.recv_from(b),
+            |r, from| {
+                if let Some(p) = from.as_pathname() {
+                    let _ = unix.send_to(r, p);
+                }
+            },
+            s1,
+        )
+    });
+    let t2 = std::thread::spawn(move || {
+        serve(
+            |b| udp.recv_from(b),
+            |r, from| drop(udp.send_to(r, from)),
+            s2,
+        )
+    });
 
     let sock = path.to_str().unwrap();
     // For profiling by hand: `GNOMONC_BENCH_SERVE=SECONDS` only serves, for that long.
-    if let Some(secs) = std::env::var("GNOMONC_BENCH_SERVE").ok().and_then(|s| s.parse().ok()) {
+    if let Some(secs) = std::env::var("GNOMONC_BENCH_SERVE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
         println!("serving on {sock} and 127.0.0.1:{port} for {secs} s");
         std::thread::sleep(Duration::from_secs(secs));
         stop.store(true, Ordering::SeqCst);
@@ -171,12 +188,24 @@ fn main() {
         ("unix sources (text, -n)", vec!["-h", sock, "-n", "sources"]),
         ("unix sources (-c)", vec!["-h", sock, "-n", "-c", "sources"]),
         ("unix clients (text, -n)", vec!["-h", sock, "-n", "clients"]),
-        ("udp  sources (text, -n)", vec!["-h", "127.0.0.1", "-p", &port, "-n", "sources"]),
-        ("udp  clients (text, -n)", vec!["-h", "127.0.0.1", "-p", &port, "-n", "clients"]),
+        (
+            "udp  sources (text, -n)",
+            vec!["-h", "127.0.0.1", "-p", &port, "-n", "sources"],
+        ),
+        (
+            "udp  clients (text, -n)",
+            vec!["-h", "127.0.0.1", "-p", &port, "-n", "clients"],
+        ),
         ("unix clients (-c)", vec!["-h", sock, "-n", "-c", "clients"]),
         // `-r` walks page by page like chronyc (the scripted daemon does not reset anything).
-        ("unix clients -r (serial)", vec!["-h", sock, "-n", "clients", "-r"]),
-        ("udp  clients -r (serial)", vec!["-h", "127.0.0.1", "-p", &port, "-n", "clients", "-r"]),
+        (
+            "unix clients -r (serial)",
+            vec!["-h", sock, "-n", "clients", "-r"],
+        ),
+        (
+            "udp  clients -r (serial)",
+            vec!["-h", "127.0.0.1", "-p", &port, "-n", "clients", "-r"],
+        ),
     ];
     println!("gnomonc, {N} rows, {RUNS} runs each (release build):");
     for (name, args) in &cases {

@@ -42,7 +42,9 @@ impl ClientPages {
     pub fn new(first: ClientAccesses) -> ClientPages {
         let mut p = ClientPages {
             n_indices: first.n_indices,
-            stride: first.next_index.max(gnomon_cmdmon::MAX_CLIENT_ACCESSES as u32),
+            stride: first
+                .next_index
+                .max(gnomon_cmdmon::MAX_CLIENT_ACCESSES as u32),
             ..ClientPages::default()
         };
         p.add(0, first);
@@ -184,9 +186,9 @@ mod tests {
     fn pipelined_walk_lists_the_same_rows_as_chronycs_walk() {
         let x = |i: u32| (i.wrapping_mul(2_654_435_761) >> 7) % 100;
         let cases: Vec<Vec<Option<ClientAccess>>> = vec![
-            table(16_384, |i| x(i) < 61),            // 10,000 hashed clients
-            table(16_384, |i| i < 9_000),            // dense start, empty end
-            table(16_384, |i| i >= 16_000),          // empty start: a wide first page
+            table(16_384, |i| x(i) < 61),             // 10,000 hashed clients
+            table(16_384, |i| i < 9_000),             // dense start, empty end
+            table(16_384, |i| i >= 16_000),           // empty start: a wide first page
             table(4096, |i| x(i) < 3 || i % 97 == 0), // sparse
             table(128, |_| true),
             table(128, |_| false),

@@ -240,7 +240,11 @@ fn parse_local(args: &[&str]) -> Result<Request, CmdError> {
     Ok(Request::Local2(p))
 }
 
-/// Days from 1970-01-01 to a civil date (proleptic Gregorian).
+/// Years `settime` accepts: wide enough for any real date, narrow enough that the day and
+/// second arithmetic below cannot overflow.
+const SETTIME_YEARS: std::ops::RangeInclusive<i64> = -1_000_000..=1_000_000;
+
+/// Days from 1970-01-01 to a civil date (proleptic Gregorian); `y` within [`SETTIME_YEARS`].
 fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
@@ -277,7 +281,7 @@ pub fn parse_settime(args: &[&str], now_unix: u64) -> Option<u64> {
             let p: Vec<&str> = date.split('-').collect();
             let [y, m, d] = p.as_slice() else { return None };
             let (y, m, d): (i64, u32, u32) = (y.parse().ok()?, m.parse().ok()?, d.parse().ok()?);
-            if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+            if !(1..=12).contains(&m) || !(1..=31).contains(&d) || !SETTIME_YEARS.contains(&y) {
                 return None;
             }
             (days_from_civil(y, m, d), hms(t)?)
@@ -292,7 +296,8 @@ pub fn parse_settime(args: &[&str], now_unix: u64) -> Option<u64> {
                 .parse()
                 .ok()
                 .filter(|d| (1..=31).contains(d))?;
-            (days_from_civil(year.parse().ok()?, m, d), hms(t)?)
+            let y: i64 = year.parse().ok().filter(|y| SETTIME_YEARS.contains(y))?;
+            (days_from_civil(y, m, d), hms(t)?)
         }
         _ => return None,
     };
@@ -419,7 +424,7 @@ fn waitsync(s: &mut Session, args: &[&str]) -> Result<(), CmdError> {
         if max_tries != 0 && i >= max_tries {
             return Err(CmdError::Silent);
         }
-        i += 1;
+        i = i.saturating_add(1);
         std::thread::sleep(Duration::from_secs_f64(interval));
     }
 }
@@ -744,6 +749,26 @@ mod tests {
         assert_eq!(
             keygen_params(&["x"]).unwrap_err().message(),
             "Invalid syntax for keygen command"
+        );
+    }
+
+    #[test]
+    fn settime_rejects_years_whose_seconds_would_overflow() {
+        let now = 1_795_316_483;
+        for args in [
+            &["9223372036854775807-01-01", "00:00"][..],
+            &["-9223372036854775808-03-01", "00:00"],
+            &["Jan", "1,", "9223372036854775807", "00:00"],
+            &["Mar", "1,", "-9223372036854775808", "00:00"],
+            &["1000001-01-01", "00:00"],
+        ] {
+            assert_eq!(parse_settime(args, now), None, "{args:?}");
+        }
+        // Before 1970 there is no Unix second to send; far future years still parse.
+        assert_eq!(parse_settime(&["1969-12-31", "23:59:59"], now), None);
+        assert_eq!(
+            parse_settime(&["1000000-01-01", "00:00"], now),
+            Some(31_494_784_780_800)
         );
     }
 

@@ -118,7 +118,7 @@ fn per_source<T: Copy>(
     let (bodies, failed) = s.request_many(&reqs, code);
     let shown = bodies
         .iter()
-        .filter_map(|b| pick(b))
+        .filter_map(pick)
         .filter(|d| all || !matches!(addr(d), Addr::Id(_)))
         .collect();
     (shown, failed)
@@ -131,6 +131,35 @@ fn stats_name(s: &mut Session, configured: Option<String>, ip: Addr, ref_id: u32
         Addr::Unspec => fmt::refid_text(ref_id),
         a => s.name_in(&a, 25),
     })
+}
+
+/// Reports with their row names, and the error that ended the list early, if any.
+type NamedReports<T> = (Vec<(T, String)>, Option<CmdError>);
+
+/// The common part of `sourcestats` and `selectdata`: the source count, the header, the
+/// pipelined per-source reports (see [`per_source`]) and each row's name (see [`stats_name`]).
+#[allow(clippy::too_many_arguments)]
+fn named_reports<T: Copy>(
+    s: &mut Session,
+    all: bool,
+    verbose: bool,
+    (legend, title, rule): (&str, &str, usize),
+    request: impl Fn(u32) -> Request,
+    code: ReplyCode,
+    pick: impl Fn(&ReplyBody) -> Option<T>,
+    id: impl Fn(&T) -> (Addr, u32),
+) -> Result<NamedReports<T>, CmdError> {
+    let n = n_sources(s)?;
+    header(s, legend, verbose, title, rule);
+    let (shown, failed) = per_source(s, n, all, request, code, pick, |d| id(d).0);
+    let addrs: Vec<Option<Addr>> = shown.iter().map(|d| Some(id(d).0)).collect();
+    let configured = configured_names(s, &addrs, 25);
+    let mut named = Vec::with_capacity(shown.len());
+    for (d, c) in shown.into_iter().zip(configured) {
+        let (ip, ref_id) = id(&d);
+        named.push((d, stats_name(s, c, ip, ref_id)));
+    }
+    Ok((named, failed))
 }
 
 /// One `sources` row.
@@ -319,31 +348,25 @@ impl SourceStatsRow {
 
 /// `sourcestats [-a] [-v]`.
 pub fn sourcestats(s: &mut Session, all: bool, verbose: bool) -> Result<(), CmdError> {
-    let n = n_sources(s)?;
-    header(
+    let (named, failed) = named_reports(
         s,
-        SOURCESTATS_LEGEND,
-        verbose,
-        "Name/IP Address            NP  NR  Span  Frequency  Freq Skew  Offset  Std Dev",
-        78,
-    );
-    let (shown, failed) = per_source(
-        s,
-        n,
         all,
+        verbose,
+        (
+            SOURCESTATS_LEGEND,
+            "Name/IP Address            NP  NR  Span  Frequency  Freq Skew  Offset  Std Dev",
+            78,
+        ),
         |index| Request::SourceStats { index },
         ReplyCode::SourceStats,
         |b| match b {
             ReplyBody::SourceStats(d) => Some(*d),
             _ => None,
         },
-        |d: &SourceStats| d.ip_addr,
-    );
-    let addrs: Vec<Option<Addr>> = shown.iter().map(|d| Some(d.ip_addr)).collect();
-    let configured = configured_names(s, &addrs, 25);
-    let mut rows = Vec::with_capacity(shown.len());
-    for (d, c) in shown.iter().zip(configured) {
-        let name = stats_name(s, c, d.ip_addr, d.ref_id);
+        |d: &SourceStats| (d.ip_addr, d.ref_id),
+    )?;
+    let mut rows = Vec::with_capacity(named.len());
+    for (d, name) in named {
         rows.push(SourceStatsRow {
             name,
             samples: d.n_samples,
@@ -446,31 +469,25 @@ impl SelectRow {
 
 /// `selectdata [-a] [-v]`.
 pub fn selectdata(s: &mut Session, all: bool, verbose: bool) -> Result<(), CmdError> {
-    let n = n_sources(s)?;
-    header(
+    let (named, failed) = named_reports(
         s,
-        SELECTDATA_LEGEND,
-        verbose,
-        "S Name/IP Address        Auth COpts EOpts Last Score     Interval  Leap",
-        71,
-    );
-    let (shown, failed) = per_source(
-        s,
-        n,
         all,
+        verbose,
+        (
+            SELECTDATA_LEGEND,
+            "S Name/IP Address        Auth COpts EOpts Last Score     Interval  Leap",
+            71,
+        ),
         |index| Request::SelectData { index },
         ReplyCode::SelectData,
         |b| match b {
             ReplyBody::SelectData(d) => Some(*d),
             _ => None,
         },
-        |d: &SelectData| d.ip_addr,
-    );
-    let addrs: Vec<Option<Addr>> = shown.iter().map(|d| Some(d.ip_addr)).collect();
-    let configured = configured_names(s, &addrs, 25);
-    let mut rows = Vec::with_capacity(shown.len());
-    for (d, c) in shown.iter().zip(configured) {
-        let name = stats_name(s, c, d.ip_addr, d.ref_id);
+        |d: &SelectData| (d.ip_addr, d.ref_id),
+    )?;
+    let mut rows = Vec::with_capacity(named.len());
+    for (d, name) in named {
         rows.push(SelectRow {
             state: char::from(d.state_char),
             name,

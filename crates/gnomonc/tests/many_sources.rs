@@ -1,10 +1,11 @@
-//! `sources`/`sourcestats`/`selectdata` against a scripted daemon with 10,000 sources: the
-//! pipelined requests come back in order, a lost datagram is retried, and every row is printed.
+//! `sources`/`sourcestats`/`selectdata`/`clients` against a scripted daemon with 10,000 sources
+//! and clients: the pipelined requests come back in order, a lost datagram is retried, and
+//! every row is printed.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test harness: failures should panic
 
 use gnomon_cmdmon::{
-    decode_request, encode_reply, Addr, Reply, ReplyBody, Request, SelectData, SourceData,
-    SourceStats, Status,
+    decode_request, encode_reply, Addr, ClientAccess, ClientAccesses, Reply, ReplyBody, Request,
+    SelectData, SourceData, SourceStats, Status,
 };
 use std::net::Ipv4Addr;
 use std::os::unix::net::UnixDatagram;
@@ -20,11 +21,34 @@ fn addr(i: u32) -> Addr {
     Addr::V4(Ipv4Addr::from(0x0a00_0000 + i))
 }
 
-/// Answers like a daemon with N sources; drops the first try of the source with index 1234.
+/// Client-log slots of the scripted daemon.
+const SLOTS: u32 = 16_384;
+
+/// Client number in each slot: N clients scattered like a hashed table, in an order unrelated
+/// to their addresses.
+fn client_table() -> Vec<Option<u32>> {
+    let mut t = vec![None; SLOTS as usize];
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut placed = 0;
+    while placed < N {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let slot = (x % u64::from(SLOTS)) as usize;
+        if t[slot].is_none() {
+            t[slot] = Some(placed);
+            placed += 1;
+        }
+    }
+    t
+}
+
+/// Answers like a daemon with N sources and N clients; drops the first try of the source with index 1234.
 fn serve(sock: UnixDatagram, stop: Arc<AtomicBool>) {
     sock.set_read_timeout(Some(Duration::from_millis(50)))
         .unwrap();
     let mut dropped = false;
+    let table = client_table();
     let mut buf = [0u8; 1024];
     while !stop.load(Ordering::SeqCst) {
         let Ok((n, from)) = sock.recv_from(&mut buf) else {
@@ -64,6 +88,29 @@ fn serve(sock: UnixDatagram, stop: Arc<AtomicBool>) {
                 score: 1.0,
                 ..SelectData::default()
             }),
+            Request::ClientAccessesByIndex {
+                first_index,
+                n_clients,
+                ..
+            } => {
+                let mut clients = Vec::new();
+                let mut i = first_index as usize;
+                while i < table.len() && clients.len() < n_clients.min(8) as usize {
+                    if let Some(c) = table[i] {
+                        clients.push(ClientAccess {
+                            ip: addr(c),
+                            ntp_hits: c,
+                            ..ClientAccess::default()
+                        });
+                    }
+                    i += 1;
+                }
+                ReplyBody::ClientAccesses(ClientAccesses {
+                    n_indices: SLOTS,
+                    next_index: i as u32,
+                    clients,
+                })
+            }
             _ => ReplyBody::Null,
         };
         let reply = Reply {
@@ -77,7 +124,7 @@ fn serve(sock: UnixDatagram, stop: Arc<AtomicBool>) {
 }
 
 #[test]
-fn ten_thousand_sources_are_listed_in_order() {
+fn ten_thousand_sources_and_clients_are_listed_in_order() {
     let dir = std::env::temp_dir().join(format!("gnomonc-many-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -102,6 +149,7 @@ fn ten_thousand_sources_are_listed_in_order() {
     let sources = run("sources");
     let stats = run("sourcestats");
     let select = run("selectdata");
+    let clients = run("clients");
     stop.store(true, Ordering::SeqCst);
     server.join().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
@@ -123,4 +171,16 @@ fn ten_thousand_sources_are_listed_in_order() {
         .starts_with("10.0.39.15,8,4,300,"));
     assert_eq!(select.lines().count(), N as usize);
     assert!(select.lines().next().unwrap().starts_with("+,10.0.0.0,N,"));
+    // Every client once, in slot order (chronyc's page-by-page walk), though the pages were
+    // fetched speculatively and out of order.
+    let want: Vec<String> = client_table()
+        .into_iter()
+        .flatten()
+        .map(|c| format!("{},{c},", Ipv4Addr::from(0x0a00_0000 + c)))
+        .collect();
+    let got: Vec<&str> = clients.lines().collect();
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        assert!(g.starts_with(w.as_str()), "{g} is not {w}");
+    }
 }

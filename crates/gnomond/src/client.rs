@@ -31,7 +31,7 @@ use crate::os::poll::{self, PollFd, POLLERR, POLLIN};
 use config::SourcePlan;
 use gnomon_conf::Settings;
 use gnomon_core::association::{Action, Engine, Event, ExitReason, OneShot, PoolId, SourceId};
-use gnomon_core::local_clock::{ClockDriver, LeapState};
+use gnomon_core::local_clock::LeapState;
 use gnomon_core::server::ReferenceInfo;
 use gnomon_wire::{LeapIndicator, NtpTimestamp};
 use reports::{Snapshot, SourceRow};
@@ -79,9 +79,11 @@ pub struct Client {
     drift_interval: f64,
     next_drift_save: f64,
     last_drift: Option<(f64, f64)>,
+    max_drift: f64,
     shared: Rc<RefCell<Snapshot>>,
     one_shot: Option<OneShot>,
     timeout_given: bool,
+    started: bool,
     exit: Option<i32>,
 }
 
@@ -120,52 +122,45 @@ pub fn one_shot_mode(letter: Option<char>) -> Option<OneShot> {
 }
 
 impl Client {
-    /// Builds the engine from the settings, loads the drift file, adds the sources with a
-    /// numeric address and asks the resolver for the others. `one_shot` is `-q`/`-Q`,
-    /// `timeout` is `-t` (the one-shot limit). Returns the client and the reports handle for
-    /// the command server.
-    pub fn new<C: DaemonClock>(
+    /// Builds the engine from the settings (sources are added on the first loop turn).
+    /// `one_shot` is `-q`/`-Q`, `timeout` is `-t` (the one-shot limit). Returns the client and
+    /// the reports handle for the command server.
+    pub fn new(
         settings: &Settings,
         one_shot: Option<OneShot>,
         timeout: Option<i32>,
         seed: u64,
-        clock: &mut C,
     ) -> Result<(Client, ClientReports), ClientError> {
         let limit = timeout
             .filter(|t| *t >= 0)
             .map_or(ONE_SHOT_DEFAULT_LIMIT, f64::from);
         let cfg = config::engine_config(settings, one_shot.map(|m| (m, limit)), seed);
-        let mut engine = Engine::new(cfg);
-        let drift_path = if one_shot.is_some() {
-            None
-        } else {
-            settings.driftfile.clone()
-        };
-        let mut last_drift = None;
-        if let Some(path) = &drift_path {
-            match driftfile::load(path, settings.maxdrift) {
-                Ok(Some((freq, skew))) => match engine.load_drift(freq, skew, clock) {
-                    Ok(()) => {
-                        tracing::debug!("Frequency {freq:.3} +/- {skew:.3} ppm read from {}", path.display());
-                        last_drift = Some((freq, skew));
-                    }
-                    Err(e) => tracing::warn!("Could not set frequency from {} : {e}", path.display()),
-                },
-                Ok(None) => {}
-                Err(e) => tracing::warn!("Could not read {} : {e} (ignored)", path.display()),
+        for src in &settings.sources {
+            for option in config::unsupported_options(&src.spec) {
+                tracing::warn!(
+                    "{}: option {option} of {} is not implemented yet; it has no effect",
+                    src.location,
+                    src.spec.host
+                );
             }
         }
         let plans = config::source_plans(settings);
-        let needs_resolver = plans.iter().any(|p| p.pool_max.is_some() || p.host.parse::<IpAddr>().is_err());
+        let needs_resolver = plans
+            .iter()
+            .any(|p| p.pool_max.is_some() || p.host.parse::<IpAddr>().is_err());
         let resolver = if needs_resolver {
             Some(Resolver::start().map_err(ClientError::Resolver)?)
         } else {
             None
         };
         let shared = Rc::new(RefCell::new(Snapshot::default()));
-        let mut client = Client {
-            engine,
-            plans: plans.clone(),
+        let drift_interval = settings
+            .driftfile_interval
+            .filter(|i| *i > 0)
+            .map_or(driftfile::DEFAULT_INTERVAL, f64::from);
+        let client = Client {
+            engine: Engine::new(cfg),
+            plans,
             names: BTreeMap::new(),
             pool_ports: BTreeMap::new(),
             resolver,
@@ -173,45 +168,76 @@ impl Client {
             rx: RxBatch::new(),
             tx: TxBatch::new(),
             polled: Vec::new(),
-            drift_path,
-            drift_interval: settings
-                .driftfile_interval
-                .filter(|i| *i > 0)
-                .map_or(driftfile::DEFAULT_INTERVAL, f64::from),
-            next_drift_save: crate::os::clock::monotonic() + driftfile::DEFAULT_INTERVAL,
-            last_drift,
+            // One-shot runs neither read nor write the drift file.
+            drift_path: settings.driftfile.clone().filter(|_| one_shot.is_none()),
+            max_drift: settings.maxdrift,
+            drift_interval,
+            next_drift_save: crate::os::clock::monotonic() + drift_interval,
+            last_drift: None,
             shared: shared.clone(),
             one_shot,
             timeout_given: timeout.is_some_and(|t| t >= 0),
+            started: false,
             exit: None,
         };
-        client.next_drift_save = crate::os::clock::monotonic() + client.drift_interval;
-        let now = clock.read();
-        for (i, plan) in plans.iter().enumerate() {
-            if let Some(max) = plan.pool_max {
-                let id = client.engine.add_pool(&plan.host, plan.cfg, max);
-                client.pool_ports.insert(id, (plan.port, plan.host.clone()));
-            } else if let Ok(ip) = plan.host.parse::<IpAddr>() {
-                let id = client
-                    .engine
-                    .add_source(SocketAddr::new(ip, plan.port), plan.cfg, now);
-                client.names.insert(id, plan.host.clone());
-            } else if let Some(r) = client.resolver.as_mut() {
-                r.resolve(Token::Source(i), &plan.host, plan.port);
-            }
-        }
-        client.refresh(clock);
         Ok((client, ClientReports(shared)))
     }
 
-    /// The exit status the engine asked for (one-shot done, `maxchange`), once it did.
-    pub fn exit_code(&self) -> Option<i32> {
-        self.exit
+    /// Loads the drift file into the clock, adds the sources with a numeric address and asks
+    /// the resolver for the others (done on the first loop turn, when the clock exists).
+    fn start<C: DaemonClock>(&mut self, clock: &mut C) {
+        self.started = true;
+        if let Some(path) = &self.drift_path {
+            match driftfile::load(path, self.max_drift) {
+                Ok(Some((freq, skew))) => match self.engine.load_drift(freq, skew, clock) {
+                    Ok(()) => {
+                        tracing::debug!(
+                            "Frequency {freq:.3} +/- {skew:.3} ppm read from {}",
+                            path.display()
+                        );
+                        self.last_drift = Some((freq, skew));
+                    }
+                    Err(e) => {
+                        tracing::warn!("Could not set frequency from {} : {e}", path.display())
+                    }
+                },
+                Ok(None) => {}
+                Err(e) => tracing::warn!("Could not read {} : {e} (ignored)", path.display()),
+            }
+        }
+        let now = clock.read();
+        for (i, plan) in self.plans.iter().enumerate() {
+            if let Some(max) = plan.pool_max {
+                let id = self.engine.add_pool(&plan.host, plan.cfg, max);
+                self.pool_ports.insert(id, (plan.port, plan.host.clone()));
+            } else if let Ok(ip) = plan.host.parse::<IpAddr>() {
+                let id = self
+                    .engine
+                    .add_source(SocketAddr::new(ip, plan.port), plan.cfg, now);
+                self.names.insert(id, plan.host.clone());
+            } else if let Some(r) = self.resolver.as_mut() {
+                r.resolve(Token::Source(i), &plan.host, plan.port);
+            }
+        }
+        // The engine's clock (and a one-shot time limit) starts now.
+        let actions = self.engine.handle_timeout(now, clock);
+        for a in actions {
+            self.act(a);
+        }
+        self.refresh(clock);
     }
 
     /// Appends the client's descriptors to `fds` and returns `timeout_ms` shortened to the
     /// engine's next deadline.
-    pub fn prepare<C: DaemonClock>(&mut self, fds: &mut Vec<PollFd>, timeout_ms: i32, clock: &mut C) -> i32 {
+    pub fn prepare<C: DaemonClock>(
+        &mut self,
+        fds: &mut Vec<PollFd>,
+        timeout_ms: i32,
+        clock: &mut C,
+    ) -> i32 {
+        if !self.started {
+            self.start(clock);
+        }
         self.polled.clear();
         if let Some(r) = &self.resolver {
             fds.push(poll::readable(r.fd()));
@@ -273,7 +299,11 @@ impl Client {
             for a in std::mem::take(&mut actions) {
                 self.act(a);
             }
-            if self.engine.poll_timeout().is_some_and(|t| t == f64::NEG_INFINITY) {
+            if self
+                .engine
+                .poll_timeout()
+                .is_some_and(|t| t == f64::NEG_INFINITY)
+            {
                 let now = clock.read();
                 actions.extend(self.engine.handle_timeout(now, clock));
             }
@@ -359,8 +389,8 @@ impl Client {
     fn act(&mut self, action: Action) {
         match action {
             Action::Send(id, tx) => {
-                let reuse = !tx.fresh_port
-                    && self.sockets.get(&id).is_some_and(|s| s.remote == tx.remote);
+                let reuse =
+                    !tx.fresh_port && self.sockets.get(&id).is_some_and(|s| s.remote == tx.remote);
                 if !reuse {
                     // Dropping the old socket discards anything still addressed to it.
                     self.sockets.remove(&id);
@@ -569,7 +599,9 @@ pub fn service<C: DaemonClock>(
     clock: &mut C,
     responder: &mut CoreResponder,
 ) -> Option<i32> {
-    client.as_mut().and_then(|c| c.service(fds, clock, responder))
+    client
+        .as_mut()
+        .and_then(|c| c.service(fds, clock, responder))
 }
 
 #[cfg(test)]

@@ -313,24 +313,54 @@ impl<S: SourceReports> Control<S> {
                 self.shutdown = true;
                 ok
             }
-            // Nothing to dump, reselect, refresh, reset or reload without sources; no keys.
+            // No keys to reload (no symmetric keys yet).
+            Request::Rekey => ok,
+            // Source and discipline commands: the source engine's answer.
             Request::Dump
             | Request::Reselect
             | Request::Refresh
-            | Request::OnOffline
             | Request::ResetSources
-            | Request::ReloadSources
-            | Request::Rekey => ok,
-            // Commands naming sources: none exists.
-            Request::Online { .. }
-            | Request::Offline { .. }
-            | Request::Burst { .. }
-            | Request::ModifySourceInt { .. }
-            | Request::ModifySourceFloat { .. }
-            | Request::DelSource { .. }
-            | Request::ModifySelectOpts { .. }
-            | Request::ModifyOffset { .. } => status(Status::NoSuchSource),
-            Request::AddSource(_) | Request::MakeStep => status(Status::Failed),
+            | Request::ReloadSources => status(self.sources.housekeeping(header.command)),
+            Request::OnOffline => status(self.sources.on_offline()),
+            Request::Online { mask, address } => {
+                status(self.sources.set_online(&mask, &address, true))
+            }
+            Request::Offline { mask, address } => {
+                status(self.sources.set_online(&mask, &address, false))
+            }
+            Request::Burst {
+                mask,
+                address,
+                n_good,
+                n_total,
+            } => status(self.sources.burst(&mask, &address, n_good, n_total)),
+            Request::ModifySourceInt {
+                field,
+                address,
+                value,
+            } => status(self.sources.modify_int(field, &address, value)),
+            Request::ModifySourceFloat {
+                field,
+                address,
+                value,
+            } => status(self.sources.modify_float(field, &address, value)),
+            Request::DelSource { ip } => status(self.sources.delete_source(&ip)),
+            Request::ModifySelectOpts {
+                address,
+                ref_id,
+                mask,
+                options,
+            } => status(
+                self.sources
+                    .modify_select_opts(&address, ref_id, mask, options),
+            ),
+            Request::ModifyOffset {
+                address,
+                ref_id,
+                offset,
+            } => status(self.sources.modify_offset(&address, ref_id, offset)),
+            Request::AddSource(source) => status(self.sources.add_source(&source)),
+            Request::MakeStep => status(self.sources.make_step()),
             Request::ModifyGlobalFloat { field, value } => self.global_float(field, value),
             Request::ModifyMakestep { limit, threshold } => {
                 if !threshold.is_finite() {
@@ -406,8 +436,9 @@ impl<S: SourceReports> Control<S> {
             Status::Invalid
         } else {
             match field {
-                // Nothing disciplines the clock yet.
-                GlobalFloatField::Dfreq | GlobalFloatField::Doffset => Status::Failed,
+                GlobalFloatField::Dfreq | GlobalFloatField::Doffset => {
+                    self.sources.adjust_clock(field, value)
+                }
                 GlobalFloatField::Maxupdateskew if value > 0.0 => {
                     self.params.max_update_skew = value;
                     Status::Success

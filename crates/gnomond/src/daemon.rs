@@ -15,7 +15,6 @@ use crate::os::process::{self, ParentChannel};
 use crate::os::signal::SignalPipe;
 use crate::pidfile::PidFile;
 use crate::privileges::{self, RunAs};
-use crate::reports::NoSources;
 use crate::responder::BatchServer;
 use crate::scheduler::{Exit, Scheduler};
 use gnomon_conf::{Config, Settings};
@@ -96,17 +95,13 @@ fn conf_error(e: gnomon_conf::ConfError) -> Fatal {
 }
 
 fn run(opts: &Options, parent: &mut Option<ParentChannel>) -> Result<(), Fatal> {
-    if let Some(letter) = opts.one_shot {
-        return Err(Fatal(format!(
-            "-{letter} is not supported by gnomond yet (it needs the clock discipline)"
-        )));
-    }
     // Logging as the options ask, before anything can fail, so that errors go where chronyd's
     // would: stderr with -d; otherwise the log file or syslog, with fatal errors also shown on
     // the terminal (prefixed with -n, bare when about to detach, as chronyd's parent prints).
-    let detach = opts.debug == 0 && !opts.no_detach;
+    // -q/-Q (client.rs) stay in the foreground and log to stderr, as chronyd's do.
+    let detach = opts.debug == 0 && !opts.no_detach && opts.one_shot.is_none();
     if !opts.print_config {
-        let sink = if opts.debug > 0 {
+        let sink = if opts.debug > 0 || opts.one_shot.is_some() {
             Sink::Stderr
         } else if let Some(file) = &opts.log_file {
             let f = std::fs::OpenOptions::new()
@@ -148,7 +143,8 @@ fn run(opts: &Options, parent: &mut Option<ParentChannel>) -> Result<(), Fatal> 
     for warning in crate::directives::unimplemented_warnings(&config) {
         tracing::warn!("{warning}");
     }
-    if !opts.no_clock {
+    // The system clock driver (clock/system.rs) exists only with the `system-clock` feature.
+    if !opts.no_clock && !cfg!(feature = "system-clock") {
         return Err(Fatal(
             "gnomond can only run with -x (don't control the system clock) until its clock \
              discipline is implemented"
@@ -202,17 +198,29 @@ fn run(opts: &Options, parent: &mut Option<ParentChannel>) -> Result<(), Fatal> 
         }
     }
     let signals = SignalPipe::install()?;
-    let sockets = open_sockets(&settings, opts.family);
+    // A one-shot run (-q/-Q, client.rs) serves nobody, as chronyd's.
+    let sockets = if opts.one_shot.is_some() {
+        Vec::new()
+    } else {
+        open_sockets(&settings, opts.family)
+    };
     let owner = target.unwrap_or_else(process::effective_ids);
     let commands = crate::command_socket::open_all(&settings, opts.family, (owner.uid, owner.gid));
     let metrics = crate::metrics::MetricsServer::from_settings(&settings)?; // metrics.rs
     let seed = random_seed();
     let command_limit = config.directives().any(|d| d.name() == "cmdratelimit");
     let mut responder = CoreResponder::new(&settings, seed, command_limit)?;
+    // Synchronisation client (client.rs): the engine, its sources and its reports.
+    let (client, client_reports) = crate::client::Client::new(
+        &settings,
+        crate::client::one_shot_mode(opts.one_shot),
+        opts.timeout,
+        seed.rotate_left(32),
+    )?;
     let mut control = Control::new(
         crate::ntp_server::access_table(&settings.cmd_access)?,
         opts.log_file.as_ref().map(std::path::PathBuf::from),
-        NoSources,
+        client_reports,
         EngineParams {
             makestep: settings.makestep,
             max_update_skew: settings.maxupdateskew,
@@ -242,7 +250,11 @@ fn run(opts: &Options, parent: &mut Option<ParentChannel>) -> Result<(), Fatal> 
         return Err(Fatal("Could not drop CAP_SYS_TIME".into()));
     }
 
-    let mut clock = NullClock::new(OsTime, opts.null_clock);
+    // -x: the null clock; without -x only a `system-clock` build gets here (clock/system.rs).
+    let mut clock = crate::clock::system::DaemonClocks::select(
+        opts.no_clock,
+        NullClock::new(OsTime, opts.null_clock),
+    )?;
     if opts.null_clock != Default::default() {
         tracing::info!(
             "Null clock starts with offset {} s and frequency error {} ppm",
@@ -252,9 +264,11 @@ fn run(opts: &Options, parent: &mut Option<ParentChannel>) -> Result<(), Fatal> 
     }
     let deadline = opts
         .timeout
-        .filter(|t| *t >= 0)
+        .filter(|t| *t >= 0 && opts.one_shot.is_none()) // -q/-Q: the engine's limit (client.rs)
         .map(|t| crate::os::clock::monotonic() + f64::from(t));
-    let mut scheduler = Scheduler::new(signals, sockets, commands, deadline).with_metrics(metrics);
+    let mut scheduler = Scheduler::new(signals, sockets, commands, deadline)
+        .with_metrics(metrics)
+        .with_client(Some(client)); // client.rs
     let mut server = BatchServer::new();
     if let Some(p) = parent.as_mut() {
         p.report(None);
@@ -290,6 +304,14 @@ fn run(opts: &Options, parent: &mut Option<ParentChannel>) -> Result<(), Fatal> 
     match exit {
         Ok(Exit::Signal(_)) | Ok(Exit::Timeout) | Ok(Exit::Shutdown) => {
             tracing::info!("gnomond exiting");
+            Ok(())
+        }
+        Ok(Exit::Client(code)) => {
+            // -q/-Q done or maxchange (client.rs): chronyd's exit status.
+            tracing::info!("gnomond exiting");
+            if code != 0 {
+                std::process::exit(code);
+            }
             Ok(())
         }
         Err(e) => Err(Fatal(format!("poll() failed : {e}"))),

@@ -26,6 +26,27 @@ pub const IMPLEMENTED: &[&str] = &[
     "user",
     "lock_all",
     "sched_priority",
+    // synchronisation (client.rs)
+    "server",
+    "pool",
+    "peer",
+    "driftfile",
+    "makestep",
+    "maxchange",
+    "minsources",
+    "maxdistance",
+    "maxjitter",
+    "combinelimit",
+    "reselectdist",
+    "stratumweight",
+    "minsamples",
+    "maxsamples",
+    "maxupdateskew",
+    "maxslewrate",
+    "maxdrift",
+    "corrtimeratio",
+    "maxclockerror",
+    "leapsecmode",
     // configuration files
     "include",
     "confdir",
@@ -56,14 +77,14 @@ mod tests {
 
     #[test]
     fn unimplemented_directives_are_named_with_their_line() {
-        let lines: Vec<String> = ["port 11123", "driftfile /var/lib/x", "allow 127.0.0.1"]
+        let lines: Vec<String> = ["port 11123", "rtcfile /var/lib/x", "allow 127.0.0.1"]
             .iter()
             .map(|s| s.to_string())
             .collect();
         let config = gnomon_conf::load_lines(&lines).unwrap();
         let w = unimplemented_warnings(&config);
         assert_eq!(w.len(), 1);
-        assert!(w[0].contains(":2: directive `driftfile`"), "{w:?}");
+        assert!(w[0].contains(":2: directive `rtcfile`"), "{w:?}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! gnomond: the Gnomon time daemon (chronyd-compatible command line).
 mod cli;
+mod client;
 mod clock;
 mod command_socket;
 mod control;

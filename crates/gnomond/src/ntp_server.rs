@@ -250,10 +250,14 @@ impl Responder for CoreResponder {
         response: &mut [u8],
     ) -> Result<Outgoing, DropKind> {
         self.refresh_local(rx, now_mono);
-        match self
-            .server
-            .handle_request(request, from, rx, now_mono, self.synced.as_ref().unwrap_or(&self.reference), response)
-        {
+        match self.server.handle_request(
+            request,
+            from,
+            rx,
+            now_mono,
+            self.synced.as_ref().unwrap_or(&self.reference),
+            response,
+        ) {
             Reply::Send { len } => Ok(Outgoing { len, stamp: true }),
             Reply::Kod { len } => Ok(Outgoing { len, stamp: false }),
             Reply::Drop(reason) => Err(drop_kind(reason)),

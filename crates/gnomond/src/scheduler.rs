@@ -119,7 +119,9 @@ impl Scheduler {
             let ready = poll::wait(&mut fds, timeout)?;
             // Synchronisation client (client.rs): lookups, replies and due timers.
             let client_fds = fds.get(client_base..).unwrap_or(&[]);
-            if let Some(code) = crate::client::service(&mut self.client, client_fds, clock, responder) {
+            if let Some(code) =
+                crate::client::service(&mut self.client, client_fds, clock, responder)
+            {
                 return Ok(Exit::Client(code));
             }
             if ready == 0 {

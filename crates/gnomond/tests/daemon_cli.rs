@@ -174,13 +174,6 @@ fn without_x_gnomond_refuses_to_start() {
 }
 
 #[test]
-fn one_shot_modes_are_refused_for_now() {
-    let out = run_gnomond(&["-x", "-d", "-q", "port 0"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("-q is not supported by gnomond yet"));
-}
-
-#[test]
 fn lint_exit_status_follows_findings() {
     let clean = run_gnomond(&[
         "--lint",

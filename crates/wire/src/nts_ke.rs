@@ -147,39 +147,22 @@ pub fn encode_record(
     record_type: u16,
     body: &[u8],
 ) -> Result<usize, DecodeError> {
-    if record_type > 0x7fff {
-        return Err(DecodeError::BadRecordType { record_type });
-    }
-    let Ok(body_len) = u16::try_from(body.len()) else {
-        return Err(DecodeError::RecordTooLong { len: body.len() });
-    };
-    let total = RECORD_HEADER_LEN + body.len();
-    let available = out.len();
-    let Some(dst) = out.get_mut(..total) else {
-        return Err(DecodeError::BufferTooSmall {
-            needed: total,
-            available,
-        });
-    };
-    let raw_type = record_type | if critical { 0x8000 } else { 0 };
-    let (head, rest) = dst.split_at_mut(RECORD_HEADER_LEN);
-    head[..2].copy_from_slice(&raw_type.to_be_bytes());
-    head[2..].copy_from_slice(&body_len.to_be_bytes());
-    rest.copy_from_slice(body);
-    Ok(total)
+    let body_out = record_frame(out, critical, record_type, body.len())?;
+    body_out.copy_from_slice(body);
+    Ok(RECORD_HEADER_LEN + body.len())
 }
 
-/// Writes a record whose body is a list of big-endian u16 values, using `out` directly.
-pub fn encode_u16_record(
+/// Checks a record's type and body length, writes its 4-octet header at the start of `out`
+/// and returns the `body_len` octets after it for the body.
+fn record_frame(
     out: &mut [u8],
     critical: bool,
     record_type: u16,
-    values: &[u16],
-) -> Result<usize, DecodeError> {
+    body_len: usize,
+) -> Result<&mut [u8], DecodeError> {
     if record_type > 0x7fff {
         return Err(DecodeError::BadRecordType { record_type });
     }
-    let body_len = values.len().saturating_mul(2);
     let Ok(len16) = u16::try_from(body_len) else {
         return Err(DecodeError::RecordTooLong { len: body_len });
     };
@@ -195,10 +178,22 @@ pub fn encode_u16_record(
     let (head, rest) = dst.split_at_mut(RECORD_HEADER_LEN);
     head[..2].copy_from_slice(&raw_type.to_be_bytes());
     head[2..].copy_from_slice(&len16.to_be_bytes());
-    for (chunk, v) in rest.chunks_exact_mut(2).zip(values) {
+    Ok(rest)
+}
+
+/// Writes a record whose body is a list of big-endian u16 values, using `out` directly.
+pub fn encode_u16_record(
+    out: &mut [u8],
+    critical: bool,
+    record_type: u16,
+    values: &[u16],
+) -> Result<usize, DecodeError> {
+    let body_len = values.len().saturating_mul(2);
+    let body_out = record_frame(out, critical, record_type, body_len)?;
+    for (chunk, v) in body_out.chunks_exact_mut(2).zip(values) {
         chunk.copy_from_slice(&v.to_be_bytes());
     }
-    Ok(total)
+    Ok(RECORD_HEADER_LEN + body_len)
 }
 
 /// Writes the End of Message record (critical, empty body).

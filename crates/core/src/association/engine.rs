@@ -16,7 +16,10 @@ use std::net::SocketAddr;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::{Association, RxOutcome, SourceConfig, SourceKind, Transmit};
+use super::{Association, RxOutcome, SourceAuth, SourceConfig, SourceKind, Transmit};
+use crate::auth::KeyStore;
+use crate::nts_client::NtsTrust;
+use crate::selection::AuthSelectMode;
 use crate::local_clock::{cooked_time, ClockDriver, ClockError};
 use crate::reference::leap_table::LeapTable;
 use crate::reference::{ClockChange, Reference, ReferenceConfig, UpdateAction};
@@ -146,6 +149,7 @@ pub enum Action {
 struct Pool {
     name: String,
     cfg: SourceConfig,
+    auth: SourceAuth,
     max_sources: usize,
     resolving: bool,
     members: Vec<SourceId>,
@@ -178,8 +182,20 @@ pub struct Engine {
     rng: StdRng,
     last_no_selection: Option<NoSelection>,
     pending_actions: Vec<Action>,
+    /// Key exchanges for the daemon ([`Engine::take_nts_ke_requests`]).
+    nts_ke_queue: Vec<(SourceId, crate::nts_client::NtsKeRequest)>,
     /// Pending leap instant (cooked) and the raw time it was computed at.
     leap_at: Option<(f64, f64)>,
+    /// `keyfile` keys.
+    keys: KeyStore,
+    /// NTS-KE trust roots (`ntstrustedcerts`, system store).
+    nts_trust: Option<NtsTrust>,
+    /// `nocerttimecheck`: clock updates during which certificate times are not checked.
+    no_cert_time_check: u32,
+    /// Clock updates so far.
+    clock_updates: u32,
+    /// `authselectmode`.
+    auth_select: AuthSelectMode,
 }
 
 impl Engine {
@@ -198,29 +214,49 @@ impl Engine {
             rng: StdRng::seed_from_u64(cfg.seed),
             last_no_selection: None,
             pending_actions: Vec::new(),
+            nts_ke_queue: Vec::new(),
             leap_at: None,
+            keys: KeyStore::new(),
+            nts_trust: None,
+            no_cert_time_check: 0,
+            clock_updates: 0,
+            auth_select: AuthSelectMode::default(),
         }
     }
 
     /// Adds a source polled at `remote` (a `server` or `peer`).
     pub fn add_source(&mut self, remote: SocketAddr, cfg: SourceConfig, now: f64) -> SourceId {
-        self.insert(remote, cfg, now, None)
+        self.insert(remote, cfg, &SourceAuth::default(), now, None)
+    }
+
+    /// Adds a source with `key` or `nts` ([`Engine::add_source`] plus authentication).
+    pub fn add_source_auth(
+        &mut self,
+        remote: SocketAddr,
+        cfg: SourceConfig,
+        auth: &SourceAuth,
+        now: f64,
+    ) -> SourceId {
+        self.insert(remote, cfg, auth, now, None)
     }
 
     fn insert(
         &mut self,
         remote: SocketAddr,
         cfg: SourceConfig,
+        auth: &SourceAuth,
         now: f64,
         pool: Option<PoolId>,
     ) -> SourceId {
         let id = SourceId(self.next_id);
         self.next_id += 1;
         let seed = self.rng.random::<u64>();
+        let mut assoc = Association::new(remote, cfg, now, seed);
+        assoc.set_auth(self.auth_state(auth, now));
         self.sources.insert(
             id,
             Entry {
-                assoc: Association::new(remote, cfg, now, seed),
+                assoc,
                 pool,
                 falseticker_rounds: 0,
             },
@@ -231,6 +267,17 @@ impl Engine {
     /// Adds a `pool NAME` with `maxsources`; the engine asks for resolution through
     /// [`Action::Resolve`] on the next call.
     pub fn add_pool(&mut self, name: &str, cfg: SourceConfig, max_sources: usize) -> PoolId {
+        self.add_pool_auth(name, cfg, &SourceAuth::default(), max_sources)
+    }
+
+    /// [`Engine::add_pool`] with `key` or `nts` for every member.
+    pub fn add_pool_auth(
+        &mut self,
+        name: &str,
+        cfg: SourceConfig,
+        auth: &SourceAuth,
+        max_sources: usize,
+    ) -> PoolId {
         let id = PoolId(self.next_id);
         self.next_id += 1;
         let cfg = SourceConfig {
@@ -242,6 +289,7 @@ impl Engine {
             Pool {
                 name: name.to_string(),
                 cfg,
+                auth: auth.clone(),
                 max_sources: max_sources.clamp(1, 16),
                 resolving: true,
                 members: Vec::new(),
@@ -258,6 +306,7 @@ impl Engine {
             return;
         };
         let cfg = p.cfg;
+        let auth = p.auth.clone();
         let mut have = p.members.len();
         let max = p.max_sources;
         let mut added = Vec::new();
@@ -268,7 +317,7 @@ impl Engine {
             if self.sources.values().any(|e| e.assoc.remote() == addr) {
                 continue;
             }
-            added.push(self.insert(addr, cfg, now, Some(pool)));
+            added.push(self.insert(addr, cfg, &auth, now, Some(pool)));
             have += 1;
         }
         if let Some(p) = self.pools.get_mut(&pool) {
@@ -383,6 +432,9 @@ impl Engine {
         let local = self.local_state(cooked);
         let mut polled = false;
         for (id, e) in self.sources.iter_mut() {
+            if let Some(req) = e.assoc.start_nts_ke(now) {
+                self.nts_ke_queue.push((*id, req));
+            }
             e.assoc.set_local_state(local);
             if let Some(tx) = e.assoc.on_timer(now, cooked) {
                 out.push(Action::Send(*id, tx));
@@ -514,10 +566,22 @@ impl Engine {
         clock: &mut dyn ClockDriver,
         out: &mut Vec<Action>,
     ) {
+        let counted = |want: bool| {
+            self.sources.values().any(|e| {
+                !e.assoc.config().select.noselect && e.assoc.is_authenticated() == want
+            })
+        };
+        let (any_auth, any_unauth) = (counted(true), counted(false));
+        let mode = self.auth_select;
         let candidates: Vec<Candidate> = self
             .sources
             .iter()
-            .map(|(id, e)| candidate(id.0 as usize, &e.assoc, cooked))
+            .map(|(id, e)| {
+                let mut c = candidate(id.0 as usize, &e.assoc, cooked);
+                c.options =
+                    mode.adjust(c.options, e.assoc.is_authenticated(), any_auth, any_unauth);
+                c
+            })
             .collect();
         let previous = self.selector.current();
         let selection = self.selector.select(&candidates);
@@ -581,6 +645,7 @@ impl Engine {
     ) {
         match self.reference.update(cooked, comb, clock) {
             Ok(u) => {
+                self.clock_updates = self.clock_updates.saturating_add(1);
                 match u.action {
                     UpdateAction::Stepped(o) => out.push(Action::Log(Event::Stepped(o))),
                     UpdateAction::Slewed(o) => {
@@ -765,5 +830,6 @@ fn candidate(id: usize, a: &Association, now: f64) -> Candidate {
     }
 }
 
+mod auth;
 #[cfg(test)]
 mod tests;

@@ -187,11 +187,11 @@ fn case16_key_file_bad_lines_warn_with_line_numbers() {
             (13, KeyWarningKind::InvalidType { id: 9 }),
             (14, KeyWarningKind::Unparsable),
             (15, KeyWarningKind::Unparsable),
-            (19, KeyWarningKind::Unparsable),
+            (19, KeyWarningKind::Insecure { id: 0 }),
         ]
     );
     let ids: Vec<u32> = s.iter().map(Key::id).collect();
-    assert_eq!(ids, vec![6, 7, 12, 13]);
+    assert_eq!(ids, vec![0, 6, 7, 12, 13]);
     // The first definition of a duplicate wins.
     assert_eq!(*s.get(6).unwrap().material, hex("00112233445566778899"));
     assert!(s.get(7).unwrap().is_insecure());
@@ -214,8 +214,7 @@ fn debug_output_never_shows_key_material() {
 }
 
 #[test]
-fn key_constructor_refuses_zero_id_and_empty_material() {
-    assert_eq!(Key::new(0, KeyType::Md5, vec![1]), Err(KeyError::ZeroId));
+fn key_constructor_refuses_empty_material_and_bad_aes_sizes() {
     assert_eq!(Key::new(1, KeyType::Md5, vec![]), Err(KeyError::Empty));
     assert_eq!(
         Key::new(1, KeyType::Aes256, vec![0; 16]),

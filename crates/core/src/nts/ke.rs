@@ -498,4 +498,4 @@ impl NtsKeSession {
 }
 
 #[cfg(test)]
-pub(super) mod tests;
+pub(crate) mod tests;

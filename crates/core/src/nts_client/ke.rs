@@ -560,11 +560,10 @@ pub fn parse_response(
             return Err(NtsKeClientError::Malformed);
         }
         match record.record_type {
-            RECORD_END_OF_MESSAGE => {
-                if !record.critical || !record.body.is_empty() {
-                    return Err(NtsKeClientError::Malformed);
-                }
+            RECORD_END_OF_MESSAGE if !record.critical || !record.body.is_empty() => {
+                return Err(NtsKeClientError::Malformed);
             }
+            RECORD_END_OF_MESSAGE => {}
             RECORD_NEXT_PROTOCOL => {
                 if next_protocol.is_some()
                     || !record.critical
@@ -590,11 +589,11 @@ pub fn parse_response(
                 }
                 aead = Some(());
             }
-            RECORD_NEW_COOKIE => {
-                if cookies.len() < MAX_COOKIES && is_valid_cookie(record.body) {
-                    cookies.push(Zeroizing::new(record.body.to_vec()));
-                }
+            RECORD_NEW_COOKIE if cookies.len() < MAX_COOKIES && is_valid_cookie(record.body) => {
+                cookies.push(Zeroizing::new(record.body.to_vec()));
             }
+            // Extra or malformed cookies are discarded (cases 20, 27).
+            RECORD_NEW_COOKIE => {}
             RECORD_NTPV4_SERVER => {
                 let b = record.body;
                 if ntp_server.is_some()

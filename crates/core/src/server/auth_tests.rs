@@ -467,3 +467,24 @@ proptest! {
         }
     }
 }
+
+/// chronyd 4.3 loads key ID 0 and answers a request MAC'd with it (measured); only the
+/// 4-octet trailer without a digest is a crypto-NAK.
+#[test]
+fn key_id_zero_works_like_any_other_key() {
+    let mut s = server();
+    s.set_keys(KeyStore::parse("0 MD5 HEX:00112233445566778899AABBCCDDEEFF\n").0);
+    let mut req = header(4, 5);
+    let mut d = [0u8; 64];
+    let n = s.keys().get(0).unwrap().sign(&req, 4, &mut d);
+    req.extend_from_slice(&0u32.to_be_bytes());
+    req.extend_from_slice(&d[..n]);
+    let mut out = [0u8; 200];
+    assert_eq!(handle(&mut s, &req, &mut out), Reply::Send { len: 68 });
+    let mut nak = header(4, 5);
+    nak.extend_from_slice(&[0; 4]);
+    assert_eq!(
+        handle(&mut s, &nak, &mut out),
+        Reply::Drop(DropReason::Unauthenticated)
+    );
+}

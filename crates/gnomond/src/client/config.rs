@@ -58,25 +58,63 @@ pub fn source_config(kind: ConfKind, s: &SourceSpec) -> SourceConfig {
             .version
             .and_then(|v| u8::try_from(v.clamp(1, 4)).ok())
             .unwrap_or(4),
-        filter: s.filter.and_then(|n| usize::try_from(n).ok()).filter(|n| *n > 0),
+        filter: s
+            .filter
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|n| *n > 0),
         minsamples: count(s.minsamples),
         maxsamples: count(s.maxsamples),
     }
 }
 
-/// The sources to poll, in configuration order.
+/// The sources to poll, in configuration order (the global `minsamples`/`maxsamples` apply
+/// where a source sets none).
 pub fn source_plans(settings: &Settings) -> Vec<SourcePlan> {
     settings
         .sources
         .iter()
-        .map(|src| SourcePlan {
-            host: src.spec.host.clone(),
-            port: src.spec.port,
-            pool_max: (src.kind == ConfKind::Pool)
-                .then(|| usize::try_from(src.spec.maxsources.clamp(1, 16)).unwrap_or(4)),
-            cfg: source_config(src.kind, &src.spec),
+        .map(|src| {
+            let mut cfg = source_config(src.kind, &src.spec);
+            if src.spec.minsamples.is_none() {
+                cfg.minsamples = count(settings.minsamples);
+            }
+            if src.spec.maxsamples.is_none() {
+                cfg.maxsamples = count(settings.maxsamples);
+            }
+            SourcePlan {
+                host: src.spec.host.clone(),
+                port: src.spec.port,
+                pool_max: (src.kind == ConfKind::Pool)
+                    .then(|| usize::try_from(src.spec.maxsources.clamp(1, 16)).unwrap_or(4)),
+                cfg,
+            }
         })
         .collect()
+}
+
+/// Source options the engine does not implement yet, by chrony name (warned about at start).
+pub fn unsupported_options(s: &SourceSpec) -> Vec<&'static str> {
+    let defaults = SourceSpec::new(&s.host);
+    let mut out = Vec::new();
+    let checks: [(&'static str, bool); 11] = [
+        ("key", s.key.is_some()),
+        ("nts", s.nts),
+        ("xleave", s.xleave),
+        ("copy", s.copy),
+        ("auto_offline", s.auto_offline),
+        ("maxunreach", s.maxunreach.is_some()),
+        ("maxdelayquant", s.maxdelayquant != defaults.maxdelayquant),
+        ("mindelay", s.mindelay != defaults.mindelay),
+        ("asymmetry", s.asymmetry != defaults.asymmetry),
+        ("offset", s.offset != defaults.offset),
+        ("extfield", !s.extfields.is_empty()),
+    ];
+    for (name, set) in checks {
+        if set {
+            out.push(name);
+        }
+    }
+    out
 }
 
 /// The engine configuration: selection (`minsources`, `maxdistance`, `maxjitter`,
@@ -84,7 +122,11 @@ pub fn source_plans(settings: &Settings) -> Vec<SourcePlan> {
 /// `maxupdateskew`, `maxslewrate`, `maxdrift`, `corrtimeratio`, `maxclockerror`,
 /// `leapsecmode`) and the one-shot mode. `local` stays with the NTP server module, which
 /// serves it when the engine has no source.
-pub fn engine_config(settings: &Settings, one_shot: Option<(OneShot, f64)>, seed: u64) -> EngineConfig {
+pub fn engine_config(
+    settings: &Settings,
+    one_shot: Option<(OneShot, f64)>,
+    seed: u64,
+) -> EngineConfig {
     let selection = SelectionConfig {
         max_distance: settings.maxdistance,
         max_jitter: settings.maxjitter,
@@ -135,7 +177,10 @@ mod tests {
         let plans = source_plans(&s);
         assert_eq!(plans.len(), 1);
         let p = &plans[0];
-        assert_eq!((p.host.as_str(), p.port, p.pool_max), ("127.0.0.1", 12345, None));
+        assert_eq!(
+            (p.host.as_str(), p.port, p.pool_max),
+            ("127.0.0.1", 12345, None)
+        );
         assert_eq!((p.cfg.minpoll, p.cfg.maxpoll, p.cfg.iburst), (-2, -2, true));
         assert_eq!(p.cfg.kind, SourceKind::Server);
         assert_eq!(p.cfg.maxdelayratio, None);
@@ -149,6 +194,14 @@ mod tests {
         assert_eq!(plans[0].cfg.kind, SourceKind::PoolMember);
         assert_eq!(plans[1].cfg.kind, SourceKind::Peer);
         assert!(plans[1].cfg.select.prefer);
+    }
+
+    #[test]
+    fn unimplemented_source_options_are_named() {
+        let s = settings(&["server 127.0.0.1 nts xleave iburst"]);
+        assert_eq!(unsupported_options(&s.sources[0].spec), vec!["nts", "xleave"]);
+        let s = settings(&["server 127.0.0.1 iburst minpoll 2"]);
+        assert!(unsupported_options(&s.sources[0].spec).is_empty());
     }
 
     #[test]

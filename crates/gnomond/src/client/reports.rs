@@ -61,7 +61,9 @@ fn timespec(t: f64) -> Timespec {
 pub fn tracking(t: &TrackingReport) -> Tracking {
     Tracking {
         ref_id: t.reference_id,
-        ip_addr: t.reference_addr.map_or(Addr::Unspec, |a| Addr::from(a.ip())),
+        ip_addr: t
+            .reference_addr
+            .map_or(Addr::Unspec, |a| Addr::from(a.ip())),
         stratum: u16::from(t.stratum),
         leap_status: match t.leap_status {
             LeapStatus::Normal => 0,
@@ -215,11 +217,15 @@ mod tests {
         assert_eq!(r.n_sources(), 2);
         let d = r.source_data(1).unwrap();
         assert_eq!(d.ip_addr, Addr::V4("127.0.0.2".parse().unwrap()));
-        assert_eq!((d.poll, d.stratum, d.state, d.reachability), (-2, 2, 0, 255));
+        assert_eq!(
+            (d.poll, d.stratum, d.state, d.reachability),
+            (-2, 2, 0, 255)
+        );
         assert_eq!(r.source_data(2), Err(Status::NoSuchSource));
         assert_eq!(r.source_data(-1), Err(Status::NoSuchSource));
         assert_eq!(
-            r.source_name(&Addr::V4("127.0.0.1".parse().unwrap())).unwrap(),
+            r.source_name(&Addr::V4("127.0.0.1".parse().unwrap()))
+                .unwrap(),
             b"ntp.example"
         );
         assert_eq!(r.activity().online, 2);
@@ -235,7 +241,10 @@ mod tests {
             ..TrackingReport::default()
         };
         let c = tracking(&t);
-        assert_eq!((c.freq_ppm, c.current_correction, c.leap_status), (50.0, -1e-3, 0));
+        assert_eq!(
+            (c.freq_ppm, c.current_correction, c.leap_status),
+            (50.0, -1e-3, 0)
+        );
         assert_eq!(c.ref_time.sec, 1_800_000_000);
         assert_eq!(tracking(&TrackingReport::default()).leap_status, 3);
     }

@@ -2,6 +2,7 @@
 //! null driver exists so far: gnomond runs with `-x` until the system driver lands.
 
 pub mod null;
+pub mod system;
 
 pub use null::{NullClock, NullClockStart};
 

@@ -452,3 +452,103 @@ pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
     }
     child.wait_with_output().unwrap()
 }
+
+// ---- Helpers for the synchronisation tests (sync_*.rs), appended by engineer "client". ----
+
+/// Seconds since the Unix epoch of the NTP timestamp in `b[at..at + 8]`.
+pub fn ntp_seconds(b: &[u8], at: usize) -> f64 {
+    let sec = u32::from_be_bytes(b[at..at + 4].try_into().unwrap());
+    let frac = u32::from_be_bytes(b[at + 4..at + 8].try_into().unwrap());
+    // Era 0 (until 2036) is enough for these tests.
+    f64::from(sec) - 2_208_988_800.0 + f64::from(frac) / 4_294_967_296.0
+}
+
+fn realtime_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// The true offset of the time `server` serves from this machine's CLOCK_REALTIME (positive:
+/// the server is ahead), from the best (least delay) of `n` exchanges over loopback; `None`
+/// when it did not answer. This is independent of the daemon's own reports.
+pub fn served_offset(server: SocketAddr, n: usize) -> Option<f64> {
+    let mut best: Option<(f64, f64)> = None;
+    for _ in 0..n {
+        let t1 = realtime_now();
+        let Some(reply) = query(server, Duration::from_millis(300)) else {
+            continue;
+        };
+        let t4 = realtime_now();
+        let (t2, t3) = (ntp_seconds(&reply, 32), ntp_seconds(&reply, 40));
+        let delay = (t4 - t1) - (t3 - t2);
+        let offset = ((t2 - t1) + (t3 - t4)) / 2.0;
+        if best.is_none_or(|(d, _)| delay < d) {
+            best = Some((delay, offset));
+        }
+    }
+    best.map(|(_, o)| o)
+}
+
+/// `chronyc -n -h 127.0.0.1 -p PORT tracking` as text (empty when chronyc failed).
+pub fn chronyc_tracking(cmdport: u16) -> String {
+    let out = run_bounded(
+        Command::new(require_tool("chronyc"))
+            .args(["-n", "-h", "127.0.0.1", "-p"])
+            .arg(cmdport.to_string())
+            .arg("tracking"),
+        Duration::from_secs(5),
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The signed value of a `tracking` line such as `Frequency : 50.1 ppm fast` (fast positive)
+/// or `Stratum : 9`.
+pub fn tracking_value(text: &str, label: &str) -> Option<f64> {
+    let line = text.lines().find(|l| l.starts_with(label))?;
+    let rest = line.split_once(':')?.1.trim();
+    let mut words = rest.split_whitespace();
+    let v: f64 = words.next()?.trim_start_matches('+').parse().ok()?;
+    Some(if rest.ends_with("slow") { -v } else { v })
+}
+
+/// A gnomond started with `-X offset=0.5,freq=50` (the null clock 0.5 s ahead and 50 ppm fast)
+/// polling `upstream` every 0.25 s, also serving NTP on loopback so that its true offset can be
+/// measured with [`served_offset`].
+pub fn off_client(upstream: SocketAddr, extra: &str) -> Daemon {
+    Daemon::start_with(
+        &format!(
+            "server {} port {} minpoll -2 maxpoll -2 iburst\nallow 127.0.0.1\n{extra}",
+            upstream.ip(),
+            upstream.port()
+        ),
+        &["-X", "offset=0.5,freq=50"],
+        Ready::Answers,
+    )
+}
+
+/// Watches `client` until `limit`: returns (seconds to the first synchronised `tracking`,
+/// the served offsets measured after it, the last tracking text).
+pub fn watch_sync(client: &Daemon, limit: Duration) -> (Option<f64>, Vec<(f64, f64)>, String) {
+    let start = Instant::now();
+    let mut first_sync = None;
+    let mut offsets = Vec::new();
+    let mut last = String::new();
+    while start.elapsed() < limit {
+        let text = chronyc_tracking(client.cmdport);
+        let synced = tracking_value(&text, "Stratum").is_some_and(|s| s > 0.0);
+        if synced {
+            let t = start.elapsed().as_secs_f64();
+            first_sync.get_or_insert(t);
+            if let Some(o) = served_offset(client.addr_v4(), 5) {
+                offsets.push((t, o));
+            }
+        }
+        if !text.is_empty() {
+            last = text;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    (first_sync, offsets, last)
+}

@@ -1,0 +1,117 @@
+//! The engine's side of authentication: the key file, NTS trust roots, `nocerttimecheck`,
+//! `authselectmode`, and the NTS key exchanges it asks the daemon to run.
+//!
+//! What the daemon does for NTS (sans-IO; the engine never touches sockets or clocks):
+//! 1. After every [`Engine::handle_timeout`], call [`Engine::take_nts_ke_requests`]. For each
+//!    `(id, req)`: resolve `req.server_name`, connect TCP to it on `req.port` (off the NTP
+//!    path), and build the state machine with [`Engine::nts_ke_client`]`(id, mono, wall)`.
+//! 2. Loop: send everything [`NtsKeClient::write_tls`] appends; read from the socket and pass
+//!    the octets to [`NtsKeClient::read_tls`] (an empty slice when the server closed); stop at
+//!    `Ok(Some(outcome))` or `Err(_)`; at [`NtsKeClient::deadline`] call
+//!    [`NtsKeClient::check_deadline`]. A connect failure is an error too.
+//! 3. Close the connection and call [`Engine::nts_ke_finished`] with the outcome (`None` on
+//!    any failure). When the outcome has an `ntp_server` that is a host name, resolve it first
+//!    and pass the address as `resolved`.
+//! 4. Send datagrams as `Transmit::bytes()` (header + `trailer`), and pass received replies
+//!    whole to [`Engine::handle_packet`]: the engine verifies MACs and NTS itself.
+
+use std::net::IpAddr;
+
+use super::{Engine, SourceId};
+use crate::association::{AuthState, SourceAuth};
+use crate::auth::KeyStore;
+use crate::nts_client::ke::DEFAULT_KE_TIMEOUT;
+use crate::nts_client::{
+    NtsKeClient, NtsKeClientError, NtsKeOutcome, NtsKeRequest, NtsState, NtsTrust,
+};
+use crate::selection::AuthSelectMode;
+
+impl Engine {
+    /// Loads the `keyfile` keys (sources added later look their `key` up here; existing keyed
+    /// sources get the new key material).
+    pub fn set_keys(&mut self, keys: KeyStore) {
+        for e in self.sources.values_mut() {
+            if let AuthState::Symmetric { id, .. } = e.assoc.auth() {
+                let id = *id;
+                e.assoc.set_auth(AuthState::Symmetric {
+                    id,
+                    key: keys.get(id).cloned(),
+                });
+            }
+        }
+        self.keys = keys;
+    }
+
+    /// Sets the NTS-KE trust roots.
+    pub fn set_nts_trust(&mut self, trust: NtsTrust) {
+        self.nts_trust = Some(trust);
+    }
+
+    /// `nocerttimecheck N`: certificate validity times are not checked during the first N
+    /// clock updates.
+    pub fn set_no_cert_time_check(&mut self, updates: u32) {
+        self.no_cert_time_check = updates;
+    }
+
+    /// `authselectmode`.
+    pub fn set_auth_select_mode(&mut self, mode: AuthSelectMode) {
+        self.auth_select = mode;
+    }
+
+    pub(super) fn auth_state(&self, auth: &SourceAuth, now: f64) -> AuthState {
+        if let Some(nts) = &auth.nts {
+            return AuthState::Nts(Box::new(NtsState::new(nts.clone(), now)));
+        }
+        match auth.key {
+            Some(id) => AuthState::Symmetric {
+                id,
+                key: self.keys.get(id).cloned(),
+            },
+            None => AuthState::None,
+        }
+    }
+
+    /// Key exchanges to run now (see the module documentation).
+    pub fn take_nts_ke_requests(&mut self) -> Vec<(SourceId, NtsKeRequest)> {
+        std::mem::take(&mut self.nts_ke_queue)
+    }
+
+    /// The NTS-KE state machine for source `id` at monotonic `now_mono` and wall-clock
+    /// `now_wall` (Unix seconds, for certificate validity).
+    pub fn nts_ke_client(
+        &self,
+        id: SourceId,
+        now_mono: f64,
+        now_wall: f64,
+    ) -> Result<NtsKeClient, NtsKeClientError> {
+        let (Some(trust), Some(e)) = (&self.nts_trust, self.sources.get(&id)) else {
+            return Err(NtsKeClientError::BadServerName);
+        };
+        let AuthState::Nts(nts) = e.assoc.auth() else {
+            return Err(NtsKeClientError::BadServerName);
+        };
+        let check_time = self.clock_updates >= self.no_cert_time_check;
+        NtsKeClient::new(
+            trust,
+            &nts.source().server_name,
+            now_wall,
+            check_time,
+            now_mono,
+            DEFAULT_KE_TIMEOUT,
+        )
+    }
+
+    /// Result of a key exchange for `id` (`None`: failed; the source retries after its
+    /// back-off). `resolved` is the address of a Server record that names a host.
+    pub fn nts_ke_finished(
+        &mut self,
+        id: SourceId,
+        outcome: Option<NtsKeOutcome>,
+        resolved: Option<IpAddr>,
+        now: f64,
+    ) {
+        if let Some(e) = self.sources.get_mut(&id) {
+            e.assoc.finish_nts_ke(outcome, resolved, now);
+        }
+    }
+}

@@ -1,0 +1,429 @@
+//! chronyd's statistics logs: `logdir`, `log tracking measurements statistics`, `logbanner`,
+//! `logchange`, and the close/re-open of `chronyc cyclelogs` that logrotate relies on.
+//!
+//! Behaviour copied from chronyd 4.3 (observed black-box, features.md §3.11):
+//! * files `tracking.log`, `measurements.log`, `statistics.log` in `logdir` (created when
+//!   missing), opened on their first entry, appending, never through a symbolic link;
+//! * before the first entry of a file and then every `logbanner` entries (default 32) a
+//!   banner: `=` ruler, column headings, ruler; `logbanner 0` writes no banner at all;
+//! * `cyclelogs` closes every file; the next entry opens the path afresh (so a renamed file
+//!   keeps its old lines and a new file starts, with a banner);
+//! * a tracking entry at every clock update and whenever the reference changes (one for the
+//!   unsynchronised state before the first update); a measurement entry for every accepted
+//!   sample and a statistics entry for the regression it fed, with the values from before
+//!   the clock update they caused;
+//! * `logchange`: a warning `System clock wrong by X seconds, adjustment started` when an
+//!   update's offset exceeds the threshold (chronyd -x leaves out ", adjustment started").
+//!
+//! The layouts are in [`format`]. Writing never fails the caller: an unwritable file is
+//! reported once and retried at the next `cyclelogs`.
+
+pub mod format;
+
+use std::collections::BTreeMap;
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use gnomon_conf::directive::LogKind;
+use gnomon_conf::Settings;
+use gnomon_core::association::engine::SampleRecord;
+use gnomon_core::association::Engine;
+use gnomon_core::local_clock::ClockDriver;
+use gnomon_core::reports::{LeapStatus, SourceState, SourceStatsReport, TrackingReport};
+
+use format::{
+    MeasurementLine, StampSource, StatisticsExtra, TestBits, TrackingExtra, MEASUREMENTS_HEADER,
+    STATISTICS_HEADER, TRACKING_HEADER,
+};
+
+/// Skew assumed before a source has a frequency estimate (chronyd's worst-case bound,
+/// 2000 ppm, seen in the first `Stress` value of every statistics log).
+const INITIAL_SKEW: f64 = 2000e-6;
+
+/// Bumped by [`request_reopen`]; every [`StatLogs`] re-opens its files when it changed.
+static REOPEN_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// `cyclelogs`: asks every open statistics log to close and re-open its file before its
+/// next entry (callable from the command server without a handle to the logs).
+pub fn request_reopen() {
+    REOPEN_GENERATION.fetch_add(1, Ordering::SeqCst);
+}
+
+/// What to log where (from `logdir`, `log`, `logbanner`, `logchange`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatLogSettings {
+    /// `logdir`; without it no file is written (as chronyd).
+    pub dir: Option<PathBuf>,
+    /// `log tracking`.
+    pub tracking: bool,
+    /// `log measurements` (or `rawmeasurements`).
+    pub measurements: bool,
+    /// `log statistics`.
+    pub statistics: bool,
+    /// `logbanner`: entries between banners, 0 = no banner.
+    pub banner_every: u32,
+    /// `logchange` threshold, seconds.
+    pub logchange: f64,
+    /// Whether the daemon controls the clock (without `-x`).
+    pub clock_control: bool,
+}
+
+impl StatLogSettings {
+    /// From the configuration; `clock_control` is false under `-x`.
+    pub fn from_settings(s: &Settings, clock_control: bool) -> StatLogSettings {
+        let has = |k: LogKind| s.log.contains(&k);
+        StatLogSettings {
+            dir: s.logdir.clone(),
+            tracking: has(LogKind::Tracking),
+            measurements: has(LogKind::Measurements) || has(LogKind::RawMeasurements),
+            statistics: has(LogKind::Statistics),
+            banner_every: u32::try_from(s.logbanner).unwrap_or(0),
+            logchange: s.logchange,
+            clock_control,
+        }
+    }
+
+    fn any_file(&self) -> bool {
+        self.tracking || self.measurements || self.statistics
+    }
+}
+
+/// Why the logs could not be set up.
+#[derive(Debug)]
+pub enum StatLogError {
+    /// `logdir` does not exist and could not be created.
+    CreateDir(PathBuf, std::io::Error),
+    /// `logdir` exists but is not a directory.
+    NotADirectory(PathBuf),
+}
+
+impl std::fmt::Display for StatLogError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StatLogError::CreateDir(p, e) => {
+                write!(f, "Could not create directory {} : {e}", p.display())
+            }
+            StatLogError::NotADirectory(p) => write!(f, "{} is not directory", p.display()),
+        }
+    }
+}
+
+impl std::error::Error for StatLogError {}
+
+/// One log file.
+#[derive(Debug)]
+struct LogFile {
+    path: PathBuf,
+    header: &'static str,
+    file: Option<File>,
+    /// Entries written since the file was (re)opened.
+    entries: u64,
+    /// An open or write failed and was reported; quiet until the next re-open.
+    failed: bool,
+}
+
+impl LogFile {
+    fn new(dir: &Path, name: &str, header: &'static str) -> LogFile {
+        LogFile {
+            path: dir.join(name),
+            header,
+            file: None,
+            entries: 0,
+            failed: false,
+        }
+    }
+
+    fn open(path: &Path) -> std::io::Result<File> {
+        OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o644)
+            // A link planted in the log directory must not redirect root's writes.
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+    }
+
+    fn write(&mut self, line: &str, banner_every: u32) {
+        if self.failed {
+            return;
+        }
+        if self.file.is_none() {
+            match LogFile::open(&self.path) {
+                Ok(f) => {
+                    self.file = Some(f);
+                    self.entries = 0;
+                }
+                Err(e) => {
+                    tracing::error!("Could not open log file {} : {e}", self.path.display());
+                    self.failed = true;
+                    return;
+                }
+            }
+        }
+        let mut buf = String::with_capacity(line.len() + 3 * self.header.len() + 4);
+        if banner_every > 0 && self.entries % u64::from(banner_every) == 0 {
+            buf.push_str(&format::banner(self.header));
+        }
+        buf.push_str(line);
+        buf.push('\n');
+        let Some(f) = self.file.as_mut() else {
+            return;
+        };
+        // One write per entry: with O_APPEND the banner and line land together.
+        if let Err(e) = f.write_all(buf.as_bytes()) {
+            tracing::error!("Could not write to {} : {e}", self.path.display());
+            self.failed = true;
+            return;
+        }
+        self.entries += 1;
+    }
+
+    fn close(&mut self) {
+        self.file = None;
+        self.entries = 0;
+        self.failed = false;
+    }
+}
+
+/// What the last tracking entry described (a new entry is due when it changes).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct TrackingKey {
+    ref_time: u64,
+    leap: LeapStatus,
+    stratum: u8,
+    reference_id: u32,
+}
+
+/// The statistics logs of one daemon.
+#[derive(Debug)]
+pub struct StatLogs {
+    settings: StatLogSettings,
+    tracking: Option<LogFile>,
+    measurements: Option<LogFile>,
+    statistics: Option<LogFile>,
+    generation: u64,
+    last_tracking: Option<TrackingKey>,
+    /// Each source's regression after the last engine call: (frequency ppm, skew ppm,
+    /// samples), the "old" values of `Stress` and `Bs`.
+    prev_stats: BTreeMap<SocketAddr, (f64, f64, u32)>,
+}
+
+impl StatLogs {
+    /// Sets up the logs: creates `logdir` when a log is enabled and it is missing (parents
+    /// 0755, the directory itself 0750, as chronyd). Files open on their first entry.
+    pub fn open(settings: StatLogSettings) -> Result<StatLogs, StatLogError> {
+        let dir = if settings.any_file() {
+            settings.dir.clone()
+        } else {
+            None
+        };
+        if let Some(d) = &dir {
+            create_log_dir(d)?;
+        }
+        let file = |on: bool, name: &str, header: &'static str| {
+            dir.as_deref()
+                .filter(|_| on)
+                .map(|d| LogFile::new(d, name, header))
+        };
+        Ok(StatLogs {
+            tracking: file(settings.tracking, "tracking.log", TRACKING_HEADER),
+            measurements: file(
+                settings.measurements,
+                "measurements.log",
+                MEASUREMENTS_HEADER,
+            ),
+            statistics: file(settings.statistics, "statistics.log", STATISTICS_HEADER),
+            settings,
+            generation: REOPEN_GENERATION.load(Ordering::SeqCst),
+            last_tracking: None,
+            prev_stats: BTreeMap::new(),
+        })
+    }
+
+    /// `cyclelogs`: closes every file; the next entry of each opens its path afresh and
+    /// starts with a banner.
+    pub fn reopen(&mut self) {
+        for f in [
+            &mut self.tracking,
+            &mut self.measurements,
+            &mut self.statistics,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            f.close();
+        }
+    }
+
+    fn check_reopen(&mut self) {
+        let g = REOPEN_GENERATION.load(Ordering::SeqCst);
+        if g != self.generation {
+            self.generation = g;
+            self.reopen();
+        }
+    }
+
+    /// Writes a `tracking.log` entry for UTC `t`.
+    pub fn record_tracking(&mut self, t: f64, r: &TrackingReport, extra: &TrackingExtra) {
+        self.check_reopen();
+        let every = self.settings.banner_every;
+        if let Some(f) = &mut self.tracking {
+            f.write(&format::tracking_line(t, r, extra), every);
+        }
+    }
+
+    /// Writes a `measurements.log` entry for UTC `t`.
+    pub fn record_measurement(&mut self, t: f64, m: &MeasurementLine) {
+        self.check_reopen();
+        let every = self.settings.banner_every;
+        if let Some(f) = &mut self.measurements {
+            f.write(&format::measurement_line(t, m), every);
+        }
+    }
+
+    /// Writes a `statistics.log` entry for UTC `t`.
+    pub fn record_statistics(
+        &mut self,
+        t: f64,
+        addr: SocketAddr,
+        st: &SourceStatsReport,
+        extra: &StatisticsExtra,
+    ) {
+        self.check_reopen();
+        let every = self.settings.banner_every;
+        if let Some(f) = &mut self.statistics {
+            f.write(&format::statistics_line(t, addr.ip(), st, extra), every);
+        }
+    }
+
+    /// An accepted sample ([`Engine::handle_packet_recorded`]) received at UTC `t`: its
+    /// measurement entry and the statistics entry of the regression it fed. `rx_stamp` says
+    /// where the receive timestamp came from (transmit times are read by the daemon).
+    pub fn record_sample(&mut self, t: f64, rec: &SampleRecord, rx_stamp: StampSource) {
+        let s = &rec.sample;
+        let m = MeasurementLine {
+            addr: rec.remote.ip(),
+            leap: s.leap,
+            stratum: s.stratum,
+            tests: TestBits::PASSED,
+            local_poll: rec.local_poll,
+            remote_poll: rec.remote_poll,
+            score: rec.poll_score,
+            // chronyd's column is positive when the local clock is slow.
+            offset: -rec.measured_offset,
+            peer_delay: s.peer_delay,
+            peer_dispersion: s.peer_dispersion,
+            // The sample's root values include this hop; the column is the server's.
+            root_delay: (s.root_delay - s.peer_delay).max(0.0),
+            root_dispersion: (s.root_dispersion - s.peer_dispersion).max(0.0),
+            reference_id: rec.reference_id,
+            mode: if rec.peer { 1 } else { 4 },
+            interleaved: false,
+            tx_stamp: StampSource::Daemon,
+            rx_stamp,
+        };
+        self.record_measurement(t, &m);
+        let st = rec.stats;
+        let (old_freq, old_skew, old_n) = self
+            .prev_stats
+            .get(&rec.remote)
+            .map_or((0.0, INITIAL_SKEW, 0), |&(f, k, n)| (f * 1e-6, k * 1e-6, n));
+        let extra = StatisticsExtra {
+            stress: (old_freq - st.frequency_ppm * 1e-6).abs() / old_skew.max(1e-12),
+            dropped: (old_n + 1).saturating_sub(st.samples),
+            asymmetry: 0.0,
+        };
+        self.record_statistics(t, rec.remote, &st, &extra);
+        // Until the next engine call ends, this regression is the one to compare with.
+        self.prev_stats
+            .insert(rec.remote, (st.frequency_ppm, st.skew_ppm, st.samples));
+    }
+
+    /// After every engine call, at UTC `t` (the driver time `now`): writes a tracking entry
+    /// when the reference changed, warns per `logchange`, and remembers each source's
+    /// regression as corrected by the updates.
+    pub fn observe(&mut self, t: f64, engine: &Engine, now: f64, clock: &dyn ClockDriver) {
+        let stats = engine.source_stats(now, clock);
+        self.prev_stats = stats
+            .iter()
+            .map(|(_, a, s)| (*a, (s.frequency_ppm, s.skew_ppm, s.samples)))
+            .collect();
+        let r = engine.tracking(now, clock);
+        let key = TrackingKey {
+            ref_time: r.ref_time.to_bits(),
+            leap: r.leap_status,
+            stratum: r.stratum,
+            reference_id: r.reference_id,
+        };
+        if self.last_tracking == Some(key) {
+            return;
+        }
+        let updated = self
+            .last_tracking
+            .is_none_or(|k| k.ref_time != key.ref_time);
+        self.last_tracking = Some(key);
+        let synchronised = r.leap_status != LeapStatus::Unsynchronised;
+        if synchronised && updated && r.last_offset.abs() > self.settings.logchange {
+            tracing::warn!(
+                "System clock wrong by {:.6} seconds{}",
+                -r.last_offset,
+                if self.settings.clock_control {
+                    ", adjustment started"
+                } else {
+                    ""
+                }
+            );
+        }
+        if self.tracking.is_none() {
+            return;
+        }
+        let sources = engine.sources(now, clock);
+        let combined = if synchronised {
+            sources
+                .iter()
+                .filter(|(_, s)| matches!(s.state, SourceState::Selected | SourceState::Combined))
+                .count() as u32
+        } else {
+            0
+        };
+        let offset_sd = sources
+            .iter()
+            .find(|(_, s)| s.state == SourceState::Selected)
+            .and_then(|(id, _)| stats.iter().find(|(i, _, _)| i == id))
+            .map_or(0.0, |(_, _, s)| s.est_offset_err);
+        let extra = TrackingExtra {
+            combined,
+            offset_sd,
+            max_error: r.root_delay / 2.0 + r.root_dispersion + r.system_time.abs(),
+        };
+        self.record_tracking(t, &r, &extra);
+    }
+}
+
+/// Creates `dir` when missing: parents 0755, the directory itself 0750.
+fn create_log_dir(dir: &Path) -> Result<(), StatLogError> {
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(_) => return Err(StatLogError::NotADirectory(dir.to_path_buf())),
+        Err(_) => {}
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(parent)
+            .map_err(|e| StatLogError::CreateDir(parent.to_path_buf(), e))?;
+    }
+    match DirBuilder::new().mode(0o750).create(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) => Err(StatLogError::CreateDir(dir.to_path_buf(), e)),
+    }
+}
+
+#[cfg(test)]
+mod tests;
