@@ -23,15 +23,15 @@
 //!   origin is our last transmit.
 
 mod auth;
+#[cfg(test)]
+mod auth_tests;
 pub mod engine;
 mod source_config;
 #[cfg(test)]
-mod auth_tests;
-#[cfg(test)]
 mod tests;
 
-pub use engine::{Action, Engine, EngineConfig, Event, ExitReason, OneShot, PoolId, SourceId};
 pub use auth::AuthState;
+pub use engine::{Action, Engine, EngineConfig, Event, ExitReason, OneShot, PoolId, SourceId};
 pub use source_config::{SourceAuth, SourceConfig, SourceKind};
 
 use std::net::SocketAddr;

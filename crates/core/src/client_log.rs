@@ -8,7 +8,7 @@
 //! the limit is left for the interleaved-mode timestamps a server keeps per client, and the
 //! number of records is a power of two: `2^floor(log2(limit / 128))`, i.e. 4096 addresses
 //! for the default limit (chrony.conf(5) says the same) and 16777216 for 2 GiB, the largest
-//! effective value. The table starts small and doubles up to that size as clients arrive.
+//! effective value, but never fewer than 16 (chronyd 4.3 keeps 16 even with a limit of 0). The table starts small and doubles up to that size as clients arrive.
 //!
 //! The table is set-associative with two choices: a keyed hash of the address (key drawn
 //! from the engine's seeded RNG, so remote clients cannot aim collisions at a victim's
@@ -566,7 +566,9 @@ mod tests {
             assert!(log.is_enabled(), "clientloglimit {limit}");
             assert_eq!(log.max_records(), 16, "clientloglimit {limit}");
             for i in 0..40u32 {
-                assert!(log.log_access(v4(0x7F00_0002 + i), Service::Ntp, 1.0).is_some());
+                assert!(log
+                    .log_access(v4(0x7F00_0002 + i), Service::Ntp, 1.0)
+                    .is_some());
             }
             assert_eq!(log.len(), 16);
             assert_eq!(log.records_dropped(), 24);

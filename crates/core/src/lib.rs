@@ -7,8 +7,8 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
-pub mod auth;
 pub mod association;
+pub mod auth;
 pub mod client_log;
 pub mod local_clock;
 pub mod nts;

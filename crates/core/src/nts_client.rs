@@ -156,7 +156,11 @@ pub fn negotiated_addr(
     resolved: Option<IpAddr>,
 ) -> std::net::SocketAddr {
     let ip = match &outcome.ntp_server {
-        Some(name) => name.parse::<IpAddr>().ok().or(resolved).unwrap_or(current.ip()),
+        Some(name) => name
+            .parse::<IpAddr>()
+            .ok()
+            .or(resolved)
+            .unwrap_or(current.ip()),
         None => current.ip(),
     };
     std::net::SocketAddr::new(ip, outcome.ntp_port.unwrap_or(current.port()))

@@ -663,4 +663,53 @@ mod tests {
         let r = s.select(&[a, cand(1, 0.0, 0.01), cand(2, 0.0, 0.01)]);
         assert_eq!(r.outcome.unwrap().leap, LeapState::Normal);
     }
+
+    #[test]
+    fn authselectmode_adjusts_options_as_chrony_documents() {
+        let plain = SelectOptions::default();
+        let noselect = SelectOptions {
+            noselect: true,
+            ..plain
+        };
+        let m = AuthSelectMode::from_name;
+        assert_eq!(m("mix"), Some(AuthSelectMode::default()));
+        assert_eq!(m("Mix"), None);
+        // require: unauthenticated sources get noselect, even alone.
+        assert!(
+            m("require")
+                .unwrap()
+                .adjust(plain, false, false, true)
+                .noselect
+        );
+        assert!(
+            !m("require")
+                .unwrap()
+                .adjust(plain, true, true, true)
+                .noselect
+        );
+        // prefer: only when an authenticated source exists.
+        assert!(
+            !m("prefer")
+                .unwrap()
+                .adjust(plain, false, false, true)
+                .noselect
+        );
+        assert!(
+            m("prefer")
+                .unwrap()
+                .adjust(plain, false, true, true)
+                .noselect
+        );
+        // mix: authenticated sources get require and trust when both kinds exist.
+        let o = m("mix").unwrap().adjust(plain, true, true, true);
+        assert!(o.require && o.trust && !o.noselect);
+        assert_eq!(m("mix").unwrap().adjust(plain, true, true, false), plain);
+        assert_eq!(m("mix").unwrap().adjust(plain, false, true, true), plain);
+        // ignore: untouched; noselect sources always keep their own options.
+        assert_eq!(m("ignore").unwrap().adjust(plain, false, true, true), plain);
+        assert_eq!(
+            m("mix").unwrap().adjust(noselect, true, true, true),
+            noselect
+        );
+    }
 }

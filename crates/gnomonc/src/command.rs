@@ -83,6 +83,15 @@ fn parse_mask_addr(arg: Option<&str>) -> Option<(Addr, Addr)> {
     }
 }
 
+/// [`parse_mask_addr`] with chronyc's messages: a lone name that does not resolve, or a bad
+/// `MASK/ADDR`/`ADDR/BITS` pair.
+fn mask_addr_arg(arg: Option<&str>) -> Result<(Addr, Addr), CmdError> {
+    parse_mask_addr(arg).ok_or_else(|| match arg {
+        Some(a) if !a.contains('/') => syntax("Could not get address for hostname"),
+        _ => syntax("Invalid syntax for mask/address"),
+    })
+}
+
 /// `[all] [SUBNET]` of allow/deny/cmdallow/cmddeny → (all, ip, bits). chronyc sends bits -1
 /// when no subnet is given... except that the daemon then uses the address's full length.
 fn parse_subnet(args: &[&str]) -> Option<(bool, Addr, i32)> {
@@ -115,6 +124,46 @@ fn parse_subnet(args: &[&str]) -> Option<(bool, Addr, i32)> {
             Some((all, addr, bits.unwrap_or(implied)))
         }
     }
+}
+
+/// Most retries `retries` accepts (chronyc 4.3 refuses 31).
+const MAX_RETRIES: u32 = 30;
+
+/// A number read the way chronyc reads `-p`, `timeout` and `retries` (C `atoi`): leading blanks, a
+/// sign and the digits that follow; anything else ends it, no digits give 0, and the value
+/// saturates at the `long` range before being cut to 32 bits (`timeout 2147483648` is too
+/// short for chronyc too).
+pub fn c_atoi(s: &str) -> i32 {
+    let s = s.trim_start();
+    let (neg, digits) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let mut v: i64 = 0;
+    for b in digits.bytes().take_while(u8::is_ascii_digit) {
+        let d = i64::from(b - b'0');
+        v = if neg {
+            v.saturating_mul(10).saturating_sub(d)
+        } else {
+            v.saturating_mul(10).saturating_add(d)
+        };
+    }
+    v as i32
+}
+
+/// `N/M` of `burst` read like C `sscanf("%d/%d")`: each number is a sign and digits, and
+/// whatever follows the second is ignored (chronyc sends `burst 1/2/3` as 1 of 2).
+fn good_total(arg: &str) -> Option<(i32, i32)> {
+    fn int(s: &str) -> Option<(i32, &str)> {
+        let s = s.trim_start();
+        let sign = usize::from(s.starts_with(['-', '+']));
+        let end = sign + s[sign..].bytes().take_while(u8::is_ascii_digit).count();
+        (end > sign).then(|| (c_atoi(&s[..end]), &s[end..]))
+    }
+    let (good, rest) = int(arg)?;
+    let (total, _) = int(rest.strip_prefix('/')?)?;
+    Some((good, total))
 }
 
 fn parse_num<T: std::str::FromStr>(s: Option<&&str>) -> Option<T> {
@@ -439,10 +488,19 @@ pub fn run(s: &mut Session, line: &str) -> Result<Flow, CmdError> {
     let Some((&cmd, args)) = words.split_first() else {
         return Ok(Flow::Continue);
     };
+    // A source address, resolved if it is a name: chronyc's two messages for a missing
+    // argument and for a name that does not resolve.
     let addr_arg = |i: usize| {
+        let a = args
+            .get(i)
+            .ok_or_else(|| syntax("Invalid syntax for address"))?;
+        parse_addr(a).ok_or_else(|| syntax("Could not get address for hostname"))
+    };
+    // `sourcename`, `accheck`, `cmdaccheck`: one message for every failure.
+    let read_addr = |i: usize| {
         args.get(i)
             .and_then(|a| parse_addr(a))
-            .ok_or_else(|| syntax("Invalid syntax for address"))
+            .ok_or_else(|| syntax("Could not read address"))
     };
     match cmd {
         "tracking" => system::tracking(s)?,
@@ -488,7 +546,7 @@ pub fn run(s: &mut Session, line: &str) -> Result<Flow, CmdError> {
             };
             ntpdata::ntpdata(s, addr)?
         }
-        "sourcename" => sources::sourcename(s, addr_arg(0)?)?,
+        "sourcename" => sources::sourcename(s, read_addr(0)?)?,
         "rtcdata" => system::rtcdata(s)?,
         "smoothing" => system::smoothing(s)?,
         "waitsync" => waitsync(s, args)?,
@@ -507,14 +565,11 @@ pub fn run(s: &mut Session, line: &str) -> Result<Flow, CmdError> {
             _ => return Err(syntax("Invalid syntax for manual command")),
         },
         "burst" => {
-            let bad = || syntax("Invalid syntax for burst command");
-            let (g, m) = args
+            let (n_good, n_total) = args
                 .first()
-                .and_then(|a| a.split_once('/'))
-                .ok_or_else(bad)?;
-            let n_good = g.parse().map_err(|_| bad())?;
-            let n_total = m.parse().map_err(|_| bad())?;
-            let (mask, address) = parse_mask_addr(args.get(1).copied()).ok_or_else(bad)?;
+                .and_then(|a| good_total(a))
+                .ok_or_else(|| syntax("Invalid syntax for burst command"))?;
+            let (mask, address) = mask_addr_arg(args.get(1).copied())?;
             simple(
                 s,
                 Request::Burst {
@@ -526,8 +581,7 @@ pub fn run(s: &mut Session, line: &str) -> Result<Flow, CmdError> {
             )?
         }
         "online" | "offline" => {
-            let (mask, address) = parse_mask_addr(args.first().copied())
-                .ok_or_else(|| syntax("Invalid syntax for mask/address"))?;
+            let (mask, address) = mask_addr_arg(args.first().copied())?;
             let req = if cmd == "online" {
                 Request::Online { mask, address }
             } else {
@@ -561,8 +615,8 @@ pub fn run(s: &mut Session, line: &str) -> Result<Flow, CmdError> {
             simple(s, req)?
         }
         "delete" => simple(s, Request::DelSource { ip: addr_arg(0)? })?,
-        "accheck" => simple(s, Request::AcCheck { ip: addr_arg(0)? })?,
-        "cmdaccheck" => simple(s, Request::CmdAcCheck { ip: addr_arg(0)? })?,
+        "accheck" => simple(s, Request::AcCheck { ip: read_addr(0)? })?,
+        "cmdaccheck" => simple(s, Request::CmdAcCheck { ip: read_addr(0)? })?,
         "allow" | "deny" | "cmdallow" | "cmddeny" => {
             let (all, ip, subnet_bits) =
                 parse_subnet(args).ok_or_else(|| syntax("Could not read address"))?;
@@ -596,8 +650,8 @@ pub fn run(s: &mut Session, line: &str) -> Result<Flow, CmdError> {
                 "minstratum" => SourceIntField::Minstratum,
                 _ => SourceIntField::Polltarget,
             };
-            let value = parse_num(args.get(1))
-                .ok_or_else(|| syntax(&format!("Invalid syntax for {cmd} command")))?;
+            let value =
+                parse_num(args.get(1)).ok_or_else(|| syntax("Invalid syntax for address value"))?;
             simple(
                 s,
                 Request::ModifySourceInt {
@@ -613,8 +667,8 @@ pub fn run(s: &mut Session, line: &str) -> Result<Flow, CmdError> {
                 "maxdelayratio" => SourceFloatField::Maxdelayratio,
                 _ => SourceFloatField::Maxdelaydevratio,
             };
-            let value = parse_num(args.get(1))
-                .ok_or_else(|| syntax(&format!("Invalid syntax for {cmd} command")))?;
+            let value =
+                parse_num(args.get(1)).ok_or_else(|| syntax("Invalid syntax for address value"))?;
             simple(
                 s,
                 Request::ModifySourceFloat {
@@ -641,16 +695,22 @@ pub fn run(s: &mut Session, line: &str) -> Result<Flow, CmdError> {
             _ => return Err(syntax("Invalid syntax for smoothtime command")),
         },
         "timeout" => {
-            let ms: u64 = parse_num(args.first()).ok_or_else(|| syntax("Invalid timeout"))?;
+            let ms = c_atoi(args.first().copied().unwrap_or(""));
+            if ms < 100 {
+                return Err(syntax(&format!("Timeout {ms} is too short")));
+            }
             if let Some(c) = s.client.as_mut() {
-                c.timeout = Duration::from_millis(ms.max(100));
+                c.timeout = Duration::from_millis(ms.unsigned_abs().into());
             }
         }
         "retries" => {
-            let n: u32 =
-                parse_num(args.first()).ok_or_else(|| syntax("Invalid number of retries"))?;
+            let n = c_atoi(args.first().copied().unwrap_or(""));
+            let n = u32::try_from(n)
+                .ok()
+                .filter(|&n| n <= MAX_RETRIES)
+                .ok_or_else(|| syntax("Invalid maximum number of retries"))?;
             if let Some(c) = s.client.as_mut() {
-                c.retries = n.min(30);
+                c.retries = n;
             }
         }
         "dns" => match args.first().copied() {
@@ -668,21 +728,23 @@ pub fn run(s: &mut Session, line: &str) -> Result<Flow, CmdError> {
 
 /// Summary printed by `help`.
 pub const HELP_COMMANDS: &str = "\
-System clock:
+System clock:               
 tracking                    Display system time information
 makestep                    Correct clock by stepping immediately
 makestep <threshold> <updates>
                             Configure automatic clock stepping
+maxupdateskew <skew>        Modify maximum valid skew to update frequency
 waitsync [<max-tries> [<max-correction> [<max-skew> [<interval>]]]]
                             Wait until synchronised in specified limits
-
-Time sources:
+                            
+Time sources:               
 sources [-a] [-v]           Display information about current sources
 sourcestats [-a] [-v]       Display statistics about collected measurements
 selectdata [-a] [-v]        Display information about source selection
 reselect                    Force reselecting synchronisation source
-
-NTP sources:
+reselectdist <dist>         Modify reselection distance
+                            
+NTP sources:                
 activity                    Check how many NTP sources are online/offline
 authdata [-a] [-v]          Display information about authentication
 ntpdata [<address>]         Display information about last valid measurement
@@ -692,43 +754,76 @@ add peer <name> [options]   Add new NTP peer
 delete <address>            Remove server or peer
 burst <n-good>/<n-max> [[<mask>/]<address>]
                             Start rapid set of measurements
-online [[<mask>/]<address>] Set sources online
+maxdelay <address> <delay>  Modify maximum valid sample delay
+maxdelayratio <address> <ratio>
+                            Modify maximum valid delay/minimum ratio
+maxdelaydevratio <address> <ratio>
+                            Modify maximum valid delay/deviation ratio
+minpoll <address> <poll>    Modify minimum polling interval
+maxpoll <address> <poll>    Modify maximum polling interval
+minstratum <address> <stratum>
+                            Modify minimum stratum
 offline [[<mask>/]<address>]
-                            Set sources offline
+                            Set sources in subnet to offline status
+online [[<mask>/]<address>] Set sources in subnet to online status
+onoffline                   Set all sources to online or offline status
+                            according to network configuration
+polltarget <address> <target>
+                            Modify poll target
 refresh                     Refresh IP addresses
 reload sources              Re-read *.sources files
 sourcename <address>        Display original name
-
-NTP access:
-allow [all] [<subnet>]      Allow access to subnet as a default
-deny [all] [<subnet>]       Deny access to subnet as a default
+                            
+Manual time input:          
+manual off|on|reset         Disable/enable/reset settime command
+manual list                 Show previous settime entries
+manual delete <index>       Delete previous settime entry
+settime <time>              Set daemon time
+                            (e.g. Sep 25, 2015 16:30:05 or 16:30:05)
+                            
+NTP access:                 
+accheck <address>           Check whether address is allowed
 clients [-p <packets>] [-k] [-r]
                             Report on clients that accessed the server
 serverstats                 Display statistics of the server
+allow [<subnet>]            Allow access to subnet as a default
+allow all [<subnet>]        Allow access to subnet and all children
+deny [<subnet>]             Deny access to subnet as a default
+deny all [<subnet>]         Deny access to subnet and all children
 local [options]             Serve time even when not synchronised
 local off                   Don't serve time when not synchronised
-
-Other daemon commands:
+smoothtime reset|activate   Reset/activate time smoothing
+smoothing                   Display current time smoothing state
+                            
+Monitoring access:          
+cmdaccheck <address>        Check whether address is allowed
+cmdallow [<subnet>]         Allow access to subnet as a default
+cmdallow all [<subnet>]     Allow access to subnet and all children
+cmddeny [<subnet>]          Deny access to subnet as a default
+cmddeny all [<subnet>]      Deny access to subnet and all children
+                            
+Real-time clock:            
+rtcdata                     Print current RTC performance parameters
+trimrtc                     Correct RTC relative to system clock
+writertc                    Save RTC performance parameters to file
+                            
+Other daemon commands:      
 cyclelogs                   Close and re-open log files
 dump                        Dump measurements and NTS keys/cookies
 rekey                       Re-read keys
 reset sources               Drop all measurements
 shutdown                    Stop daemon
-
-Manual time input:
-manual off|on|reset         Disable/enable/reset settime command
-manual list                 Display previous settime commands
-manual delete <index>       Delete previous settime command
-settime <time>              Set daemon time
-
-Client commands:
-keygen [<id> [<type> [<bits>]]]
-                            Generate key for key file
+                            
+Client commands:            
 dns -n|+n                   Disable/enable resolving IP addresses to hostnames
+dns -4|-6|-46               Resolve hostnames only to IPv4/IPv6/both addresses
 timeout <milliseconds>      Set initial response timeout
 retries <retries>           Set maximum number of retries
+keygen [<id> [<type> [<bits>]]]
+                            Generate key for key file
 exit|quit                   Leave the program
 help                        Generate this help
+                            
 ";
 
 #[cfg(test)]
@@ -750,6 +845,23 @@ mod tests {
             keygen_params(&["x"]).unwrap_err().message(),
             "Invalid syntax for keygen command"
         );
+    }
+
+    #[test]
+    fn numbers_are_read_like_c_atoi_and_sscanf() {
+        assert_eq!(c_atoi("150x"), 150);
+        assert_eq!(c_atoi("x"), 0);
+        assert_eq!(c_atoi(""), 0);
+        assert_eq!(c_atoi("  -5"), -5);
+        assert_eq!(c_atoi("2147483648"), i32::MIN);
+        assert_eq!(c_atoi("99999999999"), 1_215_752_191);
+        assert_eq!(c_atoi("99999") as u16, 34_463);
+        assert_eq!(c_atoi("999999999999999999999999"), -1);
+        assert_eq!(good_total("1/2/3"), Some((1, 2)));
+        assert_eq!(good_total("-1/+2"), Some((-1, 2)));
+        assert_eq!(good_total("1x/2"), None);
+        assert_eq!(good_total("1/x"), None);
+        assert_eq!(good_total("/2"), None);
     }
 
     #[test]

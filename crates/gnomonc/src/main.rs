@@ -127,13 +127,9 @@ fn parse_args(args: &[String]) -> ParseOutcome {
                             };
                             match c {
                                 'h' => o.hosts = val,
-                                'p' => match val.parse() {
-                                    Ok(p) => o.port = p,
-                                    Err(_) => {
-                                        eprintln!("Invalid port {val}");
-                                        return ParseOutcome::Exit(1);
-                                    }
-                                },
+                                // chronyc reads the port with atoi() and keeps its low 16
+                                // bits: `-p x` is port 0, `-p 99999` is port 34463.
+                                'p' => o.port = command::c_atoi(&val) as u16,
                                 _ => {}
                             }
                             j = chars.len();

@@ -480,7 +480,46 @@ fn udp_errors_match_chronyc() {
         vec!["-h", "127.0.0.1", "-p", &closed, "-n", "tracking"],
         vec!["-h", "/nonexistent/dir/chronyd.sock", "tracking"],
         vec!["-h", "127.0.0.1", "-p", &port, "-m", "bogus", "activity"],
+        // chronyc reads -p with atoi(): no "invalid port", just port 0.
+        vec!["-h", "127.0.0.1", "-p", "x", "tracking"],
     ];
+    // Argument errors, found before any request is sent (or sent to the closed port: 506).
+    let lines = [
+        "timeout 99",
+        "timeout x",
+        "timeout 2147483648",
+        "timeout 99999999999",
+        "timeout 100",
+        "retries x",
+        "retries 30",
+        "retries 31",
+        "retries -1",
+        "sourcename",
+        "sourcename foo.invalid",
+        "accheck foo.invalid",
+        "cmdaccheck",
+        "ntpdata foo.invalid",
+        "delete foo.invalid",
+        "delete",
+        "maxpoll",
+        "minpoll 1.2.3.4",
+        "maxdelay 1.2.3.4 x",
+        "polltarget foo.invalid 3",
+        "burst 1/2/3",
+        "burst 1x/2",
+        "burst 1/x",
+        "burst 1/2 foo.invalid",
+        "burst 1/2 x/8",
+        "offline foo.invalid",
+        "online foo.invalid/8",
+        "help",
+    ];
+    let mut cases = cases;
+    for l in &lines {
+        let mut args = vec!["-h", "127.0.0.1", "-p", closed.as_str()];
+        args.extend(l.split(' '));
+        cases.push(args);
+    }
     for args in cases {
         let a = run("chronyc", &args);
         let b = run(GNOMONC, &args);

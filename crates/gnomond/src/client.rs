@@ -460,6 +460,8 @@ impl Client {
 
     fn log(&self, event: Event) {
         match event {
+            // A one-shot run prints only its result, as chronyd's.
+            Event::Selected(_) | Event::CannotSynchronise(_) if self.one_shot.is_some() => {}
             Event::Selected(addr) => tracing::info!("Selected source {}", self.name_of(addr)),
             Event::CannotSynchronise(reason) => tracing::info!("{reason}"),
             Event::Slewing(offset) => tracing::warn!(

@@ -1,7 +1,7 @@
 //! The command (cmdmon) transports, opened as chronyd opens them (chrony.conf(5)
 //! `bindcmdaddress`, `cmdport`):
 //!
-//! * a Unix datagram socket (default [`gnomon_conf::DEFAULT_CMD_SOCKET`], `bindcmdaddress
+//! * a Unix datagram socket (default `/run/gnomond/gnomond.sock`, `bindcmdaddress
 //!   /path` to move it, e.g. to chronyd's `/var/run/chrony/chronyd.sock` for drop-in use;
 //!   `bindcmdaddress /` disables it). Its directory is created (mode 0770, owned by the user the
 //!   daemon runs as) when missing; an existing one must be a real directory (never a symlink),

@@ -267,6 +267,7 @@ fn run(opts: &Options, parent: &mut Option<ParentChannel>) -> Result<(), Fatal> 
         .filter(|t| *t >= 0 && opts.one_shot.is_none()) // -q/-Q: the engine's limit (client.rs)
         .map(|t| crate::os::clock::monotonic() + f64::from(t));
     let mut scheduler = Scheduler::new(signals, sockets, commands, deadline)
+        .with_ntp_plan(NtpSocketPlan::new(&settings, opts.family))
         .with_metrics(metrics)
         .with_client(Some(client)); // client.rs
     let mut server = BatchServer::new();
@@ -318,50 +319,88 @@ fn run(opts: &Options, parent: &mut Option<ParentChannel>) -> Result<(), Fatal> 
     }
 }
 
-/// Opens the NTP server sockets: one per family (the `bindaddress` of that family, or the
-/// wildcard), unless `-4`/`-6` exclude it, nothing when the server is disabled (`port 0` or no
-/// `allow`). A socket that cannot be opened is logged and skipped, as chronyd does.
-fn open_sockets(settings: &Settings, family: Option<Family>) -> Vec<UdpSocket> {
-    let mut sockets = Vec::new();
-    if !settings.serves_ntp() {
-        return sockets;
+/// Where the NTP server sockets go: one per family (the `bindaddress` of that family, or the
+/// wildcard) on `port`, unless `-4`/`-6` exclude the family or `port 0` disables the server.
+/// Used at start-up and when run-time `allow`/`deny` change whether a family has any allowed
+/// address (chronyd opens and closes its server sockets then too).
+#[derive(Debug, Clone)]
+pub struct NtpSocketPlan {
+    port: u16,
+    v4: Option<IpAddr>,
+    v6: Option<IpAddr>,
+}
+
+impl NtpSocketPlan {
+    /// The plan for these settings and `-4`/`-6`.
+    pub fn new(settings: &Settings, family: Option<Family>) -> NtpSocketPlan {
+        let pick = |v6: bool| -> IpAddr {
+            settings
+                .bind_addresses
+                .iter()
+                .copied()
+                .find(|a| a.is_ipv6() == v6)
+                .unwrap_or(if v6 {
+                    IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+                } else {
+                    IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+                })
+        };
+        let on = settings.port != 0;
+        NtpSocketPlan {
+            port: settings.port,
+            v4: (on && family != Some(Family::V6)).then(|| pick(false)),
+            v6: (on && family != Some(Family::V4)).then(|| pick(true)),
+        }
     }
-    let pick = |v6: bool| -> IpAddr {
-        settings
-            .bind_addresses
-            .iter()
-            .copied()
-            .find(|a| a.is_ipv6() == v6)
-            .unwrap_or(if v6 {
-                IpAddr::V6(Ipv6Addr::UNSPECIFIED)
-            } else {
-                IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-            })
-    };
-    let mut wanted = Vec::new();
-    if family != Some(Family::V6) {
-        wanted.push(pick(false));
-    }
-    if family != Some(Family::V4) {
-        wanted.push(pick(true));
-    }
-    for ip in wanted {
-        let name = if ip.is_ipv6() { "IPv6" } else { "IPv4" };
-        match UdpSocket::bind(SocketAddr::new(ip, settings.port)) {
+
+    /// Opens the family's socket; a socket that cannot be opened is logged and skipped, as
+    /// chronyd does.
+    pub fn open(&self, v6: bool) -> Option<UdpSocket> {
+        let ip = if v6 { self.v6? } else { self.v4? };
+        let name = if v6 { "IPv6" } else { "IPv4" };
+        match UdpSocket::bind(SocketAddr::new(ip, self.port)) {
             Ok(s) => {
                 tracing::debug!("Opened {name} NTP socket on {}", s.local_addr());
-                sockets.push(s);
+                Some(s)
             }
             Err(e) if e.raw_os_error() == Some(libc::EAFNOSUPPORT) => {
                 tracing::debug!("{name} is not available");
+                None
             }
-            Err(e) => tracing::error!(
-                "Could not bind {name} NTP socket to {ip} port {} : {e}",
-                settings.port
-            ),
+            Err(e) => {
+                tracing::error!(
+                    "Could not bind {name} NTP socket to {ip} port {} : {e}",
+                    self.port
+                );
+                None
+            }
         }
     }
-    sockets
+}
+
+/// Opens the NTP server sockets of the plan for each family with an allowed address (as
+/// chronyd: `allow 127.0.0.1` alone opens no IPv6 socket), nothing when the server is disabled
+/// (`port 0` or no `allow`).
+fn open_sockets(settings: &Settings, family: Option<Family>) -> Vec<UdpSocket> {
+    if !settings.serves_ntp() {
+        return Vec::new();
+    }
+    // A rule that cannot be applied fails start-up later, with its message (CoreResponder).
+    let Ok(access) = crate::ntp_server::access_table(&settings.access) else {
+        return Vec::new();
+    };
+    let plan = NtpSocketPlan::new(settings, family);
+    [false, true]
+        .iter()
+        .filter(|v6| {
+            access.any_allowed(if **v6 {
+                gnomon_core::access::Family::V6
+            } else {
+                gnomon_core::access::Family::V4
+            })
+        })
+        .filter_map(|v6| plan.open(*v6))
+        .collect()
 }
 
 /// 64 bits from the kernel's random source for the engine's seeded RNG.

@@ -13,6 +13,7 @@ use crate::os::poll::{self, PollFd, POLLERR, POLLIN};
 use crate::os::signal::SignalPipe;
 use crate::reports::SourceReports;
 use crate::responder::BatchServer;
+use gnomon_core::access::Family;
 
 /// Command datagrams served from one command socket per wake-up.
 const COMMANDS_PER_WAKE: usize = 16;
@@ -40,6 +41,8 @@ pub struct Scheduler {
     signals: SignalPipe,
     sockets: Vec<UdpSocket>,
     commands: Vec<CommandSocket>,
+    /// How to open NTP sockets when run-time `allow`/`deny` change a family's access.
+    ntp_plan: Option<crate::daemon::NtpSocketPlan>,
     /// CLOCK_MONOTONIC time at which to stop (`-t`).
     deadline: Option<f64>,
     /// The metrics endpoint (metrics.rs), when `metricsport` opened one.
@@ -61,10 +64,18 @@ impl Scheduler {
             signals,
             sockets,
             commands,
+            ntp_plan: None,
             deadline,
             metrics: None,
             client: None,
         }
+    }
+
+    /// Opens and closes NTP sockets as run-time `allow`/`deny` commands change whether a
+    /// family has any allowed address, as chronyd does.
+    pub fn with_ntp_plan(mut self, plan: crate::daemon::NtpSocketPlan) -> Scheduler {
+        self.ntp_plan = Some(plan);
+        self
     }
 
     /// Serves the metrics endpoint (metrics.rs) in this loop as well.
@@ -87,14 +98,14 @@ impl Scheduler {
         control: &mut Control<S>,
         clock: &mut C,
     ) -> std::io::Result<Exit> {
-        let n_ntp = self.sockets.len();
+        let mut n_ntp = self.sockets.len();
         let mut fds: Vec<PollFd> = Vec::with_capacity(1 + n_ntp + self.commands.len());
         fds.push(poll::readable(self.signals.fd()));
         fds.extend(self.sockets.iter().map(|s| poll::readable(s.fd())));
         fds.extend(self.commands.iter().map(|s| poll::readable(s.fd())));
         let mut buf = vec![0u8; RECV_MAX];
         // Metrics endpoint (metrics.rs): its descriptors follow the fixed ones.
-        let base = fds.len();
+        let mut base = fds.len();
         loop {
             let timeout = match self.deadline {
                 None => -1,
@@ -182,6 +193,37 @@ impl Scheduler {
                     }
                     if control.shutdown_requested() {
                         return Ok(Exit::Shutdown);
+                    }
+                }
+            }
+            // Run-time `allow`/`deny`: open or close a family's NTP socket, keeping the poll
+            // set's layout (signal, NTP sockets, command sockets, the rest from `base`).
+            if control.take_ntp_access_change() {
+                if let Some(plan) = &self.ntp_plan {
+                    for v6 in [false, true] {
+                        let family = if v6 { Family::V6 } else { Family::V4 };
+                        let allowed = responder.server().access().any_allowed(family);
+                        let open = self
+                            .sockets
+                            .iter()
+                            .position(|s| s.local_addr().is_ipv6() == v6);
+                        match (allowed, open) {
+                            (true, None) => {
+                                if let Some(s) = plan.open(v6) {
+                                    fds.insert(1 + n_ntp, poll::readable(s.fd()));
+                                    self.sockets.push(s);
+                                    n_ntp += 1;
+                                    base += 1;
+                                }
+                            }
+                            (false, Some(i)) => {
+                                self.sockets.remove(i);
+                                fds.remove(1 + i);
+                                n_ntp -= 1;
+                                base -= 1;
+                            }
+                            _ => {}
+                        }
                     }
                 }
             }

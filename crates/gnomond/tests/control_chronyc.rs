@@ -612,3 +612,23 @@ fn cmdallow_cmdratelimit_and_ipv6_over_udp() {
     assert_eq!(code, 0, "{t}");
     assert!(t.starts_with("Reference ID    : 00000000 ()"), "{t}");
 }
+
+#[test]
+fn run_time_allow_opens_the_ntp_socket_and_deny_all_closes_it() {
+    // No `allow`: no NTP socket at start, as chronyd.
+    let gnomond = Daemon::start_with("bindaddress 127.0.0.1", &[], support::Ready::PidFile);
+    wait_command(gnomond.cmdport);
+    let e = Endpoints {
+        port: gnomond.cmdport,
+        socket: &gnomond.socket,
+    };
+    let answers = || support::query(gnomond.addr_v4(), Duration::from_millis(500)).is_some();
+    let bound = || std::net::UdpSocket::bind(gnomond.addr_v4()).is_err();
+    assert!(!answers() && !bound());
+    assert_eq!(unix(&e, "allow 127.0.0.1"), ("200 OK\n".into(), 0));
+    assert!(answers() && bound());
+    assert_eq!(unix(&e, "deny all"), ("200 OK\n".into(), 0));
+    assert!(!answers() && !bound());
+    assert_eq!(unix(&e, "allow 127.0.0.1"), ("200 OK\n".into(), 0));
+    assert!(answers());
+}

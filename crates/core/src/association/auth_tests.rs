@@ -200,7 +200,10 @@ fn case15_replayed_authenticated_reply_is_rejected() {
     let (tx, t1) = send(&mut a);
     let (h, rx) = reply_header(&tx.payload, t1, Mode::Server);
     let r = sign(h, &key, 1);
-    assert!(matches!(a.on_packet(rx, &r, None, false), RxOutcome::Sample(_)));
+    assert!(matches!(
+        a.on_packet(rx, &r, None, false),
+        RxOutcome::Sample(_)
+    ));
     assert!(matches!(
         a.on_packet(rx + 1.0, &r, None, false),
         RxOutcome::Rejected(Rejection::Duplicate | Rejection::Bogus)

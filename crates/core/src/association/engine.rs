@@ -18,12 +18,12 @@ use rand::{Rng, SeedableRng};
 
 use super::{Association, RxOutcome, SourceAuth, SourceConfig, SourceKind, Transmit};
 use crate::auth::KeyStore;
-use crate::nts_client::NtsTrust;
-use crate::selection::AuthSelectMode;
 use crate::local_clock::{cooked_time, ClockDriver, ClockError};
+use crate::nts_client::NtsTrust;
 use crate::reference::leap_table::LeapTable;
 use crate::reference::{ClockChange, Reference, ReferenceConfig, UpdateAction};
 use crate::reports::{SourceReport, SourceState, SourceStatsReport, TrackingReport};
+use crate::selection::AuthSelectMode;
 use crate::selection::{Candidate, NoSelection, SelectionConfig, Selector};
 
 /// Identifier of a source inside the engine.
@@ -567,9 +567,9 @@ impl Engine {
         out: &mut Vec<Action>,
     ) {
         let counted = |want: bool| {
-            self.sources.values().any(|e| {
-                !e.assoc.config().select.noselect && e.assoc.is_authenticated() == want
-            })
+            self.sources
+                .values()
+                .any(|e| !e.assoc.config().select.noselect && e.assoc.is_authenticated() == want)
         };
         let (any_auth, any_unauth) = (counted(true), counted(false));
         let mode = self.auth_select;
@@ -831,5 +831,7 @@ fn candidate(id: usize, a: &Association, now: f64) -> Candidate {
 }
 
 mod auth;
+#[cfg(test)]
+mod auth_tests;
 #[cfg(test)]
 mod tests;

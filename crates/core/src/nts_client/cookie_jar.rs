@@ -84,7 +84,7 @@ mod tests {
         }
         let mut seen = Vec::new();
         while let Some(c) = jar.take() {
-            assert!(!seen.contains(&c.to_vec()));
+            assert!(!seen.iter().any(|s: &Vec<u8>| s[..] == c[..]));
             seen.push(c.to_vec());
         }
         assert_eq!(seen.len(), 3);
@@ -102,7 +102,7 @@ mod tests {
             jar.push(&[i; 100]);
         }
         assert_eq!(jar.len(), MAX_COOKIES);
-        assert!(jar.push(&[1; 4]) == false);
+        assert!(!jar.push(&[1; 4]));
         jar.clear();
         assert!(jar.is_empty());
     }

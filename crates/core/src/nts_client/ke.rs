@@ -23,9 +23,9 @@ use std::io::{Read, Write};
 use std::sync::Arc;
 
 use gnomon_wire::nts_ke::{
-    encode_end_of_message, encode_u16_record, NtsKeMessage, AEAD_AES_SIV_CMAC_256,
-    MAX_MESSAGE_LEN, NEXT_PROTOCOL_NTPV4, RECORD_AEAD_ALGORITHM, RECORD_END_OF_MESSAGE,
-    RECORD_ERROR, RECORD_NEW_COOKIE, RECORD_NEXT_PROTOCOL, RECORD_NTPV4_PORT, RECORD_NTPV4_SERVER,
+    encode_end_of_message, encode_u16_record, NtsKeMessage, AEAD_AES_SIV_CMAC_256, MAX_MESSAGE_LEN,
+    NEXT_PROTOCOL_NTPV4, RECORD_AEAD_ALGORITHM, RECORD_END_OF_MESSAGE, RECORD_ERROR,
+    RECORD_NEW_COOKIE, RECORD_NEXT_PROTOCOL, RECORD_NTPV4_PORT, RECORD_NTPV4_SERVER,
     RECORD_WARNING,
 };
 use gnomon_wire::DecodeError;
@@ -239,10 +239,13 @@ impl ServerCertVerifier for Verifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
+        match self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
             Err(e) if !self.check_time && is_time_error(&e) => {
                 let Some(t) = validity_midpoint(end_entity) else {
                     return Err(e);
@@ -294,7 +297,10 @@ fn der(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
             return None;
         }
         let (lb, rest) = (rest.get(..n)?, rest.get(n..)?);
-        (lb.iter().fold(0usize, |a, &x| (a << 8) | usize::from(x)), rest)
+        (
+            lb.iter().fold(0usize, |a, &x| (a << 8) | usize::from(x)),
+            rest,
+        )
     };
     Some((tag, rest.get(..len)?, rest.get(len..)?))
 }
@@ -316,7 +322,11 @@ fn asn1_time(tag: u8, s: &[u8]) -> Option<u64> {
         return None;
     }
     // Days from the civil date (proleptic Gregorian).
-    let (y, m) = if mo <= 2 { (year - 1, mo + 9) } else { (year, mo - 3) };
+    let (y, m) = if mo <= 2 {
+        (year - 1, mo + 9)
+    } else {
+        (year, mo - 3)
+    };
     let era = y / 400;
     let yoe = y - era * 400;
     let doy = (153 * m + 2) / 5 + d - 1;

@@ -186,3 +186,6 @@ impl NtsSession {
         NtsCheck::Authentic(added)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -199,7 +199,10 @@ mod tests {
     #[test]
     fn unimplemented_source_options_are_named() {
         let s = settings(&["server 127.0.0.1 nts xleave iburst"]);
-        assert_eq!(unsupported_options(&s.sources[0].spec), vec!["nts", "xleave"]);
+        assert_eq!(
+            unsupported_options(&s.sources[0].spec),
+            vec!["nts", "xleave"]
+        );
         let s = settings(&["server 127.0.0.1 iburst minpoll 2"]);
         assert!(unsupported_options(&s.sources[0].spec).is_empty());
     }

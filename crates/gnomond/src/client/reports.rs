@@ -47,7 +47,8 @@ pub struct Snapshot {
 pub struct ClientReports(pub Rc<RefCell<Snapshot>>);
 
 fn timespec(t: f64) -> Timespec {
-    if !(t > 0.0) {
+    // Never set (0) or nonsense (negative, NaN): the epoch, as chronyd reports it.
+    if t.is_nan() || t <= 0.0 {
         return Timespec::default();
     }
     let sec = t.floor();

@@ -2,6 +2,9 @@
 //! the client (with a null clock started off by a known offset) is driven like the scheduler
 //! drives it.
 
+// Tests bound their loops with the real clock.
+#![allow(clippy::disallowed_methods)]
+
 use super::*;
 use crate::clock::{NullClock, NullClockStart, OsTime};
 use gnomon_wire::{Header, Mode};

@@ -172,7 +172,7 @@ impl<A: Adjtimex, T: RawTime> SystemClock<A, T> {
 
     fn write_status(&mut self) -> Result<(), ClockError> {
         let mut tx = empty_timex();
-        tx.modes = libc::ADJ_STATUS as u32;
+        tx.modes = libc::ADJ_STATUS;
         // STA_PLL off: the engine disciplines the clock, not the kernel's PLL.
         tx.status = self.status_bits();
         self.kernel.call(&mut tx).map(|_| ()).map_err(os)
@@ -195,7 +195,7 @@ impl<A: Adjtimex, T: RawTime> ClockDriver for SystemClock<A, T> {
         let ppm = ppm.clamp(-MAX_FREQ_PPM, MAX_FREQ_PPM);
         let (tick, freq) = tick_and_freq(ppm);
         let mut tx = empty_timex();
-        tx.modes = (libc::ADJ_FREQUENCY | libc::ADJ_TICK) as u32;
+        tx.modes = libc::ADJ_FREQUENCY | libc::ADJ_TICK;
         tx.freq = freq;
         tx.tick = tick;
         self.kernel.call(&mut tx).map_err(os)?;
@@ -212,7 +212,7 @@ impl<A: Adjtimex, T: RawTime> ClockDriver for SystemClock<A, T> {
         // adjtime's range (about ±2145 s in µs in a 32-bit long).
         let us = (total * 1e6).round().clamp(-2.0e9, 2.0e9);
         let mut tx = empty_timex();
-        tx.modes = libc::ADJ_OFFSET_SINGLESHOT as u32;
+        tx.modes = libc::ADJ_OFFSET_SINGLESHOT;
         tx.offset = us as i64;
         self.kernel.call(&mut tx).map(|_| ()).map_err(os)
     }
@@ -239,7 +239,7 @@ impl<A: Adjtimex, T: RawTime> ClockDriver for SystemClock<A, T> {
             (sec, nsec)
         };
         let mut tx = empty_timex();
-        tx.modes = (libc::ADJ_SETOFFSET | libc::ADJ_NANO) as u32;
+        tx.modes = libc::ADJ_SETOFFSET | libc::ADJ_NANO;
         tx.time_sec = sec as i64;
         tx.time_usec = nsec as i64;
         self.kernel.call(&mut tx).map(|_| ()).map_err(os)
@@ -258,7 +258,7 @@ impl<A: Adjtimex, T: RawTime> ClockDriver for SystemClock<A, T> {
     ) -> Result<(), ClockError> {
         self.synchronised = synchronised;
         let mut tx = empty_timex();
-        tx.modes = (libc::ADJ_STATUS | libc::ADJ_ESTERROR | libc::ADJ_MAXERROR) as u32;
+        tx.modes = libc::ADJ_STATUS | libc::ADJ_ESTERROR | libc::ADJ_MAXERROR;
         tx.status = self.status_bits();
         tx.esterror = (est_error * 1e6).clamp(0.0, MAX_ERROR_US) as i64;
         tx.maxerror = (max_error * 1e6).clamp(0.0, MAX_ERROR_US) as i64;
@@ -417,7 +417,7 @@ mod tests {
         let c = SystemClock::new(m, Fixed).unwrap();
         assert!((c.frequency_ppm() - 212.5).abs() < 1e-9);
         let tx = last(&c);
-        assert_eq!(tx.modes, libc::ADJ_STATUS as u32);
+        assert_eq!(tx.modes, libc::ADJ_STATUS);
         assert_eq!(tx.status & libc::STA_UNSYNC, libc::STA_UNSYNC);
         assert_eq!(tx.status & libc::STA_PLL, 0);
     }
@@ -427,7 +427,7 @@ mod tests {
         let mut c = SystemClock::new(mock(), Fixed).unwrap();
         c.set_frequency_ppm(-50.0).unwrap();
         let tx = last(&c);
-        assert_eq!(tx.modes, (libc::ADJ_FREQUENCY | libc::ADJ_TICK) as u32);
+        assert_eq!(tx.modes, libc::ADJ_FREQUENCY | libc::ADJ_TICK);
         assert_eq!((tx.tick, tx.freq), (NOMINAL_TICK, -50 * 65_536));
         c.set_frequency_ppm(1234.0).unwrap();
         let tx = last(&c);
@@ -457,7 +457,7 @@ mod tests {
         let mut c = SystemClock::new(mock(), Fixed).unwrap();
         c.step(-0.25).unwrap();
         let tx = last(&c);
-        assert_eq!(tx.modes, (libc::ADJ_SETOFFSET | libc::ADJ_NANO) as u32);
+        assert_eq!(tx.modes, libc::ADJ_SETOFFSET | libc::ADJ_NANO);
         assert_eq!((tx.time_sec, tx.time_usec), (-1, 750_000_000));
         c.step(2.0).unwrap();
         let tx = last(&c);
@@ -474,7 +474,7 @@ mod tests {
         assert!((c.remaining_offset() - 0.001).abs() < 1e-12);
         c.accrue_offset(0.002).unwrap();
         let tx = last(&c);
-        assert_eq!(tx.modes, libc::ADJ_OFFSET_SINGLESHOT as u32);
+        assert_eq!(tx.modes, libc::ADJ_OFFSET_SINGLESHOT);
         assert_eq!(tx.offset, 3_000);
     }
 
@@ -487,7 +487,7 @@ mod tests {
         let tx = last(&c);
         assert_eq!(
             tx.modes,
-            (libc::ADJ_STATUS | libc::ADJ_ESTERROR | libc::ADJ_MAXERROR) as u32
+            libc::ADJ_STATUS | libc::ADJ_ESTERROR | libc::ADJ_MAXERROR
         );
         assert_eq!(tx.status & libc::STA_UNSYNC, 0);
         assert_eq!(tx.status & libc::STA_INS, libc::STA_INS);

@@ -552,3 +552,135 @@ pub fn watch_sync(client: &Daemon, limit: Duration) -> (Option<f64>, Vec<(f64, f
     }
     (first_sync, offsets, last)
 }
+
+/// Impairment a [`Relay`] adds to every datagram, each way.
+#[derive(Debug, Clone, Copy)]
+pub struct Impairment {
+    /// Fixed one-way delay, seconds.
+    pub delay: f64,
+    /// Extra uniformly random delay in [0, jitter), seconds.
+    pub jitter: f64,
+    /// Probability that a datagram is dropped.
+    pub loss: f64,
+}
+
+/// A user-space UDP relay on 127.0.0.1 (the kernel here has no netem): datagrams to
+/// [`Relay::addr`] go to the target from a socket per client address, replies come back the
+/// same way, each delayed, jittered and dropped as the [`Impairment`] says. The target can be
+/// set after start (peers that need each other's address). Stops on drop (bounded lifetime:
+/// it also stops after `life`).
+pub struct Relay {
+    /// Where clients send.
+    pub addr: SocketAddr,
+    target: std::sync::Arc<std::sync::Mutex<Option<SocketAddr>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Relay {
+    /// Starts a relay to `target` (or to nothing until [`Relay::set_target`]).
+    pub fn start(target: Option<SocketAddr>, imp: Impairment, seed: u64, life: Duration) -> Relay {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        let front = UdpSocket::bind("127.0.0.1:0").unwrap();
+        front.set_nonblocking(true).unwrap();
+        let addr = front.local_addr().unwrap();
+        let target = Arc::new(Mutex::new(target));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (t, s) = (target.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut rng = seed | 1;
+            let mut next = move || {
+                // xorshift64*: enough randomness for delays and losses.
+                rng ^= rng >> 12;
+                rng ^= rng << 25;
+                rng ^= rng >> 27;
+                (rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+            };
+            // Client address -> (socket towards the target, last use).
+            let mut backs: Vec<(SocketAddr, UdpSocket, Instant)> = Vec::new();
+            // (due, from socket index or front, destination, payload)
+            let mut queue: Vec<(Instant, Option<usize>, SocketAddr, Vec<u8>)> = Vec::new();
+            let mut buf = [0u8; 2048];
+            let end = Instant::now() + life;
+            while !s.load(Ordering::Relaxed) && Instant::now() < end {
+                let mut delay = || Duration::from_secs_f64(imp.delay + imp.jitter * next());
+                while let Ok((n, from)) = front.recv_from(&mut buf) {
+                    let Some(to) = *t.lock().unwrap() else {
+                        continue;
+                    };
+                    let i = match backs.iter().position(|b| b.0 == from) {
+                        Some(i) => i,
+                        None => {
+                            let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+                            b.set_nonblocking(true).unwrap();
+                            backs.push((from, b, Instant::now()));
+                            backs.len() - 1
+                        }
+                    };
+                    backs[i].2 = Instant::now();
+                    queue.push((Instant::now() + delay(), Some(i), to, buf[..n].to_vec()));
+                }
+                for b in &backs {
+                    while let Ok((n, _)) = b.1.recv_from(&mut buf) {
+                        queue.push((Instant::now() + delay(), None, b.0, buf[..n].to_vec()));
+                    }
+                }
+                let now = Instant::now();
+                let mut k = 0;
+                while k < queue.len() {
+                    if queue[k].0 <= now {
+                        let (_, via, to, data) = queue.swap_remove(k);
+                        if next() >= imp.loss {
+                            let sock = match via {
+                                Some(i) => &backs[i].1,
+                                None => &front,
+                            };
+                            let _ = sock.send_to(&data, to);
+                        }
+                    } else {
+                        k += 1;
+                    }
+                }
+                // Forget idle client addresses (gnomond uses a fresh port per request), but
+                // only when nothing queued refers to the socket indexes.
+                if queue.is_empty() {
+                    backs.retain(|b| b.2.elapsed() < Duration::from_secs(5));
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        });
+        Relay {
+            addr,
+            target,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Points the relay at `target`.
+    pub fn set_target(&self, target: SocketAddr) {
+        *self.target.lock().unwrap() = Some(target);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// `chronyc -n -h 127.0.0.1 -p PORT sources` as text (empty when chronyc failed).
+pub fn chronyc_sources(cmdport: u16) -> String {
+    let out = run_bounded(
+        Command::new(require_tool("chronyc"))
+            .args(["-n", "-h", "127.0.0.1", "-p"])
+            .arg(cmdport.to_string())
+            .arg("sources"),
+        Duration::from_secs(5),
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

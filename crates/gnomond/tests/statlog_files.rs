@@ -1,0 +1,219 @@
+//! `logdir` + `log tracking measurements statistics` end to end: a gnomond -x (under noclock)
+//! polling a real chronyd serving `local stratum 8` on loopback every 0.25 s writes the three
+//! files with chronyd 4.3's banners and columns, and after the file is renamed, the real
+//! chronyc's `cyclelogs` over the Unix socket makes it start a new one (Debian's logrotate
+//! stanza). The banner and column layouts were captured from chronyd 4.3 in the same setup.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use support::*;
+
+const TRACKING_HEADER: &str = "   Date (UTC) Time     IP Address   St   Freq ppm   Skew ppm     Offset L Co  Offset sd Rem. corr. Root delay Root disp. Max. error";
+const MEASUREMENTS_HEADER: &str = "   Date (UTC) Time     IP Address   L St 123 567 ABCD  LP RP Score    Offset  Peer del. Peer disp.  Root del. Root disp. Refid     MTxRx";
+const STATISTICS_HEADER: &str = "   Date (UTC) Time     IP Address    Std dev'n Est offset  Offset sd  Diff freq   Est skew  Stress  Ns  Bs  Nr  Asym";
+
+/// Entries between banners in the test configuration.
+const BANNER_EVERY: usize = 4;
+
+fn lines(p: &Path) -> Vec<String> {
+    std::fs::read_to_string(p)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The entries of a file, after checking its banners: one before the first entry and one
+/// after every `BANNER_EVERY` entries, each a ruler as long as `header`, `header`, the ruler.
+fn entries(path: &Path, header: &str) -> Vec<String> {
+    let all = lines(path);
+    let ruler = "=".repeat(header.len());
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < all.len() {
+        if out.len() % BANNER_EVERY == 0 {
+            assert_eq!(all[i], ruler, "{}: line {i}", path.display());
+            assert_eq!(all.get(i + 1), Some(&header.to_string()));
+            assert_eq!(all.get(i + 2), Some(&ruler));
+            i += 3;
+            if i >= all.len() {
+                break;
+            }
+        }
+        assert!(
+            !all[i].starts_with('='),
+            "{}: early banner at {i}",
+            path.display()
+        );
+        out.push(all[i].clone());
+        i += 1;
+    }
+    out
+}
+
+fn is_date_time(date: &str, time: &str) -> bool {
+    let digits = |s: &str, seps: &[usize], sep: u8| {
+        s.bytes().enumerate().all(|(i, b)| {
+            if seps.contains(&i) {
+                b == sep
+            } else {
+                b.is_ascii_digit()
+            }
+        })
+    };
+    date.len() == 10
+        && digits(date, &[4, 7], b'-')
+        && time.len() == 8
+        && digits(time, &[2, 5], b':')
+}
+
+/// C's `%.3e` (`-1.300e-06`).
+fn is_sci(s: &str) -> bool {
+    let s = s.strip_prefix('-').unwrap_or(s);
+    let b = s.as_bytes();
+    b.len() == 9
+        && b[0].is_ascii_digit()
+        && b[1] == b'.'
+        && b[2..5].iter().all(u8::is_ascii_digit)
+        && b[5] == b'e'
+        && (b[6] == b'+' || b[6] == b'-')
+        && b[7..9].iter().all(u8::is_ascii_digit)
+}
+
+fn check_tracking(line: &str) -> bool {
+    let t: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(t.len(), 14, "{line}");
+    assert!(is_date_time(t[0], t[1]), "{line}");
+    for i in [6, 9, 10, 11, 12, 13] {
+        assert!(is_sci(t[i]), "column {i}: {line}");
+    }
+    // Fixed columns up to the offset (the frequency and skew columns are %10.3f).
+    assert_eq!(
+        &line[19..36],
+        if t[2] == "0.0.0.0" {
+            " 0.0.0.0         "
+        } else {
+            " 127.0.0.1       "
+        },
+        "{line}"
+    );
+    assert_eq!(
+        line.len(),
+        131 + t[4].len().saturating_sub(10) + t[5].len().saturating_sub(10),
+        "{line}"
+    );
+    t[2] == "127.0.0.1" && t[3] == "9" && t[7] == "N" && t[8] == "1"
+}
+
+fn check_measurement(line: &str) {
+    let t: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(t.len(), 20, "{line}");
+    assert!(is_date_time(t[0], t[1]), "{line}");
+    assert_eq!(
+        &line[19..53],
+        " 127.0.0.1       N  8 111 111 1111",
+        "{line}"
+    );
+    assert_eq!(t[8], "-2", "local poll: {line}");
+    for i in 11..16 {
+        assert!(is_sci(t[i]), "column {i}: {line}");
+    }
+    assert_eq!(t[16], "7F7F0101", "{line}");
+    assert_eq!(t[17], "4B", "{line}");
+    assert!(
+        ["D", "K"].contains(&t[18]) && ["D", "K"].contains(&t[19]),
+        "{line}"
+    );
+    // The score column is %4.2f: one more column when it is negative.
+    let score_extra = usize::from(t[10].starts_with('-'));
+    assert_eq!(line.len(), 136 + score_extra, "{line}");
+}
+
+fn check_statistics(line: &str) {
+    let t: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(t.len(), 13, "{line}");
+    assert!(is_date_time(t[0], t[1]), "{line}");
+    assert_eq!(&line[19..36], " 127.0.0.1       ", "{line}");
+    for i in 3..8 {
+        assert!(is_sci(t[i]), "column {i}: {line}");
+    }
+    assert_eq!(line.len(), 116, "{line}");
+    assert_eq!(t[12], "0.00", "{line}");
+}
+
+/// Waits up to `limit` until `path` has at least `n` entries.
+fn wait_entries(path: &Path, header: &str, n: usize, limit: Duration) -> Vec<String> {
+    let start = Instant::now();
+    loop {
+        let e = entries(path, header);
+        if e.len() >= n || start.elapsed() > limit {
+            return e;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn statistics_logs_have_chronyd_layout_and_cyclelogs_starts_new_files() {
+    let port = free_udp_port();
+    let chronyd = Chronyd::start(&format!(
+        "port {port}\nallow 127.0.0.1\nlocal stratum 8\ncmdport 0"
+    ));
+    let upstream = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    wait_answers(upstream, Duration::from_secs(10), "chronyd");
+    let logs = TempDir::new("statlog-logs");
+    let logdir = logs.join("chrony");
+    let client = Daemon::start(&format!(
+        "server 127.0.0.1 port {port} minpoll -2 maxpoll -2 iburst\nallow 127.0.0.1\n\
+         logdir {}\nlog tracking measurements statistics\nlogbanner {BANNER_EVERY}\n\
+         logchange 0.000000001",
+        logdir.display()
+    ));
+    let tracking = logdir.join("tracking.log");
+    let measurements = logdir.join("measurements.log");
+    let statistics = logdir.join("statistics.log");
+    let limit = Duration::from_secs(25);
+    let m = wait_entries(&measurements, MEASUREMENTS_HEADER, 9, limit);
+    assert!(m.len() >= 9, "{m:?}\n{}", client.stderr());
+    m.iter().for_each(|l| check_measurement(l));
+    let s = wait_entries(&statistics, STATISTICS_HEADER, 6, limit);
+    assert!(s.len() >= 6, "{s:?}");
+    s.iter().for_each(|l| check_statistics(l));
+    let t = wait_entries(&tracking, TRACKING_HEADER, 6, limit);
+    let synced = t.iter().filter(|l| check_tracking(l)).count();
+    assert!(synced >= 5, "{t:?}\n{}", client.stderr());
+    assert!(
+        client.stderr().contains("System clock wrong by "),
+        "no logchange warning:\n{}",
+        client.stderr()
+    );
+
+    // logrotate: rename, then `chronyc cyclelogs` (privileged: Unix socket only).
+    let rotated = logdir.join("tracking.log.1");
+    std::fs::rename(&tracking, &rotated).unwrap();
+    let out = run_bounded(
+        Command::new(require_tool("chronyc"))
+            .arg("-h")
+            .arg(&client.socket)
+            .arg("cyclelogs"),
+        Duration::from_secs(10),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "200 OK\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let old_len = entries(&rotated, TRACKING_HEADER).len();
+    let fresh = wait_entries(&tracking, TRACKING_HEADER, 2, limit);
+    assert!(fresh.len() >= 2, "no new tracking.log: {fresh:?}");
+    fresh.iter().for_each(|l| assert!(check_tracking(l), "{l}"));
+    // Nothing more went to the renamed file once cyclelogs was answered.
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(entries(&rotated, TRACKING_HEADER).len(), old_len);
+    drop(client);
+    drop(chronyd);
+}
