@@ -3,8 +3,8 @@
 //!
 //! Behaviour followed:
 //! * RFC 5905 §8 packet tests as chrony numbers them for `ntpdata`: 1 duplicate, 2 bogus
-//!   (origin ≠ our transmit), 3 invalid (zero timestamps); 5 authentication (done by the caller,
-//!   keys come later), 6 unsynchronised server (leap 3 / stratum ≥ 16 / reference time after
+//!   (origin ≠ our transmit), 3 invalid (zero timestamps); 5 authentication (`key`/`nts`,
+//!   [`auth`], checked before the packet can change anything), 6 unsynchronised server (leap 3 / stratum ≥ 16 / reference time after
 //!   transmit), 7 root distance ≥ 16 s; and chrony's A `maxdelay`, B `maxdelayratio`, C
 //!   `maxdelaydevratio`, D synchronisation loop. Tests 1–3 drop the packet; 5–7 make it
 //!   reach the source but give no sample; A–D only reject the sample.

@@ -43,14 +43,19 @@ impl NtsSource {
     }
 }
 
-/// A key exchange the daemon must run: connect TCP to (`server_name`, `port`) and drive an
-/// [`NtsKeClient`] (from [`crate::association::Engine::nts_ke_client`]).
+/// A key exchange the daemon must run: connect TCP to `addr` and drive an [`NtsKeClient`]
+/// (from [`crate::association::Engine::nts_ke_client`]), which verifies the certificate for
+/// `server_name`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NtsKeRequest {
-    /// Host to connect to and verify.
+    /// Name the certificate must be valid for (the directive's name; a pool's name for its
+    /// members, as chrony does).
     pub server_name: String,
     /// NTS-KE port.
     pub port: u16,
+    /// Where to connect: the source's original address with the NTS-KE port (not a fresh
+    /// lookup of `server_name`, so pool members each key with their own server).
+    pub addr: std::net::SocketAddr,
 }
 
 /// Key-exchange schedule and session of one NTS source.
@@ -62,6 +67,8 @@ pub struct NtsState {
     nak: bool,
     next_ke: f64,
     backoff: f64,
+    /// Address of the key-exchange server (the source's address before any negotiation).
+    ke_ip: Option<IpAddr>,
 }
 
 impl NtsState {
@@ -74,6 +81,7 @@ impl NtsState {
             nak: false,
             next_ke: now,
             backoff: MIN_KE_BACKOFF,
+            ke_ip: None,
         }
     }
 
@@ -92,17 +100,20 @@ impl NtsState {
         (!self.running && !self.is_ready()).then_some(self.next_ke)
     }
 
-    /// At `now`, starts a key exchange if one is due; the back-off doubles.
-    pub fn start_ke(&mut self, now: f64) -> Option<NtsKeRequest> {
+    /// At `now`, starts a key exchange with the server at `ip` (kept from the first call) if
+    /// one is due; the back-off doubles.
+    pub fn start_ke(&mut self, now: f64, ip: IpAddr) -> Option<NtsKeRequest> {
         if self.ke_due().is_none_or(|t| now < t) {
             return None;
         }
         self.running = true;
         self.next_ke = now + self.backoff;
         self.backoff = (self.backoff * 2.0).min(MAX_KE_BACKOFF);
+        let ip = *self.ke_ip.get_or_insert(ip);
         Some(NtsKeRequest {
             server_name: self.source.server_name.clone(),
             port: self.source.ke_port,
+            addr: std::net::SocketAddr::new(ip, self.source.ke_port),
         })
     }
 

@@ -2,10 +2,12 @@
 //! same options, command language, report layouts, CSV, status texts and exit codes, plus
 //! `--json` output (docs/json.md).
 
+mod c_number;
 mod check;
 mod client_pages;
 mod command;
 mod fmt;
+mod help;
 mod ntpdata;
 mod session;
 mod sources;
@@ -129,7 +131,7 @@ fn parse_args(args: &[String]) -> ParseOutcome {
                                 'h' => o.hosts = val,
                                 // chronyc reads the port with atoi() and keeps its low 16
                                 // bits: `-p x` is port 0, `-p 99999` is port 34463.
-                                'p' => o.port = command::c_atoi(&val) as u16,
+                                'p' => o.port = c_number::c_atoi(&val) as u16,
                                 _ => {}
                             }
                             j = chars.len();

@@ -40,7 +40,8 @@ impl TrackingReport {
             format!(
                 "System time     : {:.9} seconds {} of NTP time",
                 t.current_correction.abs(),
-                if t.current_correction >= 0.0 {
+                // chronyc says "slow" only for a positive correction: zero reads "fast".
+                if t.current_correction > 0.0 {
                     "slow"
                 } else {
                     "fast"
@@ -51,7 +52,8 @@ impl TrackingReport {
             format!(
                 "Frequency       : {:.3} ppm {}",
                 t.freq_ppm.abs(),
-                if t.freq_ppm >= 0.0 { "fast" } else { "slow" }
+                // ...and "fast" only for a positive frequency: zero reads "slow".
+                if t.freq_ppm > 0.0 { "fast" } else { "slow" }
             ),
             format!("Residual freq   : {:+.3} ppm", t.resid_freq_ppm),
             format!("Skew            : {:.3} ppm", t.skew_ppm),

@@ -8,7 +8,7 @@ use gnomon_conf::{RateLimitSpec, Settings, Subnet};
 use gnomon_core::access::{AccessRule, AccessTable};
 use gnomon_core::rate_limit::RateLimit;
 use gnomon_core::server::{
-    finalize_transmit, DropReason, ReferenceInfo, Reply, Server, ServerConfig,
+    DropReason, ReferenceInfo, Reply, Server, ServerConfig,
 };
 use gnomon_wire::NtpTimestamp;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -265,7 +265,9 @@ impl Responder for CoreResponder {
     }
 
     fn finalize(&mut self, response: &mut [u8], tx: NtpTimestamp) {
-        finalize_transmit(response, tx);
+        // Plain replies get the transmit timestamp; keyed replies also get their MAC
+        // recomputed over it; sealed NTS replies are left as built.
+        self.server.finalize(response, tx);
     }
 }
 

@@ -156,7 +156,8 @@ impl Association {
         if !self.online {
             return None;
         }
-        self.nts_mut()?.start_ke(now)
+        let ip = self.remote.ip();
+        self.nts_mut()?.start_ke(now, ip)
     }
 
     /// The end of a key exchange started by [`Association::start_nts_ke`]. On success the

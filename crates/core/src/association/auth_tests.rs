@@ -448,7 +448,10 @@ fn case21_nts_nak_schedules_one_key_exchange_and_spoofed_naks_are_ignored() {
     );
     assert!(!nts(&a).is_ready());
     assert!(a.start_nts_ke(T0 + MIN_KE_BACKOFF - 1.0).is_none());
-    assert!(a.start_nts_ke(T0 + MIN_KE_BACKOFF).is_some());
+    let req = a.start_nts_ke(T0 + MIN_KE_BACKOFF).unwrap();
+    // Re-keying goes to the original server's NTS-KE port, not the negotiated NTP port.
+    assert_eq!(a.remote().port(), 1123);
+    assert_eq!(req.addr, "127.0.0.1:4460".parse().unwrap());
     // A failed exchange doubles the back-off.
     a.finish_nts_ke(None, None, T0 + MIN_KE_BACKOFF);
     assert!(a.start_nts_ke(T0 + 2.0 * MIN_KE_BACKOFF).is_none());

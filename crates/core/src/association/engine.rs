@@ -229,17 +229,6 @@ impl Engine {
         self.insert(remote, cfg, &SourceAuth::default(), now, None)
     }
 
-    /// Adds a source with `key` or `nts` ([`Engine::add_source`] plus authentication).
-    pub fn add_source_auth(
-        &mut self,
-        remote: SocketAddr,
-        cfg: SourceConfig,
-        auth: &SourceAuth,
-        now: f64,
-    ) -> SourceId {
-        self.insert(remote, cfg, auth, now, None)
-    }
-
     fn insert(
         &mut self,
         remote: SocketAddr,
@@ -268,36 +257,6 @@ impl Engine {
     /// [`Action::Resolve`] on the next call.
     pub fn add_pool(&mut self, name: &str, cfg: SourceConfig, max_sources: usize) -> PoolId {
         self.add_pool_auth(name, cfg, &SourceAuth::default(), max_sources)
-    }
-
-    /// [`Engine::add_pool`] with `key` or `nts` for every member.
-    pub fn add_pool_auth(
-        &mut self,
-        name: &str,
-        cfg: SourceConfig,
-        auth: &SourceAuth,
-        max_sources: usize,
-    ) -> PoolId {
-        let id = PoolId(self.next_id);
-        self.next_id += 1;
-        let cfg = SourceConfig {
-            kind: SourceKind::PoolMember,
-            ..cfg
-        };
-        self.pools.insert(
-            id,
-            Pool {
-                name: name.to_string(),
-                cfg,
-                auth: auth.clone(),
-                max_sources: max_sources.clamp(1, 16),
-                resolving: true,
-                members: Vec::new(),
-            },
-        );
-        self.pending_actions
-            .push(Action::Resolve(id, name.to_string()));
-        id
     }
 
     /// Result of a pool lookup: adds new addresses up to `maxsources`.
@@ -566,23 +525,7 @@ impl Engine {
         clock: &mut dyn ClockDriver,
         out: &mut Vec<Action>,
     ) {
-        let counted = |want: bool| {
-            self.sources
-                .values()
-                .any(|e| !e.assoc.config().select.noselect && e.assoc.is_authenticated() == want)
-        };
-        let (any_auth, any_unauth) = (counted(true), counted(false));
-        let mode = self.auth_select;
-        let candidates: Vec<Candidate> = self
-            .sources
-            .iter()
-            .map(|(id, e)| {
-                let mut c = candidate(id.0 as usize, &e.assoc, cooked);
-                c.options =
-                    mode.adjust(c.options, e.assoc.is_authenticated(), any_auth, any_unauth);
-                c
-            })
-            .collect();
+        let candidates = self.candidates(cooked);
         let previous = self.selector.current();
         let selection = self.selector.select(&candidates);
         for (id, state) in &selection.states {

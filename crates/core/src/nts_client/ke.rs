@@ -117,6 +117,8 @@ impl NtsTrust {
 /// Why a key exchange failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NtsKeClientError {
+    /// No trust roots are configured, or the source is not an NTS source.
+    NotConfigured,
     /// The server name is not a valid DNS name or IP address.
     BadServerName,
     /// TLS failed (handshake, certificate, protocol version, alert).
@@ -152,6 +154,7 @@ pub enum NtsKeClientError {
 impl fmt::Display for NtsKeClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            NtsKeClientError::NotConfigured => f.write_str("NTS not configured"),
             NtsKeClientError::BadServerName => f.write_str("invalid NTS-KE server name"),
             NtsKeClientError::Tls(e) => write!(f, "TLS error: {e}"),
             NtsKeClientError::Alpn => f.write_str("server did not negotiate ntske/1"),

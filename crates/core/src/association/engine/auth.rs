@@ -3,8 +3,8 @@
 //!
 //! What the daemon does for NTS (sans-IO; the engine never touches sockets or clocks):
 //! 1. After every [`Engine::handle_timeout`], call [`Engine::take_nts_ke_requests`]. For each
-//!    `(id, req)`: resolve `req.server_name`, connect TCP to it on `req.port` (off the NTP
-//!    path), and build the state machine with [`Engine::nts_ke_client`]`(id, mono, wall)`.
+//!    `(id, req)`: connect TCP to `req.addr` (off the NTP path; `req.server_name` is only
+//!    for certificate verification), and build the state machine with [`Engine::nts_ke_client`]`(id, mono, wall)`.
 //! 2. Loop: send everything [`NtsKeClient::write_tls`] appends; read from the socket and pass
 //!    the octets to [`NtsKeClient::read_tls`] (an empty slice when the server closed); stop at
 //!    `Ok(Some(outcome))` or `Err(_)`; at [`NtsKeClient::deadline`] call
@@ -17,16 +17,81 @@
 
 use std::net::IpAddr;
 
-use super::{Engine, SourceId};
+use std::net::SocketAddr;
+
+use super::Action;
+use super::{candidate, Engine, Pool, PoolId, SourceId};
 use crate::association::{AuthState, SourceAuth};
+use crate::association::{SourceConfig, SourceKind};
 use crate::auth::KeyStore;
 use crate::nts_client::ke::DEFAULT_KE_TIMEOUT;
 use crate::nts_client::{
     NtsKeClient, NtsKeClientError, NtsKeOutcome, NtsKeRequest, NtsState, NtsTrust,
 };
 use crate::selection::AuthSelectMode;
+use crate::selection::Candidate;
 
 impl Engine {
+    /// Adds a source with `key` or `nts` ([`Engine::add_source`] plus authentication).
+    pub fn add_source_auth(
+        &mut self,
+        remote: SocketAddr,
+        cfg: SourceConfig,
+        auth: &SourceAuth,
+        now: f64,
+    ) -> SourceId {
+        self.insert(remote, cfg, auth, now, None)
+    }
+
+    /// [`Engine::add_pool`] with `key` or `nts` for every member.
+    pub fn add_pool_auth(
+        &mut self,
+        name: &str,
+        cfg: SourceConfig,
+        auth: &SourceAuth,
+        max_sources: usize,
+    ) -> PoolId {
+        let id = PoolId(self.next_id);
+        self.next_id += 1;
+        let cfg = SourceConfig {
+            kind: SourceKind::PoolMember,
+            ..cfg
+        };
+        self.pools.insert(
+            id,
+            Pool {
+                name: name.to_string(),
+                cfg,
+                auth: auth.clone(),
+                max_sources: max_sources.clamp(1, 16),
+                resolving: true,
+                members: Vec::new(),
+            },
+        );
+        self.pending_actions
+            .push(Action::Resolve(id, name.to_string()));
+        id
+    }
+
+    /// Selection candidates at `cooked`, with `authselectmode` applied to their options.
+    pub(super) fn candidates(&self, cooked: f64) -> Vec<Candidate> {
+        let counted = |want: bool| {
+            self.sources
+                .values()
+                .any(|e| !e.assoc.config().select.noselect && e.assoc.is_authenticated() == want)
+        };
+        let (any_auth, any_unauth) = (counted(true), counted(false));
+        let mode = self.auth_select;
+        self.sources
+            .iter()
+            .map(|(id, e)| {
+                let mut c = candidate(id.0 as usize, &e.assoc, cooked);
+                c.options =
+                    mode.adjust(c.options, e.assoc.is_authenticated(), any_auth, any_unauth);
+                c
+            })
+            .collect()
+    }
     /// Loads the `keyfile` keys (sources added later look their `key` up here; existing keyed
     /// sources get the new key material).
     pub fn set_keys(&mut self, keys: KeyStore) {
@@ -85,10 +150,10 @@ impl Engine {
         now_wall: f64,
     ) -> Result<NtsKeClient, NtsKeClientError> {
         let (Some(trust), Some(e)) = (&self.nts_trust, self.sources.get(&id)) else {
-            return Err(NtsKeClientError::BadServerName);
+            return Err(NtsKeClientError::NotConfigured);
         };
         let AuthState::Nts(nts) = e.assoc.auth() else {
-            return Err(NtsKeClientError::BadServerName);
+            return Err(NtsKeClientError::NotConfigured);
         };
         let check_time = self.clock_updates >= self.no_cert_time_check;
         NtsKeClient::new(

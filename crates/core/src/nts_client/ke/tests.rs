@@ -284,6 +284,28 @@ fn case26_server_without_ntske_alpn_fails() {
 }
 
 #[test]
+fn case25_tls12_only_server_fails() {
+    let c = good_cert();
+    let chain = vec![CertificateDer::from_pem_slice(c.cert_pem.as_bytes()).unwrap()];
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(c.key_pem.as_bytes()).unwrap();
+    let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS12])
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .unwrap();
+    cfg.alpn_protocols = vec![ALPN_NTSKE.to_vec()];
+    let mut s = rustls::ServerConnection::new(Arc::new(cfg)).unwrap();
+    let mut cl = client_for(&trust(&c), "localhost", true);
+    assert!(matches!(
+        run_raw(&mut s, &mut cl),
+        Err(NtsKeClientError::Tls(_))
+    ));
+}
+
+#[test]
 fn case29_deadline_truncation_and_garbage() {
     let c = good_cert();
     let t = trust(&c);
