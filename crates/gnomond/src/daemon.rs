@@ -146,12 +146,14 @@ fn run(opts: &Options, parent: &mut Option<ParentChannel>) -> Result<(), Fatal> 
     // The system clock driver (clock/system.rs) exists only with the `system-clock` feature.
     if !opts.no_clock && !cfg!(feature = "system-clock") {
         return Err(Fatal(
-            "gnomond can only run with -x (don't control the system clock) until its clock \
-             discipline is implemented"
+            "gnomond can only run with -x (don't control the system clock) in this build: the \
+             system clock driver needs the system-clock feature"
                 .into(),
         ));
     }
-    tracing::info!("Disabled control of system clock");
+    if opts.no_clock {
+        tracing::info!("Disabled control of system clock");
+    }
     if opts.filter_level != 0 {
         tracing::warn!(
             "System call filter (-F {}) is not supported",

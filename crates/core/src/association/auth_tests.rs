@@ -495,3 +495,24 @@ fn key_type_is_used_for_the_wire_length() {
     let (tx, _) = send(&mut a);
     assert_eq!(tx.trailer.len(), 4 + 16);
 }
+
+#[test]
+fn case32_debug_output_of_an_nts_association_shows_no_keys_or_cookies() {
+    let mut w = NtsWorld::new();
+    let mut a = nts_assoc();
+    a.start_nts_ke(T0).unwrap();
+    let outcome = w.outcome(8);
+    let cookie_hex: String = outcome.cookies[0][20..28]
+        .iter()
+        .map(|b| format!("{b}, "))
+        .collect();
+    a.finish_nts_ke(Some(outcome), None, T0);
+    let (tx, _) = send(&mut a);
+    let dbg = format!("{a:?} {tx:?}");
+    assert!(!dbg.contains(&cookie_hex[..cookie_hex.len() - 2]));
+    // 0x31 = 49 (C2S), 0x42 = 66 (S2C) repeated.
+    assert!(!dbg.contains("49, 49, 49"));
+    assert!(!dbg.contains("66, 66, 66"));
+    let keyed = keyed(SourceKind::Server, 1);
+    assert!(!format!("{keyed:?}").contains("material"));
+}

@@ -228,3 +228,94 @@ fn nts_source_asks_the_daemon_for_a_key_exchange_and_backs_off() {
     // 16 s, then 32 s, then 64 s after: two more within 100 s.
     assert_eq!(kes, 2);
 }
+
+#[test]
+fn engine_nts_flow_from_key_exchange_to_synchronisation() {
+    use crate::nts::{ServerKeys, SessionKeys};
+    use crate::nts_client::NtsKeOutcome;
+    use crate::server::{ReferenceInfo, Reply, Server, ServerConfig};
+    use rand::SeedableRng;
+
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let mut config = ServerConfig::default();
+    config
+        .access
+        .apply(&crate::access::AccessRule {
+            allow: true,
+            all: false,
+            subnet: None,
+        })
+        .unwrap();
+    let mut server = Server::new(config, 4).unwrap();
+    let server_keys = ServerKeys::generate(&mut rng, 0.0, 1e6);
+    server.set_nts_keys(Some(server_keys.clone()));
+    let session = SessionKeys {
+        c2s: [7; 32],
+        s2c: [8; 32],
+    };
+
+    let mut e = Engine::new(EngineConfig::default());
+    let mut c = TestClock {
+        now: T0,
+        ..Default::default()
+    };
+    let id = e.add_source_auth(
+        addr(1),
+        iburst(),
+        &SourceAuth {
+            key: None,
+            nts: Some(NtsSource::new("ntp.example.org")),
+        },
+        T0,
+    );
+    let end = T0 + 60.0;
+    let mut sent = 0;
+    while let Some(t) = e.poll_timeout() {
+        let t = t.max(c.now);
+        if t > end {
+            break;
+        }
+        c.now = t;
+        let actions = e.handle_timeout(t, &mut c);
+        for (sid, req) in e.take_nts_ke_requests() {
+            assert_eq!(req.addr, SocketAddr::from(([192, 0, 2, 1], 4460)));
+            let cookies = (0..8)
+                .map(|_| zeroize::Zeroizing::new(server_keys.seal(&session, &mut rng).to_vec()))
+                .collect();
+            let outcome = NtsKeOutcome {
+                keys: session.clone(),
+                cookies,
+                ntp_server: None,
+                ntp_port: None,
+            };
+            e.nts_ke_finished(sid, Some(outcome), None, t);
+        }
+        for a in actions {
+            let Action::Send(sid, tx) = a else { continue };
+            sent += 1;
+            let mut out = [0u8; 2048];
+            let rx = NtpTimestamp::from_unix_f64(t + 0.001);
+            let reference = ReferenceInfo::local(2, NtpTimestamp::from_unix_f64(t - 1.0), -20);
+            let bytes = tx.bytes();
+            let Reply::Send { len } = server.handle_request(
+                &bytes,
+                "192.0.2.99:40000".parse().unwrap(),
+                rx,
+                1.0,
+                &reference,
+                &mut out,
+            ) else {
+                panic!("not answered");
+            };
+            server.finalize(&mut out[..len], rx);
+            c.now = t + 0.002;
+            // `authenticated` false: the engine verifies NTS itself.
+            e.handle_packet(sid, c.now, &out[..len], None, false, &mut c);
+        }
+    }
+    assert!(sent >= 4);
+    let a = e.association(id).unwrap();
+    assert!(a.stats().len() >= 3);
+    assert_eq!(a.rejected(Rejection::AuthFailed), 0);
+    assert!(e.reference().is_synchronised());
+}
