@@ -10,11 +10,14 @@
 //!                     [--server-cpu 0] [--load-cpu 1] [--nice -10] [--fifo 1]
 //!                     [--noclock PATH] [--conf LINE]...
 //! gnomon-bench probe  HOST:PORT [--timeout-ms 2000]
+//! gnomon-bench nts    [--servers chronyd,gnomond] [--clients 4] [--reps 5] [--duration 2]
+//!                     [server options as above]
 //! ```
 
 mod bare;
 mod histogram;
 mod load;
+mod nts;
 mod packet;
 mod probe;
 mod server;
@@ -34,7 +37,9 @@ const USAGE: &str = "usage:
                       [--reps 10] [--duration 2] [--sockets 32] [--window 4]
                       [--server-cpu 0] [--load-cpu 1] [--nice -10] [--fifo 1]
                       [--noclock PATH] [--conf LINE]...
-  gnomon-bench probe  HOST:PORT [--timeout-ms 2000]";
+  gnomon-bench probe  HOST:PORT [--timeout-ms 2000]
+  gnomon-bench nts    [--servers chronyd,gnomond] [--clients 4] [--reps 5] [--duration 2]
+                      [server options as above]";
 
 /// Options as `--name value` pairs (repeatable ones collect), plus positional arguments.
 struct Args {
@@ -155,7 +160,43 @@ fn cmd_probe(a: &Args) -> Result<ExitCode, String> {
 }
 
 fn cmd_server(a: &Args) -> Result<ExitCode, String> {
-    a.check(&[
+    let opts = server_options(a, "chronyd,gnomond,bare", 10, &[])?;
+    let (text, all_valid) = server::run(&opts)?;
+    print!("{text}");
+    if !all_valid {
+        eprintln!("gnomon-bench: some responses were invalid");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `gnomon-bench nts` (nts.rs): NTS-KE handshakes/s and NTS responses/s.
+fn cmd_nts(a: &Args) -> Result<ExitCode, String> {
+    let base = server_options(a, "chronyd,gnomond", 5, &["clients"])?;
+    let opts = nts::NtsOptions {
+        base,
+        clients: a.num("clients", 4)?,
+    };
+    if opts.clients == 0 || opts.clients > 64 {
+        return Err("--clients must be 1..=64".into());
+    }
+    let (text, ok) = nts::run(&opts)?;
+    print!("{text}");
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The server options shared by `server` and `nts` (`more`: options only the caller takes).
+fn server_options(
+    a: &Args,
+    default_servers: &str,
+    default_reps: usize,
+    more: &[&str],
+) -> Result<server::ServerOptions, String> {
+    let mut known = vec![
         "servers",
         "gnomond",
         "chronyd",
@@ -169,12 +210,14 @@ fn cmd_server(a: &Args) -> Result<ExitCode, String> {
         "fifo",
         "noclock",
         "conf",
-    ])?;
+    ];
+    known.extend_from_slice(more);
+    a.check(&known)?;
     let bench = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
     let default_gnomond = bench.with_file_name("gnomond");
     let servers = a
         .str("servers")
-        .unwrap_or("chronyd,gnomond,bare")
+        .unwrap_or(default_servers)
         .split(',')
         .map(|s| server::Kind::parse(s).ok_or(format!("unknown server {s:?}")))
         .collect::<Result<Vec<_>, _>>()?;
@@ -193,7 +236,7 @@ fn cmd_server(a: &Args) -> Result<ExitCode, String> {
             )?,
         },
         bench,
-        reps: a.num("reps", 10)?,
+        reps: a.num("reps", default_reps)?,
         duration: seconds(a.num("duration", 2.0)?)?,
         sockets: a.num("sockets", 32)?,
         window: a.num("window", 4)?,
@@ -206,13 +249,7 @@ fn cmd_server(a: &Args) -> Result<ExitCode, String> {
     if opts.reps == 0 || opts.reps > 20 {
         return Err("--reps must be 1..=20".into());
     }
-    let (text, all_valid) = server::run(&opts)?;
-    print!("{text}");
-    if !all_valid {
-        eprintln!("gnomon-bench: some responses were invalid");
-        return Ok(ExitCode::FAILURE);
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(opts)
 }
 
 fn main() -> ExitCode {
@@ -233,6 +270,7 @@ fn main() -> ExitCode {
         "bare" => cmd_bare(&args),
         "server" => cmd_server(&args),
         "probe" => cmd_probe(&args),
+        "nts" => cmd_nts(&args),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

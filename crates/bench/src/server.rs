@@ -96,7 +96,7 @@ impl Kind {
 
 /// A running server; killed (by its PID, which the exec chain taskset → noclock → daemon keeps)
 /// when dropped.
-struct Daemon {
+pub struct Daemon {
     kind: Kind,
     child: Child,
     addr: SocketAddr,
@@ -113,6 +113,11 @@ impl Drop for Daemon {
 impl Daemon {
     fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Its NTP address (used by nts.rs).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     fn log_tail(&self) -> String {
@@ -173,7 +178,8 @@ pub fn server_conf(port: u16, dir: &Path, name: &str, extra: &[String]) -> Strin
     s
 }
 
-fn start(kind: Kind, opts: &ServerOptions, dir: &Path, seed: u64) -> Result<Daemon, String> {
+/// Starts one server with `opts` (its `extra_conf` included) in `dir`; ready once it answers.
+pub fn start(kind: Kind, opts: &ServerOptions, dir: &Path, seed: u64) -> Result<Daemon, String> {
     let port = free_udp_port(seed).ok_or("no free UDP port")?;
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let name = kind.name();

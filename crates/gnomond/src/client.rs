@@ -85,6 +85,8 @@ pub struct Client {
     timeout_given: bool,
     started: bool,
     exit: Option<i32>,
+    /// `logdir` + `log tracking measurements statistics` (statlog.rs).
+    statlog: Option<crate::statlog::StatLogs>,
 }
 
 /// Why the client could not start.
@@ -123,13 +125,15 @@ pub fn one_shot_mode(letter: Option<char>) -> Option<OneShot> {
 
 impl Client {
     /// Builds the engine from the settings (sources are added on the first loop turn).
-    /// `one_shot` is `-q`/`-Q`, `timeout` is `-t` (the one-shot limit). Returns the client and
-    /// the reports handle for the command server.
+    /// `one_shot` is `-q`/`-Q`, `timeout` is `-t` (the one-shot limit), `clock_control` is
+    /// false under `-x` (for the statistics logs' wording). Returns the client and the reports
+    /// handle for the command server.
     pub fn new(
         settings: &Settings,
         one_shot: Option<OneShot>,
         timeout: Option<i32>,
         seed: u64,
+        clock_control: bool,
     ) -> Result<(Client, ClientReports), ClientError> {
         let limit = timeout
             .filter(|t| *t >= 0)
@@ -158,6 +162,14 @@ impl Client {
             .driftfile_interval
             .filter(|i| *i > 0)
             .map_or(driftfile::DEFAULT_INTERVAL, f64::from);
+        let statlog = if one_shot.is_some() {
+            None
+        } else {
+            let logs = crate::statlog::StatLogs::open(
+                crate::statlog::StatLogSettings::from_settings(settings, clock_control),
+            );
+            logs.map_err(|e| tracing::error!("{e}")).ok()
+        };
         let client = Client {
             engine: Engine::new(cfg),
             plans,
@@ -179,6 +191,7 @@ impl Client {
             timeout_given: timeout.is_some_and(|t| t >= 0),
             started: false,
             exit: None,
+            statlog,
         };
         Ok((client, ClientReports(shared)))
     }
@@ -313,9 +326,15 @@ impl Client {
             self.save_drift(clock);
         }
         if busy {
+            if let Some(logs) = self.statlog.as_mut() {
+                let now = clock.read();
+                logs.observe(now, &self.engine, now, clock);
+            }
             self.refresh(clock);
-            responder.set_synchronised(self.served_reference(clock));
         }
+        // Every wake-up, before the NTP sockets are served: the root dispersion served grows
+        // with the time since the last update.
+        responder.set_synchronised(self.served_reference(clock));
         self.exit
     }
 
@@ -381,7 +400,18 @@ impl Client {
                     None => clock.read(),
                 };
                 let data = d.data.to_vec();
-                actions.extend(self.engine.handle_packet(id, rx, &data, None, false, clock));
+                let stamp = if d.rx.is_some() {
+                    crate::statlog::format::StampSource::Kernel
+                } else {
+                    crate::statlog::format::StampSource::Daemon
+                };
+                let (more, record) = self
+                    .engine
+                    .handle_packet_recorded(id, rx, &data, None, false, clock);
+                actions.extend(more);
+                if let (Some(logs), Some(rec)) = (self.statlog.as_mut(), record) {
+                    logs.record_sample(rx, &rec, stamp);
+                }
             }
         }
     }
@@ -429,7 +459,12 @@ impl Client {
                     r.resolve(Token::Pool(pool), &name, port);
                 }
             }
-            Action::Log(event) => self.log(event),
+            Action::Log(event) => {
+                // statlog.rs: slews are warned about per `logchange`; steps are noted.
+                if !self.statlog.as_mut().is_some_and(|l| l.takes_event(&event)) {
+                    self.log(event)
+                }
+            }
             Action::Exit(reason) => {
                 match reason {
                     ExitReason::OneShotNoMeasurement if self.timeout_given => {

@@ -315,6 +315,8 @@ impl<S: SourceReports> Control<S> {
                         tracing::error!("Could not open log file {} : {e}", path.display());
                     }
                 }
+                // The statistics logs (statlog.rs, written by client.rs) start new files too.
+                crate::statlog::request_reopen();
                 ok
             }
             Request::Shutdown => {
@@ -322,8 +324,11 @@ impl<S: SourceReports> Control<S> {
                 self.shutdown = true;
                 ok
             }
-            // No keys to reload (no symmetric keys yet).
-            Request::Rekey => ok,
+            // keys.rs: re-read the key file (and externally managed NTS keys).
+            Request::Rekey => {
+                crate::keys::rekey(ntp.server_mut());
+                ok
+            }
             // Source and discipline commands: the source engine's answer.
             Request::Dump
             | Request::Reselect

@@ -212,12 +212,25 @@ fn run(opts: &Options, parent: &mut Option<ParentChannel>) -> Result<(), Fatal> 
     let seed = random_seed();
     let command_limit = config.directives().any(|d| d.name() == "cmdratelimit");
     let mut responder = CoreResponder::new(&settings, seed, command_limit)?;
+    // Authentication (keys.rs, nts_ke.rs): symmetric keys, NTS-KE listeners and cookie keys.
+    crate::keys::install(settings.keyfile.clone(), responder.server_mut());
+    let nts_ke = crate::nts_ke::NtsKeService::open(
+        &settings,
+        config.directives().any(|d| d.name() == "ntsratelimit"),
+        opts.family,
+        responder.server_mut(),
+    )
+    .unwrap_or_else(|e| {
+        tracing::error!("{e}");
+        None
+    });
     // Synchronisation client (client.rs): the engine, its sources and its reports.
     let (client, client_reports) = crate::client::Client::new(
         &settings,
         crate::client::one_shot_mode(opts.one_shot),
         opts.timeout,
         seed.rotate_left(32),
+        !opts.no_clock,
     )?;
     let mut control = Control::new(
         crate::ntp_server::access_table(&settings.cmd_access)?,
@@ -271,7 +284,8 @@ fn run(opts: &Options, parent: &mut Option<ParentChannel>) -> Result<(), Fatal> 
     let mut scheduler = Scheduler::new(signals, sockets, commands, deadline)
         .with_ntp_plan(NtpSocketPlan::new(&settings, opts.family))
         .with_metrics(metrics)
-        .with_client(Some(client)); // client.rs
+        .with_client(Some(client)) // client.rs
+        .with_nts_ke(nts_ke); // nts_ke.rs
     let mut server = BatchServer::new();
     if let Some(p) = parent.as_mut() {
         p.report(None);

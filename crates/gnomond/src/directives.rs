@@ -47,6 +47,22 @@ pub const IMPLEMENTED: &[&str] = &[
     "corrtimeratio",
     "maxclockerror",
     "leapsecmode",
+    // authentication (keys.rs, nts_ke.rs)
+    "keyfile",
+    "ntsservercert",
+    "ntsserverkey",
+    "ntsport",
+    "ntsprocesses",
+    "maxntsconnections",
+    "ntsdumpdir",
+    "ntsrotate",
+    "ntsratelimit",
+    "ntsntpserver",
+    // statistics logs (statlog.rs: tracking, measurements, statistics)
+    "logdir",
+    "log",
+    "logbanner",
+    "logchange",
     // configuration files
     "include",
     "confdir",

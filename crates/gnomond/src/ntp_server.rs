@@ -7,9 +7,7 @@ use crate::responder::{DropKind, Outgoing, Responder};
 use gnomon_conf::{RateLimitSpec, Settings, Subnet};
 use gnomon_core::access::{AccessRule, AccessTable};
 use gnomon_core::rate_limit::RateLimit;
-use gnomon_core::server::{
-    DropReason, ReferenceInfo, Reply, Server, ServerConfig,
-};
+use gnomon_core::server::{DropReason, ReferenceInfo, Reply, Server, ServerConfig};
 use gnomon_wire::NtpTimestamp;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 

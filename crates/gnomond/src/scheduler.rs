@@ -49,6 +49,8 @@ pub struct Scheduler {
     metrics: Option<crate::metrics::MetricsServer>,
     /// The synchronisation client (client.rs), when sources are configured.
     client: Option<crate::client::Client>,
+    /// The NTS-KE server (nts_ke.rs), when `ntsservercert` is configured.
+    nts_ke: Option<crate::nts_ke::NtsKeService>,
 }
 
 impl Scheduler {
@@ -68,7 +70,14 @@ impl Scheduler {
             deadline,
             metrics: None,
             client: None,
+            nts_ke: None,
         }
+    }
+
+    /// Serves NTS-KE (nts_ke.rs) from this loop as well.
+    pub fn with_nts_ke(mut self, nts_ke: Option<crate::nts_ke::NtsKeService>) -> Scheduler {
+        self.nts_ke = nts_ke;
+        self
     }
 
     /// Opens and closes NTP sockets as run-time `allow`/`deny` commands change whether a
@@ -124,6 +133,9 @@ impl Scheduler {
             // Synchronisation client (client.rs): its sockets and resolver pipe, its deadline.
             let client_base = fds.len();
             let timeout = crate::client::prepare(&mut self.client, &mut fds, timeout, clock);
+            // NTS-KE (nts_ke.rs): its listeners and helpers' pipe, key rotation deadline.
+            let nts_base = fds.len();
+            let timeout = crate::nts_ke::prepare(&mut self.nts_ke, &mut fds, timeout);
             for fd in fds.iter_mut() {
                 fd.revents = 0;
             }
@@ -135,6 +147,9 @@ impl Scheduler {
             {
                 return Ok(Exit::Client(code));
             }
+            // NTS-KE (nts_ke.rs): hand connections to helpers, rotate keys.
+            let nts_fds = fds.get(nts_base..).unwrap_or(&[]);
+            crate::nts_ke::service(&mut self.nts_ke, nts_fds, responder);
             if ready == 0 {
                 if let Some(sig) = self.signals.take() {
                     return Ok(Exit::Signal(sig));

@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use gnomon_conf::directive::LogKind;
 use gnomon_conf::Settings;
 use gnomon_core::association::engine::SampleRecord;
-use gnomon_core::association::Engine;
+use gnomon_core::association::{Engine, Event};
 use gnomon_core::local_clock::ClockDriver;
 use gnomon_core::reports::{LeapStatus, SourceState, SourceStatsReport, TrackingReport};
 
@@ -43,6 +43,9 @@ use format::{
 /// Skew assumed before a source has a frequency estimate (chronyd's worst-case bound,
 /// 2000 ppm, seen in the first `Stress` value of every statistics log).
 const INITIAL_SKEW: f64 = 2000e-6;
+
+/// Samples before chronyd's regression (and its statistics entries) starts.
+const MIN_REGRESSION_SAMPLES: u32 = 3;
 
 /// Bumped by [`request_reopen`]; every [`StatLogs`] re-opens its files when it changed.
 static REOPEN_GENERATION: AtomicU64 = AtomicU64::new(0);
@@ -210,6 +213,12 @@ pub struct StatLogs {
     /// Each source's regression after the last engine call: (frequency ppm, skew ppm,
     /// samples), the "old" values of `Stress` and `Bs`.
     prev_stats: BTreeMap<SocketAddr, (f64, f64, u32)>,
+    /// The engine stepped the clock since the last [`StatLogs::observe`]: that update has
+    /// its own messages, so no `logchange` warning for it.
+    stepped: bool,
+    /// The clock's remaining correction before the last sample's update (`Rem. corr.` of
+    /// the tracking entry for that update).
+    correction_before: Option<f64>,
 }
 
 impl StatLogs {
@@ -241,6 +250,8 @@ impl StatLogs {
             generation: REOPEN_GENERATION.load(Ordering::SeqCst),
             last_tracking: None,
             prev_stats: BTreeMap::new(),
+            stepped: false,
+            correction_before: None,
         })
     }
 
@@ -327,10 +338,16 @@ impl StatLogs {
             rx_stamp,
         };
         self.record_measurement(t, &m);
+        self.correction_before = Some(rec.remaining_correction);
         let st = rec.stats;
+        if st.samples < MIN_REGRESSION_SAMPLES {
+            // chronyd fits no regression (and logs none) before three samples.
+            return;
+        }
         let (old_freq, old_skew, old_n) = self
             .prev_stats
             .get(&rec.remote)
+            .filter(|p| p.2 >= MIN_REGRESSION_SAMPLES)
             .map_or((0.0, INITIAL_SKEW, 0), |&(f, k, n)| (f * 1e-6, k * 1e-6, n));
         let extra = StatisticsExtra {
             stress: (old_freq - st.frequency_ppm * 1e-6).abs() / old_skew.max(1e-12),
@@ -343,6 +360,21 @@ impl StatLogs {
             .insert(rec.remote, (st.frequency_ppm, st.skew_ppm, st.samples));
     }
 
+    /// Sees an engine event before the daemon logs it; returns true when the event is
+    /// this module's to report: a slew is warned about per `logchange` by
+    /// [`StatLogs::observe`] (the engine's own threshold is fixed at 1 s). A step is noted
+    /// (its messages are the daemon's) and returns false.
+    pub fn takes_event(&mut self, e: &Event) -> bool {
+        match e {
+            Event::Slewing(_) => true,
+            Event::Stepped(_) => {
+                self.stepped = true;
+                false
+            }
+            _ => false,
+        }
+    }
+
     /// After every engine call, at UTC `t` (the driver time `now`): writes a tracking entry
     /// when the reference changed, warns per `logchange`, and remembers each source's
     /// regression as corrected by the updates.
@@ -352,13 +384,16 @@ impl StatLogs {
             .iter()
             .map(|(_, a, s)| (*a, (s.frequency_ppm, s.skew_ppm, s.samples)))
             .collect();
-        let r = engine.tracking(now, clock);
+        let mut r = engine.tracking(now, clock);
         let key = TrackingKey {
             ref_time: r.ref_time.to_bits(),
             leap: r.leap_status,
             stratum: r.stratum,
             reference_id: r.reference_id,
         };
+        // Both describe the update of this engine call, if there was one.
+        let stepped = std::mem::take(&mut self.stepped);
+        let correction_before = self.correction_before.take();
         if self.last_tracking == Some(key) {
             return;
         }
@@ -367,7 +402,7 @@ impl StatLogs {
             .is_none_or(|k| k.ref_time != key.ref_time);
         self.last_tracking = Some(key);
         let synchronised = r.leap_status != LeapStatus::Unsynchronised;
-        if synchronised && updated && r.last_offset.abs() > self.settings.logchange {
+        if synchronised && updated && !stepped && r.last_offset.abs() > self.settings.logchange {
             tracing::warn!(
                 "System clock wrong by {:.6} seconds{}",
                 -r.last_offset,
@@ -395,6 +430,12 @@ impl StatLogs {
             .find(|(_, s)| s.state == SourceState::Selected)
             .and_then(|(id, _)| stats.iter().find(|(i, _, _)| i == id))
             .map_or(0.0, |(_, _, s)| s.est_offset_err);
+        if synchronised && updated {
+            // chronyd's entry shows the correction left before this update was applied.
+            r.system_time = correction_before.unwrap_or(r.system_time);
+        }
+        // The unsynchronised reference reports -0 ppm; chronyd prints 0.000.
+        r.frequency_ppm += 0.0;
         let extra = TrackingExtra {
             combined,
             offset_sd,

@@ -1,5 +1,6 @@
-//! The seed hierarchy end to end, on loopback through user-space relays that add delay, jitter
-//! and loss (the kernel here has no netem): an upstream `chronyd -x` (`local stratum 8`), two
+//! The seed hierarchy end to end, in a private network namespace created by the test (one
+//! namespace: the layers are separated by user-space relays on its loopback that add delay,
+//! jitter and loss; the kernel here has no netem): an upstream `chronyd -x` (`local stratum 8`), two
 //! core gnomond (each polling the upstream and peering with the other), and a client gnomond
 //! using both cores. Every gnomond runs with `-x` and a null clock started off by a different
 //! offset and frequency. One core is killed mid-run; the client must stay synchronised.
@@ -44,6 +45,11 @@ fn core(upstream: &Relay, peer: &Relay, start: &str) -> Daemon {
 
 #[test]
 fn client_stays_synchronised_when_a_core_is_killed() {
+    let ns = Netns::new();
+    in_netns(&ns, scenario);
+}
+
+fn scenario() {
     let port = free_udp_port();
     let chronyd = Chronyd::start(&format!(
         "port {port}\nallow 127.0.0.1\nlocal stratum 8\ncmdport 0"

@@ -4,7 +4,10 @@
 //!   the clock is slow) and exits 0; with no reachable server it exits 1 at the `-t` limit;
 //! * `-q -x` applies the correction to the null clock ("(step)") and exits 0;
 //! * a garbage drift file is logged and ignored, and the drift file written at exit is whole
-//!   (written through a temporary file and a rename) and holds the clock's frequency error.
+//!   (written through a temporary file and a rename) and holds the clock's frequency error;
+//! * a valid drift file corrects the frequency at start, before any measurement (measured on
+//!   the served time of a daemon whose null clock runs 50 ppm fast and has no reachable
+//!   source).
 
 // Tests read the real clocks and fail loudly on a broken environment.
 #![allow(clippy::disallowed_methods, clippy::unwrap_used)]
@@ -113,4 +116,36 @@ fn garbage_drift_file_is_ignored_and_the_saved_one_is_whole() {
     assert!((v[0] - freq).abs() < 5.0, "{text:?} vs {freq}");
     assert!((v[0] - 50.0).abs() < 10.0, "{text:?}");
     assert!(!dir.join("gnomond.drift.tmp").exists());
+}
+
+/// How much the time served by a gnomond whose null clock runs 50 ppm fast moves against
+/// CLOCK_REALTIME over 4 s, with no reachable source, with `drift` in its drift file.
+fn drift_over_four_seconds(drift: &str) -> f64 {
+    let dir = TempDir::new("sync-drift-load");
+    let path = dir.join("gnomond.drift");
+    std::fs::write(&path, drift).unwrap();
+    let nobody = free_udp_port();
+    let d = Daemon::start_with(
+        &format!(
+            "server 127.0.0.1 port {nobody} minpoll -2 maxpoll -2\nallow 127.0.0.1\n\
+             driftfile {}",
+            path.display()
+        ),
+        &["-X", "freq=50"],
+        Ready::Answers,
+    );
+    let a = served_offset(d.addr_v4(), 10).unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    let b = served_offset(d.addr_v4(), 10).unwrap();
+    b - a
+}
+
+#[test]
+fn drift_file_is_applied_at_start() {
+    // Without a usable drift file the clock gains 50 ppm: 200 us in 4 s.
+    let free = drift_over_four_seconds("garbage\n");
+    assert!((free - 200e-6).abs() < 60e-6, "{free}");
+    // With "50 ppm fast" loaded the frequency is corrected before any measurement.
+    let corrected = drift_over_four_seconds("50.000000 1.000000\n");
+    assert!(corrected.abs() < 60e-6, "{corrected}");
 }

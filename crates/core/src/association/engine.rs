@@ -108,6 +108,9 @@ pub struct SampleRecord {
     pub reference_id: u32,
     /// The source's regression with this sample.
     pub stats: SourceStatsReport,
+    /// Correction the clock still had to apply when the packet arrived, before any update
+    /// it caused (as `tracking`'s system time: positive = slow), seconds.
+    pub remaining_correction: f64,
 }
 // ---- statlog (end) ----
 
@@ -507,8 +510,10 @@ impl Engine {
             poll_score: a.poll_score,
             measured_offset: a.last_measured,
             sample,
-            reference_id: a.reference_id(),
+            // The server's reference ID (the accessor gives the one we would announce).
+            reference_id: a.reference_id,
             stats: a.stats().report(cooked),
+            remaining_correction: clock.remaining_offset(),
         };
         self.select_and_update(Some(id), cooked, clock, &mut out);
         (out, Some(record))

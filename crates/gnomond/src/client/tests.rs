@@ -86,7 +86,7 @@ fn print_once_measures_the_null_clock_offset_and_exits_zero() {
         "server 127.0.0.1 port {} iburst minpoll -4 maxpoll -4",
         addr.port()
     )]);
-    let (mut client, _reports) = Client::new(&s, Some(OneShot::Print), Some(10), 1).unwrap();
+    let (mut client, _reports) = Client::new(&s, Some(OneShot::Print), Some(10), 1, false).unwrap();
     let start = NullClockStart {
         offset: 0.25,
         freq_ppm: 0.0,
@@ -115,7 +115,7 @@ fn one_shot_without_answer_exits_one_at_the_limit() {
     let silent = StdSocket::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();
     let s = settings(&[format!("server 127.0.0.1 port {port} iburst")]);
-    let (mut client, _r) = Client::new(&s, Some(OneShot::Print), Some(1), 2).unwrap();
+    let (mut client, _r) = Client::new(&s, Some(OneShot::Print), Some(1), 2, false).unwrap();
     let mut clock = NullClock::new(OsTime, NullClockStart::default());
     let mut responder = CoreResponder::new(&s, 1, false).unwrap();
     let code = drive(
@@ -138,7 +138,7 @@ fn continuous_mode_corrects_the_offset_and_serves_the_engine_reference() {
         ),
         "makestep 0.1 3".to_string(),
     ]);
-    let (mut client, reports) = Client::new(&s, None, None, 3).unwrap();
+    let (mut client, reports) = Client::new(&s, None, None, 3, false).unwrap();
     let mut clock = NullClock::new(
         OsTime,
         NullClockStart {
@@ -162,4 +162,30 @@ fn continuous_mode_corrects_the_offset_and_serves_the_engine_reference() {
     use crate::reports::SourceReports;
     assert_eq!(reports.n_sources(), 1);
     assert_eq!(reports.tracking().map(|t| t.stratum), Some(2));
+}
+
+#[test]
+fn pool_name_is_resolved_off_the_loop_and_its_member_polled() {
+    // "localhost" comes from /etc/hosts: no DNS traffic.
+    let (addr, h) = server(3);
+    let s = settings(&[format!(
+        "pool localhost port {} iburst minpoll -4 maxpoll -4 maxsources 1",
+        addr.port()
+    )]);
+    let (mut client, reports) = Client::new(&s, Some(OneShot::Print), Some(10), 4, false).unwrap();
+    let mut clock = NullClock::new(OsTime, NullClockStart::default());
+    let mut responder = CoreResponder::new(&s, 1, false).unwrap();
+    let code = drive(
+        &mut client,
+        &mut clock,
+        &mut responder,
+        Duration::from_secs(15),
+        &mut |_| false,
+    );
+    assert_eq!(code, Some(0));
+    assert_eq!(h.join().unwrap().len(), 3);
+    use crate::reports::SourceReports;
+    assert_eq!(reports.n_sources(), 1);
+    let name = reports.source_name(&gnomon_cmdmon::Addr::V4("127.0.0.1".parse().unwrap()));
+    assert_eq!(name.unwrap(), b"localhost");
 }

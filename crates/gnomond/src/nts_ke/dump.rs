@@ -72,9 +72,8 @@ pub fn read(dir: &Path) -> std::io::Result<Loaded> {
     let world_readable = file.metadata()?.permissions().mode() & 0o007 != 0;
     let mut bytes = Vec::new();
     file.take(MAX_LEN).read_to_end(&mut bytes)?;
-    let text = String::from_utf8(bytes).map_err(|_| {
-        std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text")
-    })?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))?;
     Ok(Loaded::Text {
         text,
         world_readable,
@@ -107,7 +106,9 @@ mod tests {
             Loaded::Missing => panic!("dump missing"),
         }
         write(&dir, "NKS0\n15 2.0\n").unwrap();
-        assert!(matches!(read(&dir).unwrap(), Loaded::Text { text, .. } if text.ends_with("2.0\n")));
+        assert!(
+            matches!(read(&dir).unwrap(), Loaded::Text { text, .. } if text.ends_with("2.0\n"))
+        );
         std::fs::remove_dir_all(temp_dir("rw")).unwrap();
     }
 
@@ -128,9 +129,6 @@ mod tests {
 
     #[test]
     fn missing_dump_is_not_an_error() {
-        assert!(matches!(
-            read(&temp_dir("none")).unwrap(),
-            Loaded::Missing
-        ));
+        assert!(matches!(read(&temp_dir("none")).unwrap(), Loaded::Missing));
     }
 }

@@ -89,7 +89,9 @@ impl Worker {
                 .map(|c| c.expiry())
                 .fold(None, |m: Option<f64>, d| Some(m.map_or(d, |m| m.min(d))))
                 .map_or(-1, |d| {
-                    ((d - now).max(0.0) * 1000.0).ceil().min(f64::from(i32::MAX)) as i32
+                    ((d - now).max(0.0) * 1000.0)
+                        .ceil()
+                        .min(f64::from(i32::MAX)) as i32
                 });
             if let Err(e) = poll::wait(&mut fds, timeout) {
                 tracing::error!("NTS-KE helper poll() failed : {e}");
@@ -98,7 +100,14 @@ impl Worker {
             let now = crate::os::clock::monotonic();
             for (c, fd) in conns.iter_mut().zip(&fds[1..]) {
                 if fd.revents != 0 {
-                    c.step(fd.revents, now, &mut buf, &self.keys, &self.setup, &mut self.rng);
+                    c.step(
+                        fd.revents,
+                        now,
+                        &mut buf,
+                        &self.keys,
+                        &self.setup,
+                        &mut self.rng,
+                    );
                 }
             }
             for c in conns.iter_mut() {

@@ -181,10 +181,9 @@ impl TestBits {
 pub enum StampSource {
     /// Read by the daemon (`D`).
     Daemon,
-    /// The kernel's socket timestamp (`K`).
+    /// The kernel's socket timestamp (`K`). (`H`, a NIC's hardware timestamp, comes with
+    /// `hwtimestamp`, which gnomond does not do.)
     Kernel,
-    /// The NIC's hardware timestamp (`H`).
-    Hardware,
 }
 
 impl StampSource {
@@ -192,7 +191,6 @@ impl StampSource {
         match self {
             StampSource::Daemon => 'D',
             StampSource::Kernel => 'K',
-            StampSource::Hardware => 'H',
         }
     }
 }

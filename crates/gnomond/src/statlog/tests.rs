@@ -235,6 +235,7 @@ fn record(freq_ppm: f64, skew_ppm: f64, samples: u32) -> SampleRecord {
             est_offset_err: 5.8e-7,
             ..Default::default()
         },
+        remaining_correction: 0.0,
     }
 }
 
@@ -243,6 +244,8 @@ fn sample_writes_measurement_and_statistics_with_stress() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let d = TempDir::new("sample");
     let mut logs = StatLogs::open(settings(&d.0, 0)).unwrap();
+    // No regression (and no statistics entry) before three samples, as chronyd.
+    logs.record_sample(1e9, &record(0.5, 100.0, 2), StampSource::Kernel);
     logs.record_sample(1e9, &record(1.874, 4318.0, 3), StampSource::Kernel);
     logs.record_sample(1e9, &record(-3.655, 39.18, 4), StampSource::Kernel);
     // Five samples held, then two of them dropped while one was added.
@@ -253,7 +256,9 @@ fn sample_writes_measurement_and_statistics_with_stress() {
         m[0],
         "2001-09-09 01:46:40 127.0.0.1       N  8 111 111 1111  -2 -2 0.50 -1.300e-06  6.000e-06  2.000e-07  0.000e+00  0.000e+00 7F7F0101 4B D K"
     );
+    assert_eq!(m.len(), 5);
     let s = read(&d.0.join("statistics.log"));
+    assert_eq!(s.len(), 4);
     // First regression: compared with no rate at the worst-case 2000 ppm skew.
     assert_eq!(
         s[0],
@@ -262,4 +267,16 @@ fn sample_writes_measurement_and_statistics_with_stress() {
     // |1.874 - (-3.655)| / 4318 ppm.
     assert!(s[1].contains(" 1.3e-03   4   0   3 "), "{}", s[1]);
     assert!(s[3].contains(" 0.0e+00   4   2   3 "), "{}", s[3]);
+}
+
+#[test]
+fn slews_are_left_to_logchange_and_steps_to_the_daemon() {
+    let mut s = settings(Path::new("/unused"), 32);
+    s.dir = None;
+    let mut logs = StatLogs::open(s).unwrap();
+    assert!(logs.takes_event(&Event::Slewing(2.0)));
+    assert!(!logs.stepped);
+    assert!(!logs.takes_event(&Event::Stepped(0.5)));
+    assert!(logs.stepped);
+    assert!(!logs.takes_event(&Event::Selected("127.0.0.1:123".parse().unwrap())));
 }

@@ -684,3 +684,64 @@ pub fn chronyc_sources(cmdport: u16) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// A private network namespace (`ip netns add`, loopback up), deleted on drop. Daemons and
+/// relays started from [`in_netns`] live in it, isolated from every other session's ports.
+#[derive(Debug)]
+pub struct Netns {
+    /// Its name under /var/run/netns.
+    pub name: String,
+}
+
+impl Netns {
+    /// Creates `gnc-PID-NANOS`; panics when namespaces cannot be created (the test fails).
+    pub fn new() -> Netns {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let name = format!("gnc-{}-{nanos}", std::process::id());
+        let ok = |args: &[&str]| {
+            Command::new("ip")
+                .args(args)
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        assert!(ok(&["netns", "add", &name]), "ip netns add {name} failed");
+        let ns = Netns { name };
+        assert!(
+            ok(&["netns", "exec", &ns.name, "ip", "link", "set", "lo", "up"]),
+            "loopback of {} not up",
+            ns.name
+        );
+        ns
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// Runs `f` on a thread that first enters `ns` (setns(2) moves only the calling thread;
+/// threads and processes it starts inherit the namespace). A panic in `f` is re-raised here.
+#[allow(unsafe_code)]
+pub fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
+    use std::os::fd::AsRawFd;
+    let path = format!("/var/run/netns/{}", ns.name);
+    let handle = std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).unwrap();
+        // SAFETY: setns with a valid namespace descriptor affects only this thread's network
+        // namespace; `file` stays open for the call.
+        let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(r, 0, "setns {path}: {}", std::io::Error::last_os_error());
+        f()
+    });
+    match handle.join() {
+        Ok(v) => v,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}

@@ -1,0 +1,274 @@
+//! `gnomon-bench nts`: chronyd and gnomond as NTS servers (RFC 8915) side by side on loopback,
+//! with the same self-signed certificate and configuration: NTS-KE handshakes per second
+//! (`--clients` threads each running complete TLS 1.3 key exchanges back to back) and
+//! NTS-authenticated NTP responses per second (the same threads, each with its own session,
+//! one request in flight, every response verified with the session's S2C key). Bounded by
+//! `--duration` per run; medians of `--reps` rounds in rotated server order.
+
+use crate::server::{self, Kind, ServerOptions};
+use gnomon_core::nts_client::{NtsCheck, NtsKeClient, NtsKeOutcome, NtsSession, NtsTrust};
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Options of `gnomon-bench nts`.
+#[derive(Clone, Debug)]
+pub struct NtsOptions {
+    /// Servers (chronyd, gnomond), their paths, CPUs and priorities.
+    pub base: ServerOptions,
+    /// Client threads.
+    pub clients: usize,
+}
+
+/// Wall-clock seconds for certificate validity checks.
+fn wall_now() -> f64 {
+    let (s, ns) = crate::sys::realtime_now();
+    s as f64 + f64::from(ns) * 1e-9
+}
+
+fn mono(t0: Instant) -> f64 {
+    t0.elapsed().as_secs_f64()
+}
+
+/// One complete NTS-KE exchange with `addr`; `None` on any failure.
+fn key_exchange(trust: &NtsTrust, addr: SocketAddr, t0: Instant) -> Option<NtsKeOutcome> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream.set_nodelay(true).ok()?;
+    let mut ke = NtsKeClient::new(trust, "localhost", wall_now(), true, mono(t0), 5.0).ok()?;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        out.clear();
+        ke.write_tls(&mut out);
+        if !out.is_empty() {
+            stream.write_all(&out).ok()?;
+        }
+        let n = stream.read(&mut buf).ok()?;
+        match ke.read_tls(buf.get(..n)?, mono(t0)) {
+            Ok(Some(outcome)) => return Some(outcome),
+            Ok(None) if n == 0 => return None,
+            Ok(None) => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Handshakes completed and failed by `clients` threads in `duration`.
+fn handshakes(
+    trust: &Arc<NtsTrust>,
+    addr: SocketAddr,
+    clients: usize,
+    duration: Duration,
+) -> (u64, u64) {
+    let t0 = Instant::now();
+    let threads: Vec<_> = (0..clients)
+        .map(|_| {
+            let trust = Arc::clone(trust);
+            std::thread::spawn(move || {
+                let (mut ok, mut failed) = (0u64, 0u64);
+                while t0.elapsed() < duration {
+                    match key_exchange(&trust, addr, t0) {
+                        Some(_) => ok += 1,
+                        None => failed += 1,
+                    }
+                }
+                (ok, failed)
+            })
+        })
+        .collect();
+    threads
+        .into_iter()
+        .filter_map(|t| t.join().ok())
+        .fold((0, 0), |(a, b), (c, d)| (a + c, b + d))
+}
+
+/// Authentic NTS responses and failures (lost, rejected, NAK) by `clients` threads, each
+/// with one request in flight, in `duration`.
+fn responses(
+    trust: &Arc<NtsTrust>,
+    ke_addr: SocketAddr,
+    ntp_addr: SocketAddr,
+    clients: usize,
+    duration: Duration,
+    seed: u64,
+) -> (u64, u64) {
+    let t0 = Instant::now();
+    let threads: Vec<_> = (0..clients)
+        .map(|i| {
+            let trust = Arc::clone(trust);
+            std::thread::spawn(move || -> (u64, u64) {
+                let mut rng = StdRng::seed_from_u64(seed ^ (i as u64).wrapping_mul(0x9E37_79B9));
+                let Some(outcome) = key_exchange(&trust, ke_addr, t0) else {
+                    return (0, 1);
+                };
+                let mut session = NtsSession::new(outcome.keys, &outcome.cookies);
+                let Ok(sock) = UdpSocket::bind("127.0.0.1:0") else {
+                    return (0, 1);
+                };
+                if sock.connect(ntp_addr).is_err()
+                    || sock
+                        .set_read_timeout(Some(Duration::from_millis(200)))
+                        .is_err()
+                {
+                    return (0, 1);
+                }
+                let start = Instant::now();
+                let (mut ok, mut failed) = (0u64, 0u64);
+                let mut buf = [0u8; 2048];
+                while start.elapsed() < duration {
+                    let mut header = [0u8; 48];
+                    header[0] = 0x23;
+                    rng.fill_bytes(&mut header[40..48]);
+                    let Some((packet, uid)) = session.build_request(&header, &mut rng) else {
+                        // Cookies used up by lost requests: a fresh exchange.
+                        match key_exchange(&trust, ke_addr, t0) {
+                            Some(o) => session = NtsSession::new(o.keys, &o.cookies),
+                            None => failed += 1,
+                        }
+                        continue;
+                    };
+                    if sock.send(&packet).is_err() {
+                        failed += 1;
+                        continue;
+                    }
+                    match sock.recv(&mut buf) {
+                        Ok(n) => match session.check_response(&buf[..n], &uid) {
+                            NtsCheck::Authentic(_) if buf[24..32] == header[40..48] => ok += 1,
+                            _ => failed += 1,
+                        },
+                        Err(_) => failed += 1,
+                    }
+                }
+                (ok, failed)
+            })
+        })
+        .collect();
+    threads
+        .into_iter()
+        .filter_map(|t| t.join().ok())
+        .fold((0, 0), |(a, b), (c, d)| (a + c, b + d))
+}
+
+/// A self-signed P-256 certificate for localhost/127.0.0.1: (cert, key) paths.
+fn make_cert(dir: &Path) -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    let st = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map_err(|e| format!("openssl: {e}"))?;
+    if !st.success() {
+        return Err(format!("openssl failed: {st}"));
+    }
+    Ok((cert, key))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Runs the comparison; returns the report and whether every server completed handshakes and
+/// authenticated responses (failures are counted in the report).
+pub fn run(opts: &NtsOptions) -> Result<(String, bool), String> {
+    let dir = server::TempDir::new("gnomon-bench-nts").map_err(|e| e.to_string())?;
+    let (cert, key) = make_cert(&dir.0)?;
+    let pem = std::fs::read(&cert).map_err(|e| e.to_string())?;
+    let trust = Arc::new(NtsTrust::new(&[pem], false).map_err(|e| e.to_string())?);
+    let servers: Vec<Kind> = opts
+        .base
+        .servers
+        .iter()
+        .copied()
+        .filter(|k| *k != Kind::Bare)
+        .collect();
+    let mut daemons = Vec::new();
+    for (i, &kind) in servers.iter().enumerate() {
+        let ntsport = server::free_udp_port(0x5eed_0000 + i as u64 + u64::from(std::process::id()))
+            .ok_or("no free port")?;
+        let mut base = opts.base.clone();
+        base.extra_conf.extend([
+            format!("ntsservercert {}", cert.display()),
+            format!("ntsserverkey {}", key.display()),
+            format!("ntsport {ntsport}"),
+        ]);
+        let sub = dir.0.join(kind.name());
+        std::fs::create_dir_all(&sub).map_err(|e| e.to_string())?;
+        let d = server::start(kind, &base, &sub, 0xbe7c_0000 + i as u64)?;
+        let ke: SocketAddr = ([127, 0, 0, 1], ntsport).into();
+        daemons.push((kind, d, ke));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let mut hs: Vec<Vec<f64>> = vec![Vec::new(); daemons.len()];
+    let mut rs: Vec<Vec<f64>> = vec![Vec::new(); daemons.len()];
+    let mut failures = 0u64;
+    let secs = opts.base.duration.as_secs_f64();
+    for rep in 0..opts.base.reps {
+        for j in 0..daemons.len() {
+            let i = (j + rep) % daemons.len();
+            let (_, d, ke) = &daemons[i];
+            let (ok, failed) = handshakes(&trust, *ke, opts.clients, opts.base.duration);
+            hs[i].push(ok as f64 / secs);
+            failures += failed;
+            let (ok, failed) = responses(
+                &trust,
+                *ke,
+                d.addr(),
+                opts.clients,
+                opts.base.duration,
+                rep as u64 * 31 + i as u64,
+            );
+            rs[i].push(ok as f64 / secs);
+            failures += failed;
+        }
+    }
+    let mut text = format!(
+        "NTS on loopback: {} client threads, {} x {:.1} s runs, medians\n\
+         {:<10} {:>16} {:>20}\n",
+        opts.clients, opts.base.reps, secs, "server", "NTS-KE hs/s", "NTS responses/s"
+    );
+    let mut rows = Vec::new();
+    for (i, (kind, _, _)) in daemons.iter().enumerate() {
+        let (h, r) = (median(hs[i].clone()), median(rs[i].clone()));
+        rows.push((*kind, h, r));
+        text.push_str(&format!("{:<10} {:>16.0} {:>20.0}\n", kind.name(), h, r));
+    }
+    if let (Some(c), Some(g)) = (
+        rows.iter().find(|r| r.0 == Kind::Chronyd),
+        rows.iter().find(|r| r.0 == Kind::Gnomond),
+    ) {
+        text.push_str(&format!(
+            "gnomond/chronyd: handshakes {:.2}x, NTS responses {:.2}x\n",
+            g.1 / c.1.max(1e-9),
+            g.2 / c.2.max(1e-9)
+        ));
+    }
+    text.push_str(&format!("failed handshakes or requests: {failures}\n"));
+    Ok((text, rows.iter().all(|r| r.1 > 0.0 && r.2 > 0.0)))
+}
