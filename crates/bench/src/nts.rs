@@ -35,26 +35,33 @@ fn mono(t0: Instant) -> f64 {
     t0.elapsed().as_secs_f64()
 }
 
-/// One complete NTS-KE exchange with `addr`; `None` on any failure.
-fn key_exchange(trust: &NtsTrust, addr: SocketAddr, t0: Instant) -> Option<NtsKeOutcome> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    stream.set_nodelay(true).ok()?;
-    let mut ke = NtsKeClient::new(trust, "localhost", wall_now(), true, mono(t0), 5.0).ok()?;
+/// One complete NTS-KE exchange with `addr`.
+fn key_exchange(trust: &NtsTrust, addr: SocketAddr, t0: Instant) -> Result<NtsKeOutcome, String> {
+    fn e(what: &'static str) -> impl Fn(std::io::Error) -> String {
+        move |err| format!("{what}: {err}")
+    }
+    let mut stream =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(e("connect"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .map_err(e("timeout"))?;
+    stream.set_nodelay(true).map_err(e("nodelay"))?;
+    let mut ke = NtsKeClient::new(trust, "localhost", wall_now(), true, mono(t0), 5.0)
+        .map_err(|err| format!("NTS-KE client: {err:?}"))?;
     let mut out = Vec::new();
     let mut buf = [0u8; 8192];
     loop {
         out.clear();
         ke.write_tls(&mut out);
         if !out.is_empty() {
-            stream.write_all(&out).ok()?;
+            stream.write_all(&out).map_err(e("write"))?;
         }
-        let n = stream.read(&mut buf).ok()?;
-        match ke.read_tls(buf.get(..n)?, mono(t0)) {
-            Ok(Some(outcome)) => return Some(outcome),
-            Ok(None) if n == 0 => return None,
+        let n = stream.read(&mut buf).map_err(e("read"))?;
+        match ke.read_tls(buf.get(..n).unwrap_or(&[]), mono(t0)) {
+            Ok(Some(outcome)) => return Ok(outcome),
+            Ok(None) if n == 0 => return Err("server closed early".into()),
             Ok(None) => {}
-            Err(_) => return None,
+            Err(err) => return Err(format!("NTS-KE: {err:?}")),
         }
     }
 }
@@ -66,7 +73,7 @@ fn handshakes(
     clients: usize,
     duration: Duration,
 ) -> (u64, u64) {
-    let t0 = Instant::now();
+    let t0 = crate::sys::monotonic_now();
     let threads: Vec<_> = (0..clients)
         .map(|_| {
             let trust = Arc::clone(trust);
@@ -74,8 +81,13 @@ fn handshakes(
                 let (mut ok, mut failed) = (0u64, 0u64);
                 while t0.elapsed() < duration {
                     match key_exchange(&trust, addr, t0) {
-                        Some(_) => ok += 1,
-                        None => failed += 1,
+                        Ok(_) => ok += 1,
+                        Err(e) => {
+                            if failed == 0 {
+                                eprintln!("NTS-KE with {addr} failed: {e}");
+                            }
+                            failed += 1;
+                        }
                     }
                 }
                 (ok, failed)
@@ -98,14 +110,18 @@ fn responses(
     duration: Duration,
     seed: u64,
 ) -> (u64, u64) {
-    let t0 = Instant::now();
+    let t0 = crate::sys::monotonic_now();
     let threads: Vec<_> = (0..clients)
         .map(|i| {
             let trust = Arc::clone(trust);
             std::thread::spawn(move || -> (u64, u64) {
                 let mut rng = StdRng::seed_from_u64(seed ^ (i as u64).wrapping_mul(0x9E37_79B9));
-                let Some(outcome) = key_exchange(&trust, ke_addr, t0) else {
-                    return (0, 1);
+                let outcome = match key_exchange(&trust, ke_addr, t0) {
+                    Ok(o) => o,
+                    Err(e) => {
+                        eprintln!("NTS-KE with {ke_addr} failed: {e}");
+                        return (0, 1);
+                    }
                 };
                 let mut session = NtsSession::new(outcome.keys, &outcome.cookies);
                 let Ok(sock) = UdpSocket::bind("127.0.0.1:0") else {
@@ -118,7 +134,7 @@ fn responses(
                 {
                     return (0, 1);
                 }
-                let start = Instant::now();
+                let start = crate::sys::monotonic_now();
                 let (mut ok, mut failed) = (0u64, 0u64);
                 let mut buf = [0u8; 2048];
                 while start.elapsed() < duration {
@@ -128,8 +144,8 @@ fn responses(
                     let Some((packet, uid)) = session.build_request(&header, &mut rng) else {
                         // Cookies used up by lost requests: a fresh exchange.
                         match key_exchange(&trust, ke_addr, t0) {
-                            Some(o) => session = NtsSession::new(o.keys, &o.cookies),
-                            None => failed += 1,
+                            Ok(o) => session = NtsSession::new(o.keys, &o.cookies),
+                            Err(_) => failed += 1,
                         }
                         continue;
                     };
@@ -137,12 +153,21 @@ fn responses(
                         failed += 1;
                         continue;
                     }
-                    match sock.recv(&mut buf) {
+                    let verdict = match sock.recv(&mut buf) {
                         Ok(n) => match session.check_response(&buf[..n], &uid) {
-                            NtsCheck::Authentic(_) if buf[24..32] == header[40..48] => ok += 1,
-                            _ => failed += 1,
+                            NtsCheck::Authentic(_) if buf[24..32] == header[40..48] => Ok(()),
+                            other => Err(format!("{other:?}")),
                         },
-                        Err(_) => failed += 1,
+                        Err(e) => Err(e.to_string()),
+                    };
+                    match verdict {
+                        Ok(()) => ok += 1,
+                        Err(e) => {
+                            if failed == 0 {
+                                eprintln!("NTS request to {ntp_addr} failed: {e}");
+                            }
+                            failed += 1;
+                        }
                     }
                 }
                 (ok, failed)
@@ -174,6 +199,10 @@ fn make_cert(dir: &Path) -> Result<(std::path::PathBuf, std::path::PathBuf), Str
             "/CN=localhost",
             "-addext",
             "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            // rustls (webpki) refuses a CA certificate as the server's own, which is what
+            // `req -x509` makes by default.
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
             "-keyout",
         ])
         .arg(&key)
@@ -187,6 +216,25 @@ fn make_cert(dir: &Path) -> Result<(std::path::PathBuf, std::path::PathBuf), Str
         return Err(format!("openssl failed: {st}"));
     }
     Ok((cert, key))
+}
+
+/// A loopback TCP port in 20000-60000 free now and not in `taken` (the NTS-KE ports of the
+/// servers already started: chronyd's listener would take connections meant for the next).
+fn free_tcp_port(seed: u64, taken: &[u16]) -> Option<u16> {
+    let mut x = seed | 1;
+    for _ in 0..200 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let port = 20000 + (x % 40000) as u16;
+        if !taken.contains(&port)
+            && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && std::net::TcpListener::bind(("::", port)).is_ok()
+        {
+            return Some(port);
+        }
+    }
+    None
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -209,9 +257,14 @@ pub fn run(opts: &NtsOptions) -> Result<(String, bool), String> {
         .filter(|k| *k != Kind::Bare)
         .collect();
     let mut daemons = Vec::new();
+    let mut taken = Vec::new();
     for (i, &kind) in servers.iter().enumerate() {
-        let ntsport = server::free_udp_port(0x5eed_0000 + i as u64 + u64::from(std::process::id()))
-            .ok_or("no free port")?;
+        let ntsport = free_tcp_port(
+            (u64::from(std::process::id()) << 16) ^ (0x5eed_0000 + 2 * i as u64),
+            &taken,
+        )
+        .ok_or("no free TCP port")?;
+        taken.push(ntsport);
         let mut base = opts.base.clone();
         base.extra_conf.extend([
             format!("ntsservercert {}", cert.display()),

@@ -1,4 +1,6 @@
-//! chrony.conf (and key file) grammar → typed values. Errors carry file:line.
+//! chrony.conf grammar → typed values. Errors carry file:line. (The key file named by
+//! `keyfile` is parsed by `gnomon_core::auth::KeyStore::parse`, the one implementation the
+//! server and the engine use.)
 //!
 //! The behaviour reproduced is chronyd 4.3's, observed black-box with `chronyd -x -p -f FILE`:
 //! which lines are accepted or fatal, the exact fatal wording, include/confdir expansion and what
@@ -9,7 +11,6 @@
 pub mod access;
 pub mod directive;
 pub mod error;
-pub mod keyfile;
 pub mod lint;
 pub mod load;
 pub mod location;

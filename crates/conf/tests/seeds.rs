@@ -218,20 +218,3 @@ fn seed_001_errors_carry_fix_hints() {
     let r = lint_file(&fixture("001-access-control.conf"));
     assert!(r.to_string().contains("chrony has no `ntp` keyword"), "{r}");
 }
-
-#[test]
-fn seed_001_key_file_lines_are_skipped_with_line_numbers() {
-    // Parse the text: the file's permission bits depend on the checkout (read_keyfile adds a
-    // warning for world-readable files).
-    let path = fixture("001-chrony.keys");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let k = gnomon_conf::keyfile::parse_keyfile(&text, &path);
-    assert!(k.keys.is_empty());
-    let w: Vec<String> = k.warnings.iter().map(|w| w.to_string()).collect();
-    assert_eq!(w.len(), 2);
-    assert!(
-        w[0].contains("001-chrony.keys:1: Could not parse key"),
-        "{w:?}"
-    );
-    assert!(w[1].contains("001-chrony.keys:2:"), "{w:?}");
-}

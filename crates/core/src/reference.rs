@@ -304,7 +304,7 @@ impl Reference {
         skew_ppm: f64,
         clock: &mut dyn ClockDriver,
     ) -> Result<(), ClockError> {
-        let f = freq_ppm.clamp(-self.cfg.max_drift_ppm, self.cfg.max_drift_ppm);
+        let f = self.limit_drift(freq_ppm);
         clock.set_frequency_ppm(-f)?;
         self.skew = (skew_ppm * 1e-6).clamp(1e-12, crate::source_stats::WORST_CASE_SKEW);
         Ok(())
@@ -342,8 +342,7 @@ impl Reference {
             let w_new = our_skew * our_skew / (our_skew * our_skew + comb.skew * comb.skew);
             // Sources see our clock gain `frequency`: slow it down by the weighted amount.
             let old = clock.frequency_ppm();
-            let target = (old - w_new * comb.frequency * 1e6)
-                .clamp(-self.cfg.max_drift_ppm, self.cfg.max_drift_ppm);
+            let target = self.limit_drift(old - w_new * comb.frequency * 1e6);
             clock.set_frequency_ppm(target)?;
             dfreq = (target - old) * 1e-6;
             self.skew = (our_skew * comb.skew
@@ -397,6 +396,18 @@ impl Reference {
                 doffset: -offset,
             }),
         })
+    }
+
+    /// Limits a frequency (ppm) to ±`maxdrift`. The directive's number comes from a file
+    /// unchecked (`maxdrift -1`, `maxdrift nan` parse): a negative limit counts by its size and
+    /// a NaN limit, like chronyd's comparisons with NaN, limits nothing — never a panic.
+    fn limit_drift(&self, freq_ppm: f64) -> f64 {
+        let limit = self.cfg.max_drift_ppm.abs();
+        if limit.is_nan() {
+            freq_ppm
+        } else {
+            freq_ppm.clamp(-limit, limit)
+        }
     }
 
     /// Slew rate (ppm) for an offset: `corrtimeratio` update intervals for an offset equal to

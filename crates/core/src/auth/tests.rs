@@ -6,7 +6,7 @@ use super::*;
 use proptest::prelude::*;
 
 fn hex(s: &str) -> Vec<u8> {
-    decode_hex(s).unwrap()
+    decode_hex(s).unwrap().to_vec()
 }
 
 fn packet() -> Vec<u8> {
@@ -31,6 +31,48 @@ fn digest(key: &Key, version: u8) -> Vec<u8> {
     let mut out = [0u8; MAX_DIGEST_LEN];
     let n = key.sign(&packet(), version, &mut out);
     out[..n].to_vec()
+}
+
+#[test]
+fn seed_001_unexpanded_shell_substitution_lines_are_skipped_with_line_numbers() {
+    // /work/shared/seeds 001: a key file written with `$(openssl rand -hex 20)` left
+    // unexpanded (crates/conf/tests/seeds/001-chrony.keys).
+    let (s, w) = KeyStore::parse(
+        "1 SHA1 HEX:$(openssl rand -hex 20)\n2 SHA256 HEX:$(openssl rand -hex 32)\n",
+    );
+    assert!(s.is_empty());
+    let got: Vec<String> = w.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        got,
+        [
+            "Could not parse key at line 1",
+            "Could not parse key at line 2"
+        ]
+    );
+}
+
+#[test]
+fn key_is_decoded_before_its_type_is_checked_and_unbuilt_hashes_are_unsupported() {
+    // chronyd 4.3 (loopback run): decode errors win over type errors; TIGER and WHIRLPOOL are
+    // "Unsupported hash function", unknown names "Invalid type".
+    let (s, w) = KeyStore::parse(
+        "11 sha1 HEX:zz\n12 TIGER HEX:zz\n14 BOGUS ASCII:\n\
+         8 TIGER HEX:00112233445566778899AABB\n4 WHIRLPOOL ASCII:abcdefghijk\n\
+         3 RMD160 HEX:00112233445566778899AABB\n",
+    );
+    let got: Vec<String> = w.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        got,
+        [
+            "Could not decode key 11 at line 1",
+            "Could not decode key 12 at line 2",
+            "Could not decode key 14 at line 3",
+            "Unsupported hash function in key 8 at line 4",
+            "Unsupported hash function in key 4 at line 5",
+            "Invalid type in key 3 at line 6",
+        ]
+    );
+    assert!(s.is_empty());
 }
 
 #[test]

@@ -400,14 +400,7 @@ impl NtsKeSession {
 
     /// Moves pending TLS output into `out` (appended); returns the octets added.
     pub fn write_tls(&mut self, out: &mut Vec<u8>) -> usize {
-        let before = out.len();
-        while self.conn.wants_write() {
-            match self.conn.write_tls(out) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-        }
-        out.len() - before
+        write_pending_tls(&mut self.conn, out)
     }
 
     /// Feeds octets read from the connection (`data` empty = the peer closed). On success
@@ -477,22 +470,55 @@ impl NtsKeSession {
     }
 
     fn drain_plaintext(&mut self) -> Result<(), NtsKeError> {
-        let mut buf = [0u8; 4096];
-        loop {
-            match self.conn.reader().read(&mut buf) {
-                Ok(0) => return Ok(()),
-                Ok(n) => {
-                    if self.state == State::Reading {
-                        if self.request.len() + n > MAX_MESSAGE_LEN {
-                            return Err(NtsKeError::RequestTooLong);
-                        }
-                        self.request.extend_from_slice(&buf[..n]);
+        // Anything after the request is read and dropped.
+        let keep = (self.state == State::Reading).then_some(&mut *self.request);
+        read_plaintext(&mut self.conn, keep).map_err(|_| NtsKeError::RequestTooLong)
+    }
+}
+
+/// Moves all pending TLS output of `conn` into `out` (appended); returns the octets added.
+/// Shared by the NTS-KE server and client sessions.
+pub(crate) fn write_pending_tls<D>(
+    conn: &mut rustls::ConnectionCommon<D>,
+    out: &mut Vec<u8>,
+) -> usize {
+    let before = out.len();
+    while conn.wants_write() {
+        match conn.write_tls(out) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    out.len() - before
+}
+
+/// A peer's NTS-KE message grew beyond [`MAX_MESSAGE_LEN`] (RFC 8915 gives no limit; ours
+/// bounds memory per connection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MessageTooLong;
+
+/// Reads the plaintext `conn` has decrypted, appending it to `into` (or dropping it when
+/// `None`); fails once `into` would exceed [`MAX_MESSAGE_LEN`]. The stack buffer may hold
+/// cookies or keys and is zeroized. Shared by the NTS-KE server and client sessions.
+pub(crate) fn read_plaintext<D>(
+    conn: &mut rustls::ConnectionCommon<D>,
+    mut into: Option<&mut Vec<u8>>,
+) -> Result<(), MessageTooLong> {
+    let mut buf = Zeroizing::new([0u8; 4096]);
+    loop {
+        match conn.reader().read(&mut buf[..]) {
+            Ok(0) => return Ok(()),
+            Ok(n) => {
+                if let Some(into) = into.as_deref_mut() {
+                    if into.len().saturating_add(n) > MAX_MESSAGE_LEN {
+                        return Err(MessageTooLong);
                     }
+                    into.extend_from_slice(buf.get(..n).unwrap_or_default());
                 }
-                // WouldBlock: no more plaintext for now; other errors: peer closed uncleanly,
-                // which read_tls reports on the next call.
-                Err(_) => return Ok(()),
             }
+            // WouldBlock: no more plaintext for now; other errors: the peer closed uncleanly,
+            // which shows on the next read_tls or as a truncated message at end of stream.
+            Err(_) => return Ok(()),
         }
     }
 }

@@ -19,11 +19,11 @@
 //! server uses, [`crate::nts::ke::export_keys`]).
 
 use std::fmt;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::sync::Arc;
 
 use gnomon_wire::nts_ke::{
-    encode_end_of_message, encode_u16_record, NtsKeMessage, AEAD_AES_SIV_CMAC_256, MAX_MESSAGE_LEN,
+    encode_end_of_message, encode_u16_record, NtsKeMessage, AEAD_AES_SIV_CMAC_256,
     NEXT_PROTOCOL_NTPV4, RECORD_AEAD_ALGORITHM, RECORD_END_OF_MESSAGE, RECORD_ERROR,
     RECORD_NEW_COOKIE, RECORD_NEXT_PROTOCOL, RECORD_NTPV4_PORT, RECORD_NTPV4_SERVER,
     RECORD_WARNING,
@@ -37,7 +37,7 @@ use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureSc
 use zeroize::Zeroizing;
 
 use super::cookie_jar::{is_valid_cookie, MAX_COOKIES};
-use crate::nts::ke::{export_keys, ALPN_NTSKE};
+use crate::nts::ke::{export_keys, read_plaintext, write_pending_tls, ALPN_NTSKE};
 use crate::nts::SessionKeys;
 
 /// Default time limit of one key exchange, seconds (catalogue case 29 asks for ≤ 16 s).
@@ -471,14 +471,7 @@ impl NtsKeClient {
 
     /// Appends pending TLS output to `out`; returns the octets added.
     pub fn write_tls(&mut self, out: &mut Vec<u8>) -> usize {
-        let before = out.len();
-        while self.conn.wants_write() {
-            match self.conn.write_tls(out) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-        }
-        out.len() - before
+        write_pending_tls(&mut self.conn, out)
     }
 
     /// Feeds octets read from the connection (`data` empty = the server closed). Returns the
@@ -540,21 +533,8 @@ impl NtsKeClient {
     }
 
     fn drain_plaintext(&mut self) -> Result<(), NtsKeClientError> {
-        let mut buf = [0u8; 4096];
-        loop {
-            match self.conn.reader().read(&mut buf) {
-                Ok(0) => return Ok(()),
-                Ok(n) => {
-                    if self.response.len() + n > MAX_MESSAGE_LEN {
-                        return Err(NtsKeClientError::ResponseTooLong);
-                    }
-                    self.response.extend_from_slice(&buf[..n]);
-                }
-                // WouldBlock: nothing more for now; an unclean close shows as a truncated
-                // message when the caller reports end of stream.
-                Err(_) => return Ok(()),
-            }
-        }
+        read_plaintext(&mut self.conn, Some(&mut self.response))
+            .map_err(|_| NtsKeClientError::ResponseTooLong)
     }
 }
 

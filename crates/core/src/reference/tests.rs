@@ -65,6 +65,21 @@ fn frequency_is_clamped_to_maxdrift() {
 }
 
 #[test]
+fn negative_or_nan_maxdrift_from_config_limits_without_panicking() {
+    for (max, expect) in [(-100.0, -100.0), (f64::NAN, -500.0)] {
+        let mut r = Reference::new(ReferenceConfig {
+            max_drift_ppm: max,
+            ..Default::default()
+        });
+        let mut c = TestClock::default();
+        r.update(10.0, &comb(0.0, 500e-6, 1e-6), &mut c).unwrap();
+        assert!((c.freq_ppm - expect).abs() < 0.01, "{max}: {}", c.freq_ppm);
+        r.load_drift(-300.0, 1.0, &mut c).unwrap();
+        assert!(c.freq_ppm.is_finite());
+    }
+}
+
+#[test]
 fn makestep_steps_only_within_limit_updates() {
     let mut r = Reference::new(ReferenceConfig {
         makestep: Some((1.0, 2)),
