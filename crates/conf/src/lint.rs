@@ -107,14 +107,23 @@ impl fmt::Display for LintReport {
 /// Lint a file: load it as chronyd would; on fatal errors also skip the bad lines to report
 /// every one of them and check the rest.
 pub fn lint_file(path: &Path) -> LintReport {
-    match load_file(path) {
+    report(load_file(path), || load_file_tolerant(path))
+}
+
+/// The report for a strict load's result; on a fatal error, the tolerant load finds the
+/// other fatal lines (without repeating the first) and supplies the directives to check.
+fn report(
+    strict: Result<Config, ConfError>,
+    tolerant: impl FnOnce() -> (Config, Vec<ConfError>),
+) -> LintReport {
+    match strict {
         Ok(c) => LintReport {
             fatal: None,
             more_fatal: Vec::new(),
             findings: lint(&c),
         },
         Err(first) => {
-            let (c, mut errors) = load_file_tolerant(path);
+            let (c, mut errors) = tolerant();
             if errors.first() == Some(&first) {
                 errors.remove(0);
             }
@@ -129,24 +138,7 @@ pub fn lint_file(path: &Path) -> LintReport {
 
 /// Lint directives given on the command line (chronyd's form without a file).
 pub fn lint_lines(lines: &[String]) -> LintReport {
-    match load_lines(lines) {
-        Ok(c) => LintReport {
-            fatal: None,
-            more_fatal: Vec::new(),
-            findings: lint(&c),
-        },
-        Err(first) => {
-            let (c, mut errors) = load_lines_tolerant(lines);
-            if errors.first() == Some(&first) {
-                errors.remove(0);
-            }
-            LintReport {
-                fatal: Some(first),
-                more_fatal: errors,
-                findings: lint(&c),
-            }
-        }
-    }
+    report(load_lines(lines), || load_lines_tolerant(lines))
 }
 
 /// Host names and addresses of public NTP services that smear leap seconds.
@@ -741,100 +733,4 @@ fn port_value(d: &Directive) -> u16 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::load_lines;
-
-    fn ids(lines: &[&str]) -> Vec<&'static str> {
-        let v: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
-        lint(&load_lines(&v).unwrap())
-            .iter()
-            .map(|f| f.id)
-            .collect()
-    }
-
-    #[test]
-    fn port_zero_with_allow_is_an_error() {
-        assert_eq!(ids(&["port 0", "allow 10/8"]), vec!["port-zero-with-allow"]);
-        assert!(ids(&["port 0"]).is_empty());
-    }
-
-    #[test]
-    fn metrics_directives_warn_as_extensions_and_nonlocal_bind_is_an_error() {
-        assert_eq!(ids(&["metricsport 9123"]), vec!["gnomon-extension"]);
-        assert_eq!(
-            ids(&["metricsport 9123", "bindmetricsaddress 192.0.2.1"]),
-            vec![
-                "metrics-nonlocal-bind",
-                "gnomon-extension",
-                "gnomon-extension"
-            ]
-        );
-        assert_eq!(
-            ids(&[
-                "metricsport 9123",
-                "bindmetricsaddress 192.0.2.1",
-                "metricsallownonlocal"
-            ]),
-            vec!["gnomon-extension"; 3]
-        );
-        assert_eq!(
-            ids(&["metricsport 9123", "bindmetricsaddress ::1"]),
-            vec!["gnomon-extension"; 2]
-        );
-    }
-
-    #[test]
-    fn ntpd_local_clock_address_is_flagged() {
-        assert_eq!(
-            ids(&["server 127.127.1.0 iburst"]),
-            vec!["ntpd-local-clock"]
-        );
-    }
-
-    #[test]
-    fn smearing_mix_and_leapsectz_are_flagged() {
-        let f = ids(&[
-            "server time.google.com iburst",
-            "pool pool.ntp.org iburst",
-            "leapsectz right/UTC",
-        ]);
-        assert_eq!(f, vec!["smear-mixed", "smear-with-leapsectz"]);
-        assert!(ids(&["server time1.google.com", "server time2.google.com"]).is_empty());
-    }
-
-    #[test]
-    fn deny_all_after_allow_denies_everyone() {
-        assert_eq!(
-            ids(&["allow 10/8", "deny all"]),
-            vec!["deny-all-overrides-allow"]
-        );
-        assert!(ids(&["deny all", "allow 10/8"]).is_empty());
-    }
-
-    #[test]
-    fn lint_lines_reports_every_fatal_line_and_the_rest() {
-        let lines: Vec<String> = ["schedrr 1", "port 0", "minpoll 4", "allow 10/8"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let r = lint_lines(&lines);
-        assert_eq!(
-            r.fatal.as_ref().map(|e| e.chrony_message()).as_deref(),
-            Some("Invalid directive at line 1")
-        );
-        assert_eq!(r.more_fatal.len(), 1);
-        assert_eq!(r.ids(), vec!["port-zero-with-allow"]);
-        assert_eq!(r.exit_code(), 2);
-    }
-
-    #[test]
-    fn finding_display_names_file_line_and_hint() {
-        let c = load_lines(&["port 0".into(), "allow".into()]).unwrap();
-        let f = &lint(&c)[0];
-        assert_eq!(
-            f.to_string(),
-            "<command line>:1: error: `port 0` disables the NTP server socket, so the `allow` rules serve nobody (hint: remove `port 0` (it only makes sense on a pure client)) [port-zero-with-allow]"
-        );
-    }
-}
+mod tests;

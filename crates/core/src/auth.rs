@@ -17,7 +17,11 @@
 //! keeps the first definition (chronyd answers only with the first). Key ID 0 loads and
 //! works as chronyd's does (measured: a 68-octet request MAC'd with key 0 is answered; it is
 //! not a crypto-NAK, which has no digest), but unlike chrony, which wraps `4294967296` to key
-//! 0, IDs above 2^32-1 are refused.
+//! 0, IDs above 2^32-1 are refused. Deliberately stricter too: chronyd 4.3 reads IDs the way
+//! `scanf("%u")` does (measured: `+6` and `6a` load as key 6, `-1` as 4294967295, `0x10` as
+//! 0, all silently); here an ID must be plain decimal digits, anything else "Could not parse
+//! key". The key is decoded before the type is checked, as chronyd does, and TIGER and
+//! WHIRLPOOL, which chronyd names but this build lacks, are "Unsupported hash function".
 //!
 //! MAC: hash types compute H(key ‖ packet); AES types compute AES-CMAC(key, packet). The
 //! digest carried is the full output, except in NTPv4 where hashes longer than 160 bits are

@@ -138,7 +138,8 @@ impl Client {
         let limit = timeout
             .filter(|t| *t >= 0)
             .map_or(ONE_SHOT_DEFAULT_LIMIT, f64::from);
-        let cfg = config::engine_config(settings, one_shot.map(|m| (m, limit)), seed);
+        let mut cfg = config::engine_config(settings, one_shot.map(|m| (m, limit)), seed);
+        cfg.leap_table = config::load_leap_table(settings, std::path::Path::new(config::ZONEINFO));
         for src in &settings.sources {
             for option in config::unsupported_options(&src.spec) {
                 tracing::warn!(

@@ -47,6 +47,8 @@ pub const IMPLEMENTED: &[&str] = &[
     "corrtimeratio",
     "maxclockerror",
     "leapsecmode",
+    "leapsectz",
+    "leapseclist",
     // authentication (keys.rs, nts_ke.rs)
     "keyfile",
     "ntsservercert",

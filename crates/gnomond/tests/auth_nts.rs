@@ -301,5 +301,103 @@ fn rotated_keys_are_dumped_and_clients_follow_them() {
         c.output(),
         d.stderr()
     );
-    assert!(chronyc_sources(cmdport).lines().any(|l| l.starts_with("^*")));
+    assert!(chronyc_sources(cmdport)
+        .lines()
+        .any(|l| l.starts_with("^*")));
+}
+
+/// `gnomon_serverstats_ntp_requests_ignored_total{reason="auth_failed"}` (NTS NAKs included).
+fn auth_failures(metrics: SocketAddr) -> f64 {
+    use std::io::Write;
+    let mut s = TcpStream::connect_timeout(&metrics, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    let prefix = "gnomon_serverstats_ntp_requests_ignored_total{reason=\"auth_failed\"} ";
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no auth_failed sample in:\n{text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn rekey_reloads_externally_managed_nts_keys() {
+    let dir = TempDir::new("nts-rekey");
+    let (cert, key) = make_cert(dir.path(), "server");
+    // Two key sets, as another server with rotation enabled would dump them.
+    let mut sets = Vec::new();
+    for name in ["a", "b"] {
+        let dump_dir = dir.join(name);
+        let d = Daemon::start(&nts_conf(
+            free_tcp_port(),
+            &cert,
+            &key,
+            &format!("ntsdumpdir {}", dump_dir.display()),
+        ));
+        drop(d);
+        sets.push(std::fs::read_to_string(dump_dir.join("ntskeys")).unwrap());
+    }
+    assert_ne!(sets[0], sets[1]);
+    let managed = dir.join("managed");
+    std::fs::create_dir_all(&managed).unwrap();
+    let write_keys = |text: &str| {
+        let p = managed.join("ntskeys");
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    };
+    write_keys(&sets[0]);
+    let ntsport = free_tcp_port();
+    let metrics_port = free_tcp_port();
+    let d = Daemon::start(&nts_conf(
+        ntsport,
+        &cert,
+        &key,
+        &format!(
+            "ntsdumpdir {}\nntsrotate 0\nmetricsport {metrics_port}",
+            managed.display()
+        ),
+    ));
+    let metrics = SocketAddr::from(([127, 0, 0, 1], metrics_port));
+    assert!(
+        d.stderr().contains("Loaded NTS server keys"),
+        "{}",
+        d.stderr()
+    );
+    let (c, cmdport) = nts_client(d.port, ntsport, &cert, -2);
+    let (ok, listing) = wait_selected(cmdport, Duration::from_secs(20));
+    assert!(ok, "not selected:\n{listing}\n{}", c.output());
+    // With rotation off the daemon never rewrites the managed file.
+    assert_eq!(
+        std::fs::read_to_string(managed.join("ntskeys")).unwrap(),
+        sets[0]
+    );
+    assert_eq!(auth_failures(metrics), 0.0);
+
+    // New keys from the key manager, then `rekey`: the client's cookies (sealed with the old
+    // keys) now fail and are answered with NAKs.
+    write_keys(&sets[1]);
+    let out = run_bounded(
+        Command::new(require_tool("chronyc"))
+            .arg("-h")
+            .arg(&d.socket)
+            .arg("rekey"),
+        Duration::from_secs(5),
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("200 OK"),
+        "rekey: {out:?}"
+    );
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(5) && auth_failures(metrics) == 0.0 {
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(
+        auth_failures(metrics) > 0.0,
+        "old cookies still accepted after rekey:\n{}",
+        d.stderr()
+    );
 }

@@ -437,3 +437,55 @@ proptest::proptest! {
         proptest::prop_assert!(a.stats().is_empty());
     }
 }
+
+proptest::proptest! {
+    /// Replies that pass the origin check but carry any leap, stratum, poll, precision, root
+    /// delay/dispersion, reference ID and receive/transmit timestamps, over several exchanges
+    /// (so the filter and regression see them): never a panic, and every sample and report
+    /// value stays finite.
+    #[test]
+    fn replies_with_arbitrary_header_fields_never_panic_nor_give_non_finite_values(
+        fields in proptest::collection::vec(
+            (0u8..4, 0u8..20, proptest::prelude::any::<i8>(),
+             proptest::prelude::any::<i8>(), 0u32..0x2_0000, 0u32..0x2_0000, -3e9f64..3e9, -1.0f64..1.0, 0.0f64..2.0,
+             proptest::prelude::any::<bool>()),
+            1..12,
+        )
+    ) {
+        let mut a = client();
+        for (leap, stratum, poll, precision, rd, rdisp, ahead, turn, wait, near) in fields {
+            let (req, t1) = send(&mut a);
+            // Half the replies come from a server near our time (they reach the filter and
+            // the regression), half from anywhere in the NTP era.
+            let ahead = if near { ahead * 1e-9 } else { ahead };
+            let (rep, rx) = reply(&req, t1, 0.01, 0.0);
+            let t2 = NtpTimestamp::from_unix_f64(t1 + 0.01 + ahead);
+            let t3 = NtpTimestamp::from_unix_f64(t1 + 0.01 + ahead + turn * 1e-3);
+            let rep = with(&rep, |h| {
+                h.leap = match leap {
+                    0 => LeapIndicator::NoWarning,
+                    1 => LeapIndicator::InsertSecond,
+                    2 => LeapIndicator::DeleteSecond,
+                    _ => LeapIndicator::Unsynchronised,
+                };
+                h.stratum = stratum;
+                h.poll = poll;
+                h.precision = precision;
+                h.root_delay = NtpShort(rd);
+                h.root_dispersion = NtpShort(rdisp);
+                h.receive_timestamp = t2;
+                h.transmit_timestamp = t3;
+            });
+            if let RxOutcome::Sample(s) = a.on_packet(rx + wait, &rep, None, false) {
+                proptest::prop_assert!(s.offset.is_finite() && s.peer_delay.is_finite());
+                proptest::prop_assert!(s.root_delay.is_finite() && s.root_dispersion.is_finite());
+            }
+            let r = a.report(rx + wait);
+            proptest::prop_assert!(r.adjusted_offset.is_finite() && r.error.is_finite());
+            if let Some(e) = a.stats().estimate() {
+                proptest::prop_assert!(e.offset.is_finite() && e.frequency.is_finite());
+                proptest::prop_assert!(e.skew.is_finite() && e.offset_sd.is_finite());
+            }
+        }
+    }
+}

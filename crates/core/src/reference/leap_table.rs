@@ -83,7 +83,10 @@ impl LeapTable {
             if entries.len() == MAX_ENTRIES {
                 return Err(LeapTableError::TooManyEntries);
             }
-            entries.push((t - NTP_UNIX_OFFSET, o));
+            let t = t
+                .checked_sub(NTP_UNIX_OFFSET)
+                .ok_or(LeapTableError::BadLine(n + 1))?;
+            entries.push((t, o));
         }
         let table = LeapTable { entries };
         table.check()?;
@@ -96,7 +99,12 @@ impl LeapTable {
         entries.push((63_072_000, 10)); // 1972-01-01: TAI−UTC = 10 s
         let mut prev_corr = 0i32;
         for (t, corr) in records {
-            entries.push((t - i64::from(prev_corr), 10 + corr));
+            // Values straight from the file: out-of-range ones make an inconsistent table.
+            let start = t
+                .checked_sub(i64::from(prev_corr))
+                .ok_or(LeapTableError::Inconsistent)?;
+            let tai_utc = corr.checked_add(10).ok_or(LeapTableError::Inconsistent)?;
+            entries.push((start, tai_utc));
             prev_corr = corr;
         }
         let table = LeapTable { entries };
@@ -109,7 +117,7 @@ impl LeapTable {
             return Err(LeapTableError::Empty);
         }
         for w in self.entries.windows(2) {
-            if w[1].0 <= w[0].0 || (w[1].1 - w[0].1).abs() > 1 {
+            if w[1].0 <= w[0].0 || (i64::from(w[1].1) - i64::from(w[0].1)).abs() > 1 {
                 return Err(LeapTableError::Inconsistent);
             }
         }
@@ -127,8 +135,9 @@ impl LeapTable {
 
     /// The leap second at the end of the UTC day containing `now`, if any.
     pub fn leap_today(&self, now: f64) -> LeapState {
-        let day_end = ((now / 86400.0).floor() as i64 + 1) * 86400;
-        let Some(pos) = self.entries.iter().position(|e| e.0 == day_end) else {
+        // In floating point: any `now` (even one far outside the table) is harmless.
+        let day_end = ((now / 86400.0).floor() + 1.0) * 86400.0;
+        let Some(pos) = self.entries.iter().position(|e| e.0 as f64 == day_end) else {
             return LeapState::Normal;
         };
         let before = if pos == 0 {
@@ -248,6 +257,32 @@ mod tests {
         );
     }
 
+    #[test]
+    fn extreme_times_and_offsets_in_files_are_errors_not_overflows() {
+        assert_eq!(
+            LeapTable::parse_leap_seconds_list("-9223372036854775808 10\n"),
+            Err(LeapTableError::BadLine(1))
+        );
+        assert_eq!(
+            LeapTable::parse_leap_seconds_list("2272060800 2147483647\n2287785600 -2147483648\n"),
+            Err(LeapTableError::Inconsistent)
+        );
+        for leaps in [
+            [(78_796_800, i32::MAX), (94_694_401, 0)],
+            [(78_796_800, i32::MIN), (94_694_401, i32::MAX)],
+            [(i32::MIN, -1), (i32::MAX, i32::MIN)],
+        ] {
+            assert!(
+                LeapTable::parse_tzif(&tzif_v1(&leaps)).is_err(),
+                "{leaps:?}"
+            );
+        }
+        let t = LeapTable::parse_tzif(&tzif_v1(&[(78_796_800, 1)])).unwrap();
+        for now in [f64::MAX, f64::MIN, f64::NAN, f64::INFINITY, 9.3e18] {
+            assert_eq!(t.leap_today(now), LeapState::Normal);
+        }
+    }
+
     fn tzif_v1(leaps: &[(i32, i32)]) -> Vec<u8> {
         let mut v = b"TZif".to_vec();
         v.push(0);
@@ -287,9 +322,9 @@ mod tests {
 
     #[test]
     fn system_right_utc_if_installed_has_2016_leap() {
-        let Ok(data) = std::fs::read("/usr/share/zoneinfo/right/UTC") else {
-            return;
-        };
+        // Fails loudly instead of skipping when tzdata's right/ zones are missing.
+        let data = std::fs::read("/usr/share/zoneinfo/right/UTC")
+            .expect("/usr/share/zoneinfo/right/UTC (package tzdata-legacy or tzdata) is needed");
         let t = LeapTable::parse_tzif(&data).unwrap();
         assert_eq!(t.leap_today(1_483_228_800.0 - 1.0), LeapState::Insert);
         assert_eq!(t.tai_offset(1_483_228_800.0), Some(37));

@@ -164,15 +164,15 @@ fn drift_file_round_trips_and_rejects_garbage() {
         parse_drift("1e9 1\n", 500000.0),
         Err(DriftError::OutOfRange)
     );
-    assert_eq!(
-        parse_drift("1.0 2.0 3.0\n", 500000.0),
-        Err(DriftError::Malformed)
-    );
-    // Truncated: the newline and part of the skew are missing.
-    assert_eq!(
-        parse_drift(&text[..30], 500000.0),
-        Err(DriftError::Malformed)
-    );
+    assert_eq!(parse_drift("12.5\n", 500000.0), Err(DriftError::Malformed));
+}
+
+#[test]
+fn drift_file_trailing_words_and_missing_newline_are_accepted_like_chronyd() {
+    // chronyd 4.3 -x -d: "Frequency 12.500 +/- 0.100 ppm read from ..." for both files.
+    assert_eq!(parse_drift("12.5 0.1", 500000.0), Ok((12.5, 0.1)));
+    assert_eq!(parse_drift("12.5 0.1 extra\n", 500000.0), Ok((12.5, 0.1)));
+    assert_eq!(parse_drift("1.0 2.0 3.0\n", 500000.0), Ok((1.0, 2.0)));
 }
 
 #[test]

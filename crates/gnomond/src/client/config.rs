@@ -4,6 +4,7 @@
 
 use gnomon_conf::{Settings, SourceKind as ConfKind, SourceSpec};
 use gnomon_core::association::{EngineConfig, OneShot, SourceConfig, SourceKind};
+use gnomon_core::reference::leap_table::LeapTable;
 use gnomon_core::reference::{LeapMode, ReferenceConfig};
 use gnomon_core::selection::{SelectOptions, SelectionConfig};
 
@@ -120,8 +121,8 @@ pub fn unsupported_options(s: &SourceSpec) -> Vec<&'static str> {
 /// The engine configuration: selection (`minsources`, `maxdistance`, `maxjitter`,
 /// `combinelimit`, `reselectdist`, `stratumweight`), discipline (`makestep`, `maxchange`,
 /// `maxupdateskew`, `maxslewrate`, `maxdrift`, `corrtimeratio`, `maxclockerror`,
-/// `leapsecmode`) and the one-shot mode. `local` stays with the NTP server module, which
-/// serves it when the engine has no source.
+/// `leapsecmode`) and the one-shot mode; the leap table is [`load_leap_table`]'s. `local`
+/// stays with the NTP server module, which serves it when the engine has no source.
 pub fn engine_config(
     settings: &Settings,
     one_shot: Option<(OneShot, f64)>,
@@ -159,6 +160,50 @@ pub fn engine_config(
         one_shot,
         leap_table: None,
         seed,
+    }
+}
+
+/// Where `leapsectz NAME` files are read from.
+pub const ZONEINFO: &str = "/usr/share/zoneinfo";
+/// Largest leap table file read (the real ones are a few kB).
+const MAX_LEAP_FILE: u64 = 1 << 20;
+
+fn read_bounded(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut data = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_LEAP_FILE)
+        .read_to_end(&mut data)?;
+    Ok(data)
+}
+
+/// The leap second table of `leapseclist FILE` (preferred, as chrony 4.3) or `leapsectz NAME`
+/// (a TZif file under `zoneinfo`). A file that cannot be read or parsed is logged and ignored:
+/// the sources' leap warnings are used instead.
+pub fn load_leap_table(settings: &Settings, zoneinfo: &std::path::Path) -> Option<LeapTable> {
+    let (path, list) = match (&settings.leapseclist, &settings.leapsectz) {
+        (Some(list), _) => (list.clone(), true),
+        (None, Some(tz)) => (zoneinfo.join(tz), false),
+        (None, None) => return None,
+    };
+    let data = match read_bounded(&path) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!("Could not read leap second table {} : {e}", path.display());
+            return None;
+        }
+    };
+    let table = if list {
+        LeapTable::parse_leap_seconds_list(&String::from_utf8_lossy(&data))
+    } else {
+        LeapTable::parse_tzif(&data)
+    };
+    match table {
+        Ok(t) => Some(t),
+        Err(e) => {
+            tracing::warn!("Leap second table {} ignored : {e}", path.display());
+            None
+        }
     }
 }
 
@@ -205,6 +250,28 @@ mod tests {
         );
         let s = settings(&["server 127.0.0.1 iburst minpoll 2"]);
         assert!(unsupported_options(&s.sources[0].spec).is_empty());
+    }
+
+    #[test]
+    fn leap_list_is_loaded_and_garbage_ignored() {
+        let dir = std::env::temp_dir().join(format!("gnomond-leap-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let list = dir.join("leap-seconds.list");
+        // 1 Jan 2017 (NTP seconds 3692217600): TAI-UTC 37, the last leap second so far.
+        std::fs::write(
+            &list,
+            "# comment\n3644697600 36\n3692217600 37 # 1 Jan 2017\n",
+        )
+        .unwrap();
+        let s = settings(&[&format!("leapseclist {}", list.display())]);
+        let t = load_leap_table(&s, std::path::Path::new(ZONEINFO)).unwrap();
+        assert_eq!(t.tai_offset(1_800_000_000.0), Some(37));
+        std::fs::write(&list, "not a list\n").unwrap();
+        assert!(load_leap_table(&s, std::path::Path::new(ZONEINFO)).is_none());
+        let tz = settings(&["leapsectz UTC"]);
+        std::fs::write(dir.join("UTC"), b"garbage").unwrap();
+        assert!(load_leap_table(&tz, &dir).is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
