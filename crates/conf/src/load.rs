@@ -76,15 +76,7 @@ pub fn load_file_tolerant(path: &Path) -> (Config, Vec<ConfError>) {
     let at = Location::new(Arc::from(path), 0);
     // In tolerant mode every error is collected, so these calls cannot fail.
     let _ = l.file(path, &at, 0, false);
-    let _ = l.sourcedir_files();
-    let errors = l.errors.take().unwrap_or_default();
-    (
-        Config {
-            entries: l.entries,
-            ignored: l.ignored,
-        },
-        errors,
-    )
+    l.finish_tolerant()
 }
 
 /// [`load_lines`] in tolerant mode: bad lines are skipped and every fatal error collected.
@@ -95,18 +87,24 @@ pub fn load_lines_tolerant(lines: &[String]) -> (Config, Vec<ConfError>) {
         // In tolerant mode every error is collected, so these calls cannot fail.
         let _ = l.line(line, Location::command_line(i + 1), 0, false);
     }
-    let _ = l.sourcedir_files();
-    let errors = l.errors.take().unwrap_or_default();
-    (
-        Config {
-            entries: l.entries,
-            ignored: l.ignored,
-        },
-        errors,
-    )
+    l.finish_tolerant()
 }
 
 impl Loader {
+    /// Ends a tolerant load: reads the sourcedir files, then hands back the directives kept
+    /// and every fatal error collected.
+    fn finish_tolerant(mut self) -> (Config, Vec<ConfError>) {
+        let _ = self.sourcedir_files();
+        let errors = self.errors.take().unwrap_or_default();
+        (
+            Config {
+                entries: self.entries,
+                ignored: self.ignored,
+            },
+            errors,
+        )
+    }
+
     /// A skipped sourcedir line (bounded like the error list).
     fn ignore(&mut self, e: ConfError) {
         if self.ignored.len() < MAX_ERRORS {

@@ -261,28 +261,14 @@ pub fn all() -> Vec<Scenario> {
     s.expect = relaxed(300.0, 1e-3, 3e-4);
     v.push(s);
 
-    for (name, sign) in [("leap_insert", 1), ("leap_delete", -1)] {
-        let mut c = client(&[0], iburst);
-        c.engine.reference = ReferenceConfig {
-            leap_mode: LeapMode::System,
-            ..Default::default()
-        };
-        let mut s = base(name, one.clone(), c);
-        s.start = LEAP_MIDNIGHT - 20_000.0;
-        s.duration = 30_000.0;
-        s.leaps = vec![LeapEvent {
-            at: LEAP_MIDNIGHT,
-            sign,
-        }];
-        s.expect = relaxed(120.0, 1e-3, 3e-4);
-        v.push(s);
-    }
-
-    // leapsecmode step and slew (insertion). Slewing a second at maxslewrate takes ~12 s,
-    // during which the clock is up to 1 s off: synchronised again after it.
-    for (name, mode, max_sync) in [
-        ("leap_step", LeapMode::Step, 120.0),
-        ("leap_slew", LeapMode::Slew, 20_100.0),
+    // Leap seconds announced by the server, handled in each leapsecmode. Slewing a second at
+    // maxslewrate takes ~12 s, during which the clock is up to 1 s off: synchronised again
+    // after it.
+    for (name, mode, sign, max_sync) in [
+        ("leap_insert", LeapMode::System, 1, 120.0),
+        ("leap_delete", LeapMode::System, -1, 120.0),
+        ("leap_step", LeapMode::Step, 1, 120.0),
+        ("leap_slew", LeapMode::Slew, 1, 20_100.0),
     ] {
         let mut c = client(&[0], iburst);
         c.engine.reference = ReferenceConfig {
@@ -294,7 +280,7 @@ pub fn all() -> Vec<Scenario> {
         s.duration = 30_000.0;
         s.leaps = vec![LeapEvent {
             at: LEAP_MIDNIGHT,
-            sign: 1,
+            sign,
         }];
         s.expect = relaxed(max_sync, 1e-3, 3e-4);
         v.push(s);
