@@ -2,7 +2,8 @@
 //! `noclock`, loopback only). The test plays the daemon: it connects to chronyd's NTS-KE port
 //! with a `TcpStream` and drives [`NtsKeClient`], then sends the association's NTS requests
 //! over a `UdpSocket` and feeds the answers back; likewise for a symmetric key. chronyd's
-//! certificate is a self-signed one made with `rcgen` here and trusted through
+//! certificate is a self-signed one made with `rcgen` here (or, for the case of a CA
+//! certificate used directly, with plain `openssl req -x509`) and trusted through
 //! `ntstrustedcerts` semantics ([`NtsTrust`] from its PEM).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
@@ -73,17 +74,60 @@ struct Chronyd {
 const KEYS: &str = "1 MD5 HEX:00112233445566778899AABBCCDDEEFF\n\
                     2 SHA1 HEX:00112233445566778899AABBCCDDEEFF00112233\n";
 
+/// How chronyd's certificate is made.
+enum CertKind {
+    /// `rcgen`'s simple self-signed end-entity certificate for `localhost`.
+    Rcgen,
+    /// Plain `openssl req -x509` (P-256, CN and SAN `localhost`): basicConstraints CA:TRUE.
+    OpensslReqX509,
+}
+
 fn chronyd(name: &str) -> Chronyd {
+    chronyd_with(name, CertKind::Rcgen)
+}
+
+fn chronyd_with(name: &str, kind: CertKind) -> Chronyd {
     let dir = std::env::temp_dir().join(format!("gnomon-ntsclient-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut guard = Guard {
         child: None,
         dir: dir.clone(),
     };
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    let cert_pem = ck.cert.pem();
-    std::fs::write(dir.join("cert.pem"), &cert_pem).unwrap();
-    std::fs::write(dir.join("key.pem"), ck.key_pair.serialize_pem()).unwrap();
+    match kind {
+        CertKind::Rcgen => {
+            let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+            std::fs::write(dir.join("cert.pem"), ck.cert.pem()).unwrap();
+            std::fs::write(dir.join("key.pem"), ck.key_pair.serialize_pem()).unwrap();
+        }
+        CertKind::OpensslReqX509 => {
+            let status = Command::new("openssl")
+                .args([
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-256",
+                    "-nodes",
+                    "-days",
+                    "30",
+                    "-subj",
+                    "/CN=localhost",
+                    "-addext",
+                    "subjectAltName=DNS:localhost",
+                    "-keyout",
+                ])
+                .arg(dir.join("key.pem"))
+                .arg("-out")
+                .arg(dir.join("cert.pem"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("openssl is needed for this interop test");
+            assert!(status.success(), "openssl req failed");
+        }
+    }
+    let cert_pem = std::fs::read_to_string(dir.join("cert.pem")).unwrap();
     std::fs::write(dir.join("keys"), KEYS).unwrap();
     let ntp_port = free_port(name.len() as u32 * 3 + 1);
     let ke_port = free_port(name.len() as u32 * 5 + 2);
@@ -122,10 +166,15 @@ fn chronyd(name: &str) -> Chronyd {
 
 /// Plays the daemon's part of one key exchange.
 fn key_exchange(c: &Chronyd, trust: &NtsTrust) -> Result<NtsKeOutcome, String> {
+    key_exchange_as(c, trust, "localhost")
+}
+
+/// One key exchange expecting the certificate to be valid for `name`.
+fn key_exchange_as(c: &Chronyd, trust: &NtsTrust, name: &str) -> Result<NtsKeOutcome, String> {
     let start = Instant::now();
     let mono = || start.elapsed().as_secs_f64();
-    let mut ke = NtsKeClient::new(trust, "localhost", wall(), true, mono(), 10.0)
-        .map_err(|e| e.to_string())?;
+    let mut ke =
+        NtsKeClient::new(trust, name, wall(), true, mono(), 10.0).map_err(|e| e.to_string())?;
     let mut stream = TcpStream::connect(("127.0.0.1", c.ke_port)).map_err(|e| e.to_string())?;
     stream
         .set_read_timeout(Some(Duration::from_millis(500)))
@@ -225,6 +274,24 @@ fn nts_key_exchange_fails_against_an_untrusted_certificate() {
     let trust = NtsTrust::new(&[other.cert.pem().into_bytes()], false).unwrap();
     let e = key_exchange(&c, &trust).unwrap_err();
     assert!(e.contains("TLS"), "{e}");
+}
+
+#[test]
+fn nts_key_exchange_with_chronyd_serving_a_trusted_openssl_req_x509_ca_certificate() {
+    // chronyd (GnuTLS) accepts such a certificate when it is in `ntstrustedcerts`; so do we.
+    let c = chronyd_with("opensslca", CertKind::OpensslReqX509);
+    let trust = NtsTrust::new(&[c.cert_pem.clone().into_bytes()], false).unwrap();
+    let o = key_exchange(&c, &trust).unwrap();
+    assert_eq!(o.cookies.len(), 8);
+    assert_eq!(o.ntp_port, Some(c.ntp_port));
+    // Still only for its own name, and only when it is trusted itself.
+    let e = key_exchange_as(&c, &trust, "ntp.example.org").unwrap_err();
+    assert!(e.contains("not valid for name"), "{e}");
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let untrusted = NtsTrust::new(&[other.cert.pem().into_bytes()], false).unwrap();
+    let e = key_exchange(&c, &untrusted).unwrap_err();
+    assert!(e.contains("CaUsedAsEndEntity"), "{e}");
+    drop(c.guard);
 }
 
 #[test]

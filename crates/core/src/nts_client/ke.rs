@@ -9,6 +9,13 @@
 //! checked at; with `check_time` false (chrony's `nocerttimecheck` for the first N clock
 //! updates) the validity period is not checked, the chain and name still are.
 //!
+//! Like chronyd (GnuTLS), a server may present, as its end-entity certificate, a certificate
+//! listed in `ntstrustedcerts` byte for byte even when it is a CA certificate (what plain
+//! `openssl req -x509` makes): webpki rejects that as `CaUsedAsEndEntity`, so only then, and
+//! only for the configured files (never the system store), the certificate is accepted after
+//! checking its name and (with `check_time`) its validity period. The handshake signature is
+//! verified by rustls with the provider's algorithms either way.
+//!
 //! The request offers Next Protocol NTPv4 and AEAD_AES_SIV_CMAC_256 (15). The response is read
 //! into at most 16384 octets and must (catalogue case 27): carry exactly one critical Next
 //! Protocol record `[0]`, one AEAD record naming 15, no Error and no Warning record (chrony's
@@ -30,9 +37,10 @@ use gnomon_wire::nts_ke::{
 };
 use gnomon_wire::DecodeError;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::WebPkiServerVerifier;
+use rustls::client::{verify_server_name, WebPkiServerVerifier};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::server::ParsedCertificate;
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use zeroize::Zeroizing;
 
@@ -73,12 +81,16 @@ impl std::error::Error for NtsTrustError {}
 #[derive(Clone)]
 pub struct NtsTrust {
     roots: Arc<RootCertStore>,
+    /// The `ntstrustedcerts` certificates themselves (not the system store's), which a server
+    /// may present directly even if they are CA certificates.
+    pinned: Arc<Vec<CertificateDer<'static>>>,
 }
 
 impl fmt::Debug for NtsTrust {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NtsTrust")
             .field("roots", &self.roots.len())
+            .field("pinned", &self.pinned.len())
             .finish()
     }
 }
@@ -89,6 +101,7 @@ impl NtsTrust {
     /// unreadable system certificates are skipped as chrony/GnuTLS skip them).
     pub fn new(trusted_pems: &[Vec<u8>], system: bool) -> Result<NtsTrust, NtsTrustError> {
         let mut roots = RootCertStore::empty();
+        let mut pinned = Vec::new();
         for (i, pem) in trusted_pems.iter().enumerate() {
             let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
                 .collect::<Result<_, _>>()
@@ -96,10 +109,11 @@ impl NtsTrust {
             if certs.is_empty() {
                 return Err(NtsTrustError::BadCertificate(i));
             }
-            let (added, _) = roots.add_parsable_certificates(certs);
+            let (added, _) = roots.add_parsable_certificates(certs.iter().cloned());
             if added == 0 {
                 return Err(NtsTrustError::BadCertificate(i));
             }
+            pinned.extend(certs);
         }
         if system {
             let native = rustls_native_certs::load_native_certs();
@@ -110,6 +124,7 @@ impl NtsTrust {
         }
         Ok(NtsTrust {
             roots: Arc::new(roots),
+            pinned: Arc::new(pinned),
         })
     }
 }
@@ -214,11 +229,52 @@ impl rustls::time_provider::TimeProvider for FixedTime {
 
 /// WebPKI verification; with `check_time` false, a chain that fails only on its validity
 /// period is checked again at a time inside the end-entity certificate's validity period, so
-/// the signatures and the name are still verified.
+/// the signatures and the name are still verified. A CA certificate used as the end entity is
+/// accepted only if it is one of the `pinned` (`ntstrustedcerts`) certificates.
 #[derive(Debug)]
 struct Verifier {
     inner: Arc<WebPkiServerVerifier>,
+    pinned: Arc<Vec<CertificateDer<'static>>>,
     check_time: bool,
+}
+
+/// webpki's `CaUsedAsEndEntity`, which rustls reports as an opaque "other" certificate error.
+fn is_ca_used_as_end_entity(e: &rustls::Error) -> bool {
+    match e {
+        rustls::Error::InvalidCertificate(CertificateError::Other(o)) => matches!(
+            o.0.downcast_ref::<webpki::Error>(),
+            Some(webpki::Error::CaUsedAsEndEntity)
+        ),
+        _ => false,
+    }
+}
+
+impl Verifier {
+    /// The check for a pinned certificate presented directly: it is trusted as it is (byte
+    /// for byte a configured certificate), so what is left is the name and the validity
+    /// period (webpki checks that before the CA flag, but it is checked here again so this
+    /// path never depends on that order).
+    fn verify_pinned(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        server_name: &ServerName<'_>,
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if self.check_time {
+            let (not_before, not_after) =
+                validity(end_entity).ok_or(CertificateError::BadEncoding)?;
+            let t = now.as_secs();
+            if t < not_before {
+                return Err(CertificateError::NotValidYet.into());
+            }
+            if t > not_after {
+                return Err(CertificateError::Expired.into());
+            }
+        }
+        let cert = ParsedCertificate::try_from(end_entity)?;
+        verify_server_name(&cert, server_name)?;
+        Ok(ServerCertVerified::assertion())
+    }
 }
 
 fn is_time_error(e: &rustls::Error) -> bool {
@@ -242,7 +298,7 @@ impl ServerCertVerifier for Verifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.inner.verify_server_cert(
+        let r = match self.inner.verify_server_cert(
             end_entity,
             intermediates,
             server_name,
@@ -260,6 +316,18 @@ impl ServerCertVerifier for Verifier {
                     ocsp_response,
                     UnixTime::since_unix_epoch(std::time::Duration::from_secs(t)),
                 )
+            }
+            r => r,
+        };
+        match r {
+            Err(e)
+                if is_ca_used_as_end_entity(&e)
+                    && self
+                        .pinned
+                        .iter()
+                        .any(|c| c.as_ref() == end_entity.as_ref()) =>
+            {
+                self.verify_pinned(end_entity, server_name, now)
             }
             r => r,
         }
@@ -339,9 +407,15 @@ fn asn1_time(tag: u8, s: &[u8]) -> Option<u64> {
     Some(days * 86_400 + h * 3_600 + mi * 60 + se)
 }
 
-/// The middle of the certificate's validity period (RFC 5280 §4.1: Certificate →
-/// tbsCertificate → [version] serial signature issuer validity).
+/// The middle of the certificate's validity period.
 fn validity_midpoint(cert: &[u8]) -> Option<u64> {
+    let (nb, na) = validity(cert)?;
+    Some(nb + na.checked_sub(nb)? / 2)
+}
+
+/// The certificate's notBefore and notAfter, Unix seconds (RFC 5280 §4.1: Certificate →
+/// tbsCertificate → [version] serial signature issuer validity).
+fn validity(cert: &[u8]) -> Option<(u64, u64)> {
     let (_, cert, _) = der(cert)?;
     let (_, tbs, _) = der(cert)?;
     let mut rest = tbs;
@@ -355,8 +429,7 @@ fn validity_midpoint(cert: &[u8]) -> Option<u64> {
     let (_, validity, _) = der(rest)?;
     let (t0, nb, r) = der(validity)?;
     let (t1, na, _) = der(r)?;
-    let (nb, na) = (asn1_time(t0, nb)?, asn1_time(t1, na)?);
-    Some(nb + na.checked_sub(nb)? / 2)
+    Some((asn1_time(t0, nb)?, asn1_time(t1, na)?))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -431,7 +504,11 @@ impl NtsKeClient {
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| NtsKeClientError::Tls(e.to_string()))?
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(Verifier { inner, check_time }))
+            .with_custom_certificate_verifier(Arc::new(Verifier {
+                inner,
+                pinned: Arc::clone(&trust.pinned),
+                check_time,
+            }))
             .with_no_client_auth();
         config.alpn_protocols = vec![ALPN_NTSKE.to_vec()];
         config.resumption = rustls::client::Resumption::disabled();

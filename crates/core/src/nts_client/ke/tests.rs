@@ -220,6 +220,137 @@ fn validity_midpoint_reads_the_certificate_dates() {
     assert_eq!(validity_midpoint(&[0x30, 0x03, 0x30, 0x01]), None);
 }
 
+// ---- `ntstrustedcerts` certificates presented directly with the CA flag (chrony accepts) ----
+
+/// A self-signed certificate with basicConstraints CA:TRUE, what plain `openssl req -x509`
+/// makes; signed by `issuer` when given.
+fn ca_cert(
+    names: &[&str],
+    not_before: (i32, u8, u8),
+    not_after: (i32, u8, u8),
+    issuer: Option<(&rcgen::Certificate, &KeyPair)>,
+) -> (Cert, rcgen::Certificate, KeyPair) {
+    let mut params =
+        CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.not_before = date_time_ymd(not_before.0, not_before.1, not_before.2);
+    params.not_after = date_time_ymd(not_after.0, not_after.1, not_after.2);
+    let kp = KeyPair::generate().unwrap();
+    let c = match issuer {
+        Some((ic, ik)) => params.signed_by(&kp, ic, ik).unwrap(),
+        None => params.self_signed(&kp).unwrap(),
+    };
+    let cert = Cert {
+        cert_pem: c.pem(),
+        key_pem: kp.serialize_pem(),
+    };
+    (cert, c, kp)
+}
+
+fn good_ca_cert() -> Cert {
+    ca_cert(
+        &["localhost", "127.0.0.1"],
+        (2020, 1, 1),
+        (2040, 1, 1),
+        None,
+    )
+    .0
+}
+
+fn tls_error(r: Result<NtsKeOutcome, NtsKeClientError>) -> String {
+    match r {
+        Err(NtsKeClientError::Tls(e)) => e,
+        r => panic!("expected a TLS error, got {r:?}"),
+    }
+}
+
+#[test]
+fn trusted_ca_certificate_used_as_server_certificate_is_accepted() {
+    let c = good_ca_cert();
+    let mut server = KeServer::new(&c, 123);
+    for name in ["localhost", "127.0.0.1"] {
+        for check_time in [true, false] {
+            let mut client = client_for(&trust(&c), name, check_time);
+            let o = server.exchange(&mut client).unwrap();
+            assert_eq!(o.cookies.len(), 8);
+            assert_eq!(server.keys.open(&o.cookies[0]), Some(o.keys.clone()));
+        }
+    }
+}
+
+#[test]
+fn ca_certificate_used_as_server_certificate_fails_unless_it_is_trusted_itself() {
+    let c = good_ca_cert();
+    let mut server = KeServer::new(&c, 123);
+    // Another self-signed CA certificate is trusted, not this one.
+    let mut client = client_for(&trust(&good_ca_cert()), "localhost", true);
+    let e = tls_error(server.exchange(&mut client));
+    assert!(e.contains("CaUsedAsEndEntity"), "{e}");
+    // Issued by a trusted CA but not itself listed: webpki's rule stands.
+    let (root, root_cert, root_key) = ca_cert(&["root"], (2020, 1, 1), (2040, 1, 1), None);
+    let (leaf, _, _) = ca_cert(
+        &["localhost"],
+        (2020, 1, 1),
+        (2040, 1, 1),
+        Some((&root_cert, &root_key)),
+    );
+    let mut server = KeServer::new(&leaf, 123);
+    let mut client = client_for(&trust(&root), "localhost", true);
+    let e = tls_error(server.exchange(&mut client));
+    assert!(e.contains("CaUsedAsEndEntity"), "{e}");
+}
+
+#[test]
+fn trusted_ca_certificate_for_another_name_is_rejected() {
+    let c = good_ca_cert();
+    let mut server = KeServer::new(&c, 123);
+    for check_time in [true, false] {
+        let mut client = client_for(&trust(&c), "ntp.example.org", check_time);
+        let e = tls_error(server.exchange(&mut client));
+        assert!(e.contains("not valid for name"), "{e}");
+    }
+}
+
+#[test]
+fn trusted_ca_certificate_validity_is_checked_unless_nocerttimecheck() {
+    for (nb, na) in [((2000, 1, 1), (2001, 1, 1)), ((2035, 1, 1), (2036, 1, 1))] {
+        let (c, _, _) = ca_cert(&["localhost"], nb, na, None);
+        let mut server = KeServer::new(&c, 123);
+        let mut client = client_for(&trust(&c), "localhost", true);
+        let e = tls_error(server.exchange(&mut client));
+        assert!(e.contains("expired") || e.contains("not valid yet"), "{e}");
+        let mut client = client_for(&trust(&c), "localhost", false);
+        assert!(server.exchange(&mut client).is_ok());
+        let mut client = client_for(&trust(&c), "other.example", false);
+        assert!(server.exchange(&mut client).is_err());
+    }
+}
+
+#[test]
+fn trusted_ca_certificate_with_a_foreign_key_fails_the_handshake_signature() {
+    let c = good_ca_cert();
+    let impostor = good_ca_cert();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let chain = vec![CertificateDer::from_pem_slice(c.cert_pem.as_bytes()).unwrap()];
+    let key =
+        rustls::pki_types::PrivateKeyDer::from_pem_slice(impostor.key_pem.as_bytes()).unwrap();
+    let signer = provider.key_provider.load_private_key(key).unwrap();
+    // `CertifiedKey::new` does not check that the key matches the certificate.
+    let certified = rustls::sign::CertifiedKey::new(chain, signer);
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(certified)));
+    cfg.alpn_protocols = vec![ALPN_NTSKE.to_vec()];
+    let mut server = rustls::ServerConnection::new(Arc::new(cfg)).unwrap();
+    let mut client = client_for(&trust(&c), "localhost", true);
+    let e = tls_error(
+        run_raw(&mut server, &mut client).and_then(|o| o.ok_or(NtsKeClientError::Truncated)),
+    );
+    assert!(e.contains("BadSignature"), "{e}");
+}
+
 /// A raw rustls server with the given ALPN list, for ALPN failures.
 fn raw_server(c: &Cert, alpn: Vec<Vec<u8>>) -> rustls::ServerConnection {
     let chain = vec![CertificateDer::from_pem_slice(c.cert_pem.as_bytes()).unwrap()];
