@@ -66,13 +66,44 @@ pub fn parse(args: &[&str]) -> Option<Thresholds> {
     Some(t)
 }
 
+/// A number as C's `printf("%.10g")` prints it, the format check_ntp_time uses for the offset
+/// in its status text (`Offset -2.920627594e-06 secs`): 10 significant digits, trailing zeros
+/// dropped, exponent form below 1e-4 or from 1e10 on.
+fn g10(x: f64) -> String {
+    if !x.is_finite() {
+        return format!("{x}");
+    }
+    if x == 0.0 {
+        return if x.is_sign_negative() { "-0" } else { "0" }.to_string();
+    }
+    // Rust's `{:e}` rounds to the requested digits, giving the exponent %g decides on.
+    let sci = format!("{x:.9e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let trim = |s: &str| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    if !(-4..10).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{}e{sign}{:02}", trim(mantissa), exp.unsigned_abs())
+    } else {
+        let decimals = (9 - exp).max(0) as usize;
+        trim(&format!("{x:.decimals$}"))
+    }
+}
+
 /// Facts the verdict is computed from.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Observed {
     pub synchronised: bool,
     /// 0 normal, 1 insert, 2 delete, 3 unsynchronised.
     pub leap: u16,
-    /// Local clock minus true time, seconds (positive: fast).
+    /// True time minus local clock, seconds (positive: the clock is slow), the sign
+    /// check_ntp_time reports (server minus local) for a clock checked against its reference.
     pub offset: f64,
     pub stratum: u16,
     pub usable_sources: u32,
@@ -94,12 +125,12 @@ pub fn verdict(o: &Observed, t: &Thresholds) -> (String, i32) {
         if o.offset.abs() > t.offset_crit {
             raise(
                 2,
-                format!("offset {:.6} secs above {:.6}", o.offset, t.offset_crit),
+                format!("offset {} secs above {:.6}", g10(o.offset), t.offset_crit),
             );
         } else if o.offset.abs() > t.offset_warn {
             raise(
                 1,
-                format!("offset {:.6} secs above {:.6}", o.offset, t.offset_warn),
+                format!("offset {} secs above {:.6}", g10(o.offset), t.offset_warn),
             );
         }
         if o.stratum > t.max_stratum {
@@ -121,15 +152,17 @@ pub fn verdict(o: &Observed, t: &Thresholds) -> (String, i32) {
     }
     let name = ["OK", "WARNING", "CRITICAL", "UNKNOWN"][state as usize];
     let mut text = format!(
-        "NTP {name}: Offset {:.6} secs, stratum {}, {} usable sources",
-        o.offset, o.stratum, o.usable_sources
+        "NTP {name}: Offset {} secs, stratum {}, {} usable sources",
+        g10(o.offset),
+        o.stratum,
+        o.usable_sources
     );
     if !problems.is_empty() {
         let p: Vec<&str> = problems.iter().map(|(_, m)| m.as_str()).collect();
         text = format!(
-            "NTP {name}: {} (offset {:.6} secs, stratum {}, {} usable sources)",
+            "NTP {name}: {} (offset {} secs, stratum {}, {} usable sources)",
             p.join(", "),
-            o.offset,
+            g10(o.offset),
             o.stratum,
             o.usable_sources
         );
@@ -168,7 +201,8 @@ fn observe(s: &mut Session) -> Result<Observed, CmdError> {
     Ok(Observed {
         synchronised: t.ref_id != 0 && t.leap_status != 3,
         leap: t.leap_status,
-        offset: -t.current_correction,
+        // chronyc's "slow of NTP time" is a positive correction: true time is ahead.
+        offset: t.current_correction,
         stratum: t.stratum,
         usable_sources: usable,
     })
@@ -286,6 +320,19 @@ mod tests {
             .1,
             1
         );
+    }
+
+    #[test]
+    fn offsets_print_like_printf_g10_as_check_ntp_time_does() {
+        assert_eq!(g10(-2.920627594e-06), "-2.920627594e-06");
+        assert_eq!(g10(7.328391075e-05), "7.328391075e-05");
+        assert_eq!(g10(0.000285), "0.000285");
+        assert_eq!(g10(0.0001), "0.0001");
+        assert_eq!(g10(-0.012345678912), "-0.01234567891");
+        assert_eq!(g10(1.5), "1.5");
+        assert_eq!(g10(0.0), "0");
+        assert_eq!(g10(123456789012.0), "1.23456789e+11");
+        assert_eq!(g10(9.9999999999e-5), "0.0001");
     }
 
     #[test]
