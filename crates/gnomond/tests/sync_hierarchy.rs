@@ -5,10 +5,16 @@
 //! using both cores. Every gnomond runs with `-x` and a null clock started off by a different
 //! offset and frequency. One core is killed mid-run; the client must stay synchronised.
 //!
+//! Every gnomond has `makestep 0.001 -1` (step any error above 1 ms): the null clock slews at
+//! most 500 ppm, so a residual error of tens of ms left after the first steps would take
+//! minutes to slew away and mask what the test checks.
+//!
 //! Impairment on every path: 2 ms one-way delay, 0–1 ms jitter, 5 % loss each way. Limits:
 //! the client is synchronised (stratum 10) within 25 s; over the 20 s after one core is
 //! killed it stays synchronised and every measured offset of its served time from
-//! CLOCK_REALTIME is within 2 ms (the jitter allows asymmetries of up to 1 ms per hop).
+//! CLOCK_REALTIME is within 3 ms (the jitter allows path asymmetries of up to 1 ms on each of
+//! the two hops from the upstream; 1 ms more for the discipline's residual error — 2 ms alone
+//! failed about one run in four).
 
 // Tests read the real clocks and fail loudly on a broken environment.
 #![allow(clippy::disallowed_methods, clippy::unwrap_used)]
@@ -34,7 +40,7 @@ fn core(upstream: &Relay, peer: &Relay, start: &str) -> Daemon {
         &format!(
             "server 127.0.0.1 port {} minpoll -2 maxpoll -2 iburst\n\
              peer 127.0.0.1 port {} minpoll -2 maxpoll -2\n\
-             allow 127.0.0.1\nmakestep 0.1 3",
+             allow 127.0.0.1\nmakestep 0.001 -1",
             upstream.addr.port(),
             peer.addr.port()
         ),
@@ -71,7 +77,7 @@ fn scenario() {
         &format!(
             "server 127.0.0.1 port {} minpoll -2 maxpoll -2 iburst\n\
              server 127.0.0.1 port {} minpoll -2 maxpoll -2 iburst\n\
-             allow 127.0.0.1\nmakestep 0.1 3",
+             allow 127.0.0.1\nmakestep 0.001 -1",
             c1.addr.port(),
             c2.addr.port()
         ),
@@ -117,8 +123,8 @@ fn scenario() {
     assert!(offsets.len() >= 15, "{offsets:?}\n{}", client.stderr());
     let worst = offsets.iter().fold(0.0f64, |m, (_, o)| m.max(o.abs()));
     assert!(
-        worst < 2e-3,
-        "offset above 2 ms: {offsets:?}\n{}",
+        worst < 3e-3,
+        "offset above 3 ms: {offsets:?}\n{}",
         client.stderr()
     );
     assert_eq!(tracking_value(&last, "Stratum"), Some(10.0), "{last}");
