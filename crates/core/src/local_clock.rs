@@ -1,6 +1,7 @@
 //! The one clock seam (architecture rule 3): a [`ClockDriver`] trait implemented by the system
-//! driver (libc `clock_adjtime`, in gnomond only), the null driver (`-x`: corrections kept in
-//! memory, the kernel clock is never written) and the simulator's virtual clock.
+//! driver (the kernel clock-adjustment call, only in gnomond's `clock/system.rs`), the null
+//! driver (`-x`: corrections kept in memory, the kernel clock is never written) and the
+//! simulator's virtual clock.
 //!
 //! Times are seconds as `f64` relative to the Unix epoch for offsets and frequency in ppm, as
 //! chrony's `local.c` interface does; absolute times are read by the caller and passed in.

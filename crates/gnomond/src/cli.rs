@@ -141,7 +141,7 @@ pub fn usage() -> String {
 
 /// Compile-time features, in chronyd's `-v` style: `+` built in, `-` not (yet).
 pub const FEATURES: &str =
-    "+CMDMON +NTP -REFCLOCK -RTC +PRIVDROP -SCFILTER -SIGND -ASYNCDNS -NTS -SECHASH +IPV6 -DEBUG";
+    "+CMDMON +NTP -REFCLOCK -RTC +PRIVDROP -SCFILTER -SIGND +ASYNCDNS +NTS +SECHASH +IPV6 -DEBUG";
 
 /// The `-v` line.
 pub fn version_line() -> String {
