@@ -111,9 +111,12 @@ fn garbage_drift_file_is_ignored_and_the_saved_one_is_whole() {
         .collect();
     assert_eq!(v.len(), 2, "{text:?}");
     assert!(v.iter().all(|x| x.is_finite()), "{text:?}");
-    // The drift file holds the clock's gain (50 ppm fast), as `tracking` reports it.
+    // The drift file holds the clock's gain (50 ppm fast), as `tracking` reports it. The
+    // estimate still moves by a few ppm between the last `tracking` read and the shutdown that
+    // writes the file (seen: 48.7 then 56.3 on a loaded CI machine), so the cross-check allows
+    // 10 ppm; the bound against the true 50 ppm below is what pins the value.
     let freq = tracking_value(&last, "Frequency").unwrap();
-    assert!((v[0] - freq).abs() < 5.0, "{text:?} vs {freq}");
+    assert!((v[0] - freq).abs() < 10.0, "{text:?} vs {freq}");
     assert!((v[0] - 50.0).abs() < 10.0, "{text:?}");
     assert!(!dir.join("gnomond.drift.tmp").exists());
 }
