@@ -199,10 +199,6 @@ fn make_cert(dir: &Path) -> Result<(std::path::PathBuf, std::path::PathBuf), Str
             "/CN=localhost",
             "-addext",
             "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            // rustls (webpki) refuses a CA certificate as the server's own, which is what
-            // `req -x509` makes by default.
-            "-addext",
-            "basicConstraints=critical,CA:FALSE",
             "-keyout",
         ])
         .arg(&key)

@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::*;
 
 const MD5_KEY: &str = "HEX:6B2F0C9E3A51D84407E1C2B9A3F05D6E";
@@ -26,21 +26,6 @@ fn keyed_client(gnomond_port: u16, keyfile: &Path) -> (Chronyd, u16) {
         keyfile.display()
     ));
     (c, cmdport)
-}
-
-/// Polls `chronyc sources` until a line starts with `^*` or `limit` passes; returns the last
-/// listing and whether it was selected.
-fn wait_selected(cmdport: u16, limit: Duration) -> (bool, String) {
-    let start = Instant::now();
-    let mut last = String::new();
-    while start.elapsed() < limit {
-        last = chronyc_sources(cmdport);
-        if last.lines().any(|l| l.starts_with("^*")) {
-            return (true, last);
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    (false, last)
 }
 
 fn free_tcp_port() -> u16 {

@@ -80,19 +80,6 @@ fn nts_client(port: u16, ntsport: u16, trusted: &Path, poll: i32) -> (Chronyd, u
     (c, cmdport)
 }
 
-fn wait_selected(cmdport: u16, limit: Duration) -> (bool, String) {
-    let start = Instant::now();
-    let mut last = String::new();
-    while start.elapsed() < limit {
-        last = chronyc_sources(cmdport);
-        if last.lines().any(|l| l.starts_with("^*")) {
-            return (true, last);
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    (false, last)
-}
-
 /// "Authenticated NTP packets" from `chronyc serverstats` on gnomond's command socket.
 fn authenticated_packets(d: &Daemon) -> u64 {
     let out = run_bounded(

@@ -745,3 +745,18 @@ pub fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 's
         Err(panic) => std::panic::resume_unwind(panic),
     }
 }
+
+/// Polls `chronyc sources` on a chronyd's UDP `cmdport` until a line starts with `^*` or
+/// `limit` passes; returns whether a source was selected and the last listing.
+pub fn wait_selected(cmdport: u16, limit: Duration) -> (bool, String) {
+    let start = Instant::now();
+    let mut last = String::new();
+    while start.elapsed() < limit {
+        last = chronyc_sources(cmdport);
+        if last.lines().any(|l| l.starts_with("^*")) {
+            return (true, last);
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    (false, last)
+}
