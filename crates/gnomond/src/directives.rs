@@ -2,7 +2,7 @@
 //! land. Directives that parse but are not in it are reported at start-up with their file and
 //! line, so nobody believes a setting is in force when it is not.
 
-use gnomon_conf::Config;
+use gnomon_conf::{Config, Directive, LogKind};
 
 /// Directives gnomond implements. `include` and `confdir` are handled while the files are read.
 pub const IMPLEMENTED: &[&str] = &[
@@ -82,11 +82,34 @@ pub fn is_implemented(name: &str) -> bool {
 /// Start-up warnings, one per line, `FILE:LINE: message`: directives chronyd reads but no
 /// longer supports, and directives gnomond parses but does not act on yet.
 pub fn unimplemented_warnings(config: &Config) -> Vec<String> {
-    config
+    let mut out: Vec<String> = config
         .unimplemented_warnings(|d| is_implemented(d.name()))
         .iter()
         .map(|w| w.to_string())
-        .collect()
+        .collect();
+    // `log` is implemented for its statistics files only: name the words that write nothing.
+    for e in &config.entries {
+        let Directive::Log(kinds) = &e.directive else {
+            continue;
+        };
+        for kind in kinds {
+            let note = match kind {
+                LogKind::Tracking | LogKind::Measurements | LogKind::Statistics => continue,
+                LogKind::RawMeasurements => {
+                    "is written like `measurements` (accepted samples only)"
+                }
+                LogKind::Rtc | LogKind::RefClocks | LogKind::TempComp | LogKind::Selection => {
+                    "is recognised but not implemented yet; nothing is written for it"
+                }
+            };
+            let word = LogKind::ALL
+                .iter()
+                .find(|(_, k)| k == kind)
+                .map_or("?", |(w, _)| *w);
+            out.push(format!("{}: log `{word}` {note}", e.location));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -103,6 +126,29 @@ mod tests {
         let w = unimplemented_warnings(&config);
         assert_eq!(w.len(), 1);
         assert!(w[0].contains(":2: directive `rtcfile`"), "{w:?}");
+    }
+
+    #[test]
+    fn log_words_that_write_nothing_are_named_with_their_line() {
+        let lines: Vec<String> = [
+            "log tracking rtc",
+            "log statistics selection rawmeasurements",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let config = gnomon_conf::load_lines(&lines).unwrap();
+        let w = unimplemented_warnings(&config);
+        assert_eq!(w.len(), 3, "{w:?}");
+        assert!(
+            w[0].contains(":1: log `rtc` is recognised but not"),
+            "{w:?}"
+        );
+        assert!(w[1].contains(":2: log `selection`"), "{w:?}");
+        assert!(
+            w[2].contains(":2: log `rawmeasurements` is written like"),
+            "{w:?}"
+        );
     }
 
     #[test]
