@@ -125,6 +125,9 @@ pub struct Settings {
     pub ntsrotate: i32,
     pub ntsdumpdir: Option<PathBuf>,
     pub ntsrefresh: i32,
+    /// `nocerttimecheck N`: NTS certificate times are not checked for the first N clock
+    /// updates (0, the default, always checks them).
+    pub nocerttimecheck: i32,
     pub ntsntpserver: Option<String>,
     pub nts_trusted_certs: Vec<(Option<u32>, PathBuf)>,
     pub nosystemcert: bool,
@@ -211,6 +214,7 @@ impl Default for Settings {
             ntsrotate: 604_800,
             ntsdumpdir: None,
             ntsrefresh: 2_419_200,
+            nocerttimecheck: 0,
             ntsntpserver: None,
             nts_trusted_certs: Vec::new(),
             nosystemcert: false,
@@ -272,6 +276,7 @@ impl Settings {
             D::MinSamples(n) => self.minsamples = Some(*n),
             D::NtsDumpDir(p) | D::NtsCacheDir(p) => self.ntsdumpdir = Some(p.clone()),
             D::NtsRefresh(n) => self.ntsrefresh = *n,
+            D::NoCertTimeCheck(n) => self.nocerttimecheck = *n,
             D::NtsTrustedCerts { set, path } => self.nts_trusted_certs.push((*set, path.clone())),
             D::NoSystemCert => self.nosystemcert = true,
             D::AuthSelectMode(m) => self.authselectmode = *m,
@@ -380,7 +385,6 @@ impl Settings {
             // read directly from the entries by the subsystem that needs them).
             D::BindAcqDevice(_)
             | D::Dscp(_)
-            | D::NoCertTimeCheck(_)
             | D::Refresh(_)
             | D::NtsAeads(_)
             | D::TempComp(_)

@@ -21,17 +21,28 @@
 //! * Symmetric peers (mode 1): packets carry real timestamps; every received peer packet
 //!   updates the origin/receive pair echoed in our next packet; samples come from replies whose
 //!   origin is our last transmit.
+//! * chrony's measurement options ([`SourceConfig`]): `offset` and `asymmetry` correct the
+//!   measured offset, `mindelay` fixes the minimum delay of that correction and of tests B/C,
+//!   `maxdelayquant` replaces test C by a delay quantile, `copy` skips test D, `auto_offline`
+//!   takes the source offline when a send fails, `maxunreach` keeps an unreachable source
+//!   selectable for that many polls.
 
 mod auth;
 #[cfg(test)]
 mod auth_tests;
+// ---- source options: `maxdelayquant` (delay_quantile.rs) ----
+mod delay_quantile;
 pub mod engine;
+// ---- control: `ntpdata` records (ntp_data.rs) ----
+pub mod ntp_data;
 mod source_config;
 #[cfg(test)]
 mod tests;
 
 pub use auth::AuthState;
 pub use engine::{Action, Engine, EngineConfig, Event, ExitReason, OneShot, PoolId, SourceId};
+pub use engine::{AuthReport, RejectedMeasurement, SelectReport, SourceSetting};
+pub use ntp_data::NtpDataReport;
 pub use source_config::{SourceAuth, SourceConfig, SourceKind};
 
 use std::net::SocketAddr;
@@ -152,8 +163,15 @@ pub enum RxOutcome {
 
 /// Largest root distance of a usable server (RFC 5905 MAXDISP).
 const MAX_DISPERSION: f64 = 16.0;
-/// Interval of burst requests, seconds (chrony's iburst spacing).
+/// Longest interval of burst requests, seconds (chrony's iburst spacing at default polls).
 const BURST_INTERVAL: f64 = 2.0;
+
+/// Spacing of `iburst`/`burst` requests at poll exponent `poll`: a quarter of the poll
+/// interval, at most [`BURST_INTERVAL`]. Measured on chronyd 4.3 through a relay: 2 s at
+/// minpoll 6, 1 s at minpoll 2, 0.25 s at minpoll 0, 1/16 s at minpoll -2.
+fn burst_interval(poll: i8) -> f64 {
+    (2f64.powi(i32::from(poll)) / 4.0).min(BURST_INTERVAL)
+}
 /// Presend lead time, seconds.
 const PRESEND_LEAD: f64 = 4.0;
 /// Samples before a source is selectable (fewer give no frequency estimate).
@@ -161,6 +179,8 @@ pub const MIN_SELECT_SAMPLES: usize = 3;
 /// Prediction error (in the sample's error bounds) beyond which the regression is restarted
 /// and the poll interval shortened.
 const SURPRISE_LIMIT: f64 = 4.0;
+/// Poll exponent whose sample window (see `on_packet`) shorter polls keep: chrony's minpoll.
+const DEFAULT_WINDOW_POLL: i8 = 6;
 /// Consecutive `maxdelaydevratio` rejections after which one sample is accepted anyway.
 const MAX_DELAY_DEV_REJECTS: u32 = 3;
 /// Dispersion added by our own clock precision, seconds.
@@ -217,6 +237,8 @@ pub struct Association {
     unreach_polls: u32,
     polls_sent: u32,
     delay_dev_rejects: u32,
+    /// `maxdelayquant` (delay_quantile.rs).
+    delay_quantile: Option<delay_quantile::DelayQuantile>,
 }
 
 impl Association {
@@ -265,6 +287,7 @@ impl Association {
             unreach_polls: 0,
             polls_sent: 0,
             delay_dev_rejects: 0,
+            delay_quantile: cfg.maxdelayquant.map(delay_quantile::DelayQuantile::new),
         };
         if cfg.iburst && a.online {
             a.start_burst();
@@ -360,7 +383,32 @@ impl Association {
         } else {
             need
         };
-        self.reach != 0 && self.stats.len() >= need && self.stratum > 0 && self.stratum < 16
+        self.reach_usable() && self.stats.len() >= need && self.stratum > 0 && self.stratum < 16
+    }
+
+    /// Reachable, or unreachable (no valid reply to the last 8 polls) for fewer than
+    /// `maxunreach` polls (chrony 4.8); without the option unreachable is unusable.
+    fn reach_usable(&self) -> bool {
+        self.reach != 0
+            || self
+                .cfg
+                .maxunreach
+                // The last reply's bit leaves the 8-bit register at the 7th unanswered
+                // request after it: that poll counts as the first one unreachable.
+                .is_some_and(|m| self.unreach_polls.saturating_sub(7) < m)
+    }
+
+    /// Local time of the newest sample, if any.
+    pub fn last_sample_time(&self) -> Option<f64> {
+        self.last_sample_time
+    }
+
+    /// A request could not be sent: with `auto_offline` the source goes offline (chrony's
+    /// "assumed to have gone offline"), until `online` brings it back.
+    pub fn send_failed(&mut self) {
+        if self.cfg.auto_offline {
+            self.set_online(false, self.next_tx);
+        }
     }
 
     /// Not selectable yet, but starting: reachable with its first samples, or not polled often
@@ -473,7 +521,7 @@ impl Association {
             }
         }
         match self.burst {
-            Some(b) if b.sends_left > 0 => self.next_tx = now + BURST_INTERVAL,
+            Some(b) if b.sends_left > 0 => self.next_tx = now + burst_interval(self.poll),
             _ => {
                 self.burst = None;
                 self.next_tx = now + interval;
@@ -629,7 +677,7 @@ impl Association {
             if b.good_left == 0 {
                 // Enough good replies: back to normal polling, one interval after this burst.
                 self.burst = None;
-                self.next_tx += 2f64.powi(i32::from(self.poll)) - BURST_INTERVAL;
+                self.next_tx += 2f64.powi(i32::from(self.poll)) - burst_interval(self.poll);
             }
         }
         // Test 6: server synchronised.
@@ -655,8 +703,11 @@ impl Association {
         let t3 = h.transmit_timestamp.diff_seconds(t1n);
         let t4 = rx - t1;
         let delay = (t4 - (t3 - t2)).max(0.0);
-        // Positive: we are ahead of the server.
-        let offset = (t4 - t3 - t2) / 2.0;
+        // Positive: we are ahead of the server; `offset`/`asymmetry` corrections applied.
+        let min_delay = self.cfg.min_delay(self.stats.min_delay());
+        let offset = self
+            .cfg
+            .corrected_offset((t4 - t3 - t2) / 2.0, delay, min_delay);
         let stratum = h.stratum.max(self.cfg.minstratum);
         self.stratum = stratum;
         self.leap = match h.leap {
@@ -671,27 +722,39 @@ impl Association {
         if raw_delay.is_nan() || raw_delay < -1e-6 || delay > self.cfg.maxdelay {
             return self.reject(Rejection::MaxDelay);
         }
-        // Test B / C.
+        // Test B / C (against `mindelay` when configured); `maxdelayquant` replaces C.
         if self
             .cfg
             .maxdelayratio
-            .is_some_and(|r| self.stats.delay_ratio_exceeded(delay, r))
+            .is_some_and(|r| min_delay.is_some_and(|m| m > 0.0 && delay > r * m))
         {
             return self.reject(Rejection::MaxDelayRatio);
         }
-        // A standard deviation estimated from few, lucky samples can shut every later sample
-        // out: after a few rejections in a row one sample is let through to refresh it.
-        if self.delay_dev_rejects < MAX_DELAY_DEV_REJECTS
-            && self
-                .stats
-                .delay_dev_ratio_exceeded(delay, self.cfg.maxdelaydevratio, rx)
-        {
-            self.delay_dev_rejects += 1;
-            return self.reject(Rejection::MaxDelayDevRatio);
+        if let Some(q) = &mut self.delay_quantile {
+            if q.exceeded(delay) {
+                return self.reject(Rejection::MaxDelayDevRatio);
+            }
+        } else {
+            // The statistics test against their own minimum: shift the delay so that it
+            // is compared with `mindelay` instead.
+            let tested = match (self.cfg.mindelay, self.stats.min_delay()) {
+                (Some(fixed), Some(held)) => delay - fixed + held,
+                _ => delay,
+            };
+            // A standard deviation estimated from few, lucky samples can shut every later
+            // sample out: after a few rejections in a row one sample is let through.
+            if self.delay_dev_rejects < MAX_DELAY_DEV_REJECTS
+                && self
+                    .stats
+                    .delay_dev_ratio_exceeded(tested, self.cfg.maxdelaydevratio, rx)
+            {
+                self.delay_dev_rejects += 1;
+                return self.reject(Rejection::MaxDelayDevRatio);
+            }
+            self.delay_dev_rejects = 0;
         }
-        self.delay_dev_rejects = 0;
-        // Test D: the server follows us.
-        if local_refid.is_some_and(|r| r == h.reference_id) && stratum > 1 {
+        // Test D: the server follows us (`copy`: the configuration excludes a loop).
+        if !self.cfg.copy && local_refid.is_some_and(|r| r == h.reference_id) && stratum > 1 {
             return self.reject(Rejection::SyncLoop);
         }
 
@@ -739,8 +802,11 @@ impl Association {
             self.stats.discard_old(0);
         }
         // A clock's frequency wanders: a line through samples older than twice `polltarget`
-        // poll intervals describes an average, not the current frequency.
-        let horizon = 2.0 * f64::from(self.cfg.polltarget.max(1)) * 2f64.powi(i32::from(self.poll));
+        // poll intervals describes an average, not the current frequency. Below the default
+        // minpoll the window stays that of minpoll 6: over a minute the wander is far below the
+        // measurement noise, and cutting a 1 s poll's line to 16 s made it 4 times noisier.
+        let interval = 2f64.powi(i32::from(self.poll.max(DEFAULT_WINDOW_POLL)));
+        let horizon = 2.0 * f64::from(self.cfg.polltarget.max(1)) * interval;
         self.stats.discard_before(sample.time - horizon);
         self.adapt_poll(surprise);
         RxOutcome::Sample(sample)

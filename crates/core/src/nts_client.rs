@@ -8,6 +8,10 @@
 //! answers) or after an NTS NAK answering its request. Exchanges are spaced by a back-off that
 //! starts at 16 s and doubles after every exchange not followed by an authentic response, up
 //! to 2^19 s (catalogue cases 21, 22, 29), so spoofed NAKs cannot cause a key-exchange storm.
+//!
+//! `ntsrefresh` (chrony.conf: the maximum interval between key exchanges, default four
+//! weeks): a session older than that asks for a new key exchange; the old session keeps
+//! authenticating requests until the new one arrives, so a refresh costs no poll.
 
 pub mod cookie_jar;
 pub mod ke;
@@ -23,6 +27,8 @@ use std::net::IpAddr;
 pub const MIN_KE_BACKOFF: f64 = 16.0;
 /// Longest key-exchange back-off, seconds (2^19).
 pub const MAX_KE_BACKOFF: f64 = 524_288.0;
+/// chrony's default `ntsrefresh`, seconds (four weeks).
+pub const DEFAULT_NTS_REFRESH: u32 = 2_419_200;
 
 /// The NTS options of a `server`/`pool` directive.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +37,8 @@ pub struct NtsSource {
     pub server_name: String,
     /// `ntsport` (default 4460).
     pub ke_port: u16,
+    /// `ntsrefresh`: the age, seconds, at which a session is renewed by a new key exchange.
+    pub refresh: u32,
 }
 
 impl NtsSource {
@@ -39,6 +47,7 @@ impl NtsSource {
         NtsSource {
             server_name: server_name.to_string(),
             ke_port: gnomon_wire::nts_ke::NTS_KE_PORT,
+            refresh: DEFAULT_NTS_REFRESH,
         }
     }
 }
@@ -58,6 +67,24 @@ pub struct NtsKeRequest {
     pub addr: std::net::SocketAddr,
 }
 
+/// A session saved across restarts (chrony's `ntsdumpdir` client files): keys, unused
+/// cookies, the NTP address the key exchange negotiated and when that exchange started.
+#[derive(Debug, Clone)]
+pub struct SavedSession {
+    /// The certificate name of the key exchange.
+    pub server_name: String,
+    /// The key-exchange server's address (names the file).
+    pub ke_ip: IpAddr,
+    /// Where NTP requests go.
+    pub ntp_addr: std::net::SocketAddr,
+    /// Start of the key exchange (daemon time base, Unix seconds): the session's age.
+    pub started: f64,
+    /// AEAD keys.
+    pub keys: crate::nts::SessionKeys,
+    /// Unused cookies, oldest first.
+    pub cookies: Vec<zeroize::Zeroizing<Vec<u8>>>,
+}
+
 /// Key-exchange schedule and session of one NTS source.
 #[derive(Debug, Clone)]
 pub struct NtsState {
@@ -69,6 +96,10 @@ pub struct NtsState {
     backoff: f64,
     /// Address of the key-exchange server (the source's address before any negotiation).
     ke_ip: Option<IpAddr>,
+    /// When the running key exchange started.
+    ke_started: f64,
+    /// When the key exchange of the current session started (its age counts from there).
+    session_start: f64,
 }
 
 impl NtsState {
@@ -82,6 +113,8 @@ impl NtsState {
             next_ke: now,
             backoff: MIN_KE_BACKOFF,
             ke_ip: None,
+            ke_started: now,
+            session_start: now,
         }
     }
 
@@ -95,9 +128,17 @@ impl NtsState {
         !self.nak && self.session.as_ref().is_some_and(|s| !s.jar().is_empty())
     }
 
-    /// When a key exchange is wanted and not running: the earliest time it may start.
+    /// When a key exchange is wanted and not running: the earliest time it may start (for a
+    /// working session, when it reaches the `ntsrefresh` age, not before the back-off).
     pub fn ke_due(&self) -> Option<f64> {
-        (!self.running && !self.is_ready()).then_some(self.next_ke)
+        if self.running {
+            return None;
+        }
+        if !self.is_ready() {
+            return Some(self.next_ke);
+        }
+        let refresh = self.session_start + f64::from(self.source.refresh.max(1));
+        Some(refresh.max(self.next_ke))
     }
 
     /// At `now`, starts a key exchange with the server at `ip` (kept from the first call) if
@@ -107,6 +148,7 @@ impl NtsState {
             return None;
         }
         self.running = true;
+        self.ke_started = now;
         self.next_ke = now + self.backoff;
         self.backoff = (self.backoff * 2.0).min(MAX_KE_BACKOFF);
         let ip = *self.ke_ip.get_or_insert(ip);
@@ -128,6 +170,7 @@ impl NtsState {
         if let Some(o) = outcome {
             self.session = Some(NtsSession::new(o.keys.clone(), &o.cookies));
             self.nak = false;
+            self.session_start = self.ke_started;
         }
     }
 
@@ -150,6 +193,31 @@ impl NtsState {
         if let Some(s) = &mut self.session {
             s.clear_cookies();
         }
+    }
+
+    /// Takes the session out to save it (`ntp_addr`: where requests go now); `None` without
+    /// a usable session. The cookies leave the jar, so none is ever sent after being saved.
+    pub fn take_saved(&mut self, ntp_addr: std::net::SocketAddr) -> Option<SavedSession> {
+        if !self.is_ready() {
+            return None;
+        }
+        let ke_ip = self.ke_ip?;
+        let session = self.session.as_mut()?;
+        Some(SavedSession {
+            server_name: self.source.server_name.clone(),
+            ke_ip,
+            ntp_addr,
+            started: self.session_start,
+            keys: session.keys().clone(),
+            cookies: session.take_cookies(),
+        })
+    }
+
+    /// After a session was installed from `saved` (through the key-exchange result path):
+    /// its age and key-exchange server are the saved ones.
+    pub fn restored(&mut self, saved: &SavedSession) {
+        self.session_start = saved.started;
+        self.ke_ip = Some(saved.ke_ip);
     }
 
     /// Cookies left.
@@ -175,4 +243,93 @@ pub fn negotiated_addr(
         None => current.ip(),
     };
     std::net::SocketAddr::new(ip, outcome.ntp_port.unwrap_or(current.port()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nts::SessionKeys;
+
+    fn outcome() -> NtsKeOutcome {
+        NtsKeOutcome {
+            keys: SessionKeys {
+                c2s: [1; 32],
+                s2c: [2; 32],
+            },
+            cookies: vec![Zeroizing::new(vec![7u8; 100]); 8],
+            ntp_server: None,
+            ntp_port: None,
+        }
+    }
+
+    use zeroize::Zeroizing;
+
+    const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    #[test]
+    fn session_is_refreshed_after_ntsrefresh_and_kept_meanwhile() {
+        let src = NtsSource {
+            refresh: 1000,
+            ..NtsSource::new("localhost")
+        };
+        let mut s = NtsState::new(src, 0.0);
+        assert!(s.start_ke(0.0, IP).is_some());
+        s.finish_ke(Some(outcome()));
+        assert!(s.is_ready());
+        // Due at the refresh age, counted from the start of the exchange.
+        assert_eq!(s.ke_due(), Some(1000.0));
+        assert!(s.start_ke(999.0, IP).is_none());
+        assert!(s.start_ke(1000.0, IP).is_some());
+        // The old session still authenticates while the new exchange runs.
+        assert!(s.is_ready() && s.ke_due().is_none());
+        s.finish_ke(Some(outcome()));
+        assert_eq!(s.ke_due(), Some(2000.0));
+    }
+
+    #[test]
+    fn failed_refresh_keeps_the_session_and_retries_after_the_back_off() {
+        let src = NtsSource {
+            refresh: 100,
+            ..NtsSource::new("localhost")
+        };
+        let mut s = NtsState::new(src, 0.0);
+        s.start_ke(0.0, IP);
+        s.finish_ke(Some(outcome()));
+        s.authentic_response();
+        assert!(s.start_ke(100.0, IP).is_some());
+        s.finish_ke(None);
+        assert!(s.is_ready());
+        assert_eq!(s.ke_due(), Some(100.0 + MIN_KE_BACKOFF));
+    }
+
+    #[test]
+    fn saved_session_leaves_the_jar_and_keeps_its_age() {
+        let mut s = NtsState::new(NtsSource::new("localhost"), 0.0);
+        assert!(s.take_saved("127.0.0.1:123".parse().unwrap()).is_none());
+        s.start_ke(10.0, IP);
+        s.finish_ke(Some(outcome()));
+        let saved = s.take_saved("127.0.0.1:123".parse().unwrap()).unwrap();
+        assert_eq!(saved.cookies.len(), 8);
+        assert_eq!((saved.ke_ip, saved.started), (IP, 10.0));
+        // Nothing left to send: the saved cookies are never used here again.
+        assert!(!s.is_ready());
+        let mut t = NtsState::new(NtsSource::new("localhost"), 500.0);
+        t.finish_ke(Some(NtsKeOutcome {
+            keys: saved.keys.clone(),
+            cookies: saved.cookies.clone(),
+            ntp_server: None,
+            ntp_port: None,
+        }));
+        t.restored(&saved);
+        assert!(t.is_ready());
+        assert_eq!(t.ke_due(), Some(10.0 + f64::from(DEFAULT_NTS_REFRESH)));
+    }
+
+    #[test]
+    fn default_refresh_is_four_weeks() {
+        let mut s = NtsState::new(NtsSource::new("localhost"), 5.0);
+        s.start_ke(5.0, IP);
+        s.finish_ke(Some(outcome()));
+        assert_eq!(s.ke_due(), Some(5.0 + f64::from(DEFAULT_NTS_REFRESH)));
+    }
 }

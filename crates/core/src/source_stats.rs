@@ -306,22 +306,51 @@ impl SourceStats {
         });
     }
 
-    /// Inverse-square peer-distance weights, normalised so the best sample has weight 1.
+    /// Weights from each sample's excess delay over the smallest held: see [`delay_weights`].
+    /// The scatter the delays do not explain is taken from the previous fit.
     fn weights(&self) -> Vec<f64> {
-        let min = self
-            .samples
-            .iter()
-            .map(|s| s.peer_distance())
-            .fold(f64::INFINITY, f64::min)
-            .max(MIN_STD_DEV);
-        self.samples
-            .iter()
-            .map(|s| {
-                let r = s.peer_distance().max(MIN_STD_DEV) / min;
-                1.0 / (r * r)
-            })
-            .collect()
+        let delays: Vec<f64> = self.samples.iter().map(|s| s.peer_delay).collect();
+        let disp: Vec<f64> = self.samples.iter().map(|s| s.peer_dispersion).collect();
+        let scatter = self.estimate.map_or(0.0, |e| e.std_dev);
+        delay_weights(&delays, &disp, scatter)
     }
+}
+
+/// Fraction of the median excess delay below which no sample's error is assumed to fall.
+const EXCESS_FLOOR_FRACTION: f64 = 0.05;
+
+/// Inverse-variance weights of samples from their round-trip delays, normalised so that the
+/// best sample has weight 1.
+///
+/// Queueing adds delay to one direction or the other: a sample whose round trip exceeds the
+/// shortest held by `x` carries an offset error of up to `x/2`, and with the extra delay split
+/// at random between the two directions its variance is about `x²/12`. To that adds a part
+/// every sample shares, the floor: what the delays do not explain of the last fit's scatter
+/// (`scatter`: a wandering clock or a noisy server make it large, and then the weights even
+/// out), and never less than a small fraction of the median excess (the quickest sample's own
+/// distance from the true minimum) or the samples' dispersion.
+fn delay_weights(delays: &[f64], dispersions: &[f64], scatter: f64) -> Vec<f64> {
+    let min = delays.iter().copied().fold(f64::INFINITY, f64::min);
+    let mut var: Vec<f64> = delays
+        .iter()
+        .map(|d| (d - min).max(0.0).powi(2) / 12.0)
+        .collect();
+    if var.is_empty() {
+        return var;
+    }
+    let mut excess: Vec<f64> = delays.iter().map(|d| (d - min).max(0.0)).collect();
+    excess.sort_by(f64::total_cmp);
+    let median = excess[excess.len() / 2];
+    let explained = var.iter().sum::<f64>() / var.len() as f64;
+    let min_disp = dispersions.iter().copied().fold(f64::INFINITY, f64::min);
+    let floor2 = (scatter * scatter - explained)
+        .max((EXCESS_FLOOR_FRACTION * median).powi(2))
+        .max(min_disp * min_disp)
+        .max(MIN_STD_DEV * MIN_STD_DEV);
+    for v in &mut var {
+        *v = floor2 / (floor2 + *v);
+    }
+    var
 }
 
 struct Fit {

@@ -5,7 +5,8 @@
 //! * Every client request leaves from a fresh UDP socket on a kernel-chosen ephemeral port
 //!   (RFC 9109 port randomisation); the socket is kept only until the next request of the same
 //!   source, so late or spoofed replies to older requests find no socket, and a reply is only
-//!   accepted from the address the request went to. Symmetric peers keep one socket.
+//!   accepted from the address the request went to. Symmetric peers send and receive on the
+//!   NTP port, as chronyd's peers do ([`peers`]).
 //! * Receive times are the kernel's SO_TIMESTAMPNS stamps (the OS layer's `RxBatch`), moved to
 //!   the driven clock's time base with the driver's correction.
 //! * Names are resolved on a helper thread ([`resolver`]) that reports through a socket pair in
@@ -17,10 +18,17 @@
 //! * `driftfile` loaded at start and written atomically every hour and at exit ([`driftfile`]);
 //!   `-q`/`-Q` one-shot modes with chronyd's messages and exit codes.
 
+pub mod auth;
+// ---- control: chronyc's source and clock commands (commands.rs) ----
+pub mod commands;
 pub mod config;
 pub mod driftfile;
+pub mod nts_dump;
+pub mod nts_ke;
+pub mod peers;
 pub mod reports;
 pub mod resolver;
+pub mod trust;
 
 pub use reports::ClientReports;
 
@@ -54,6 +62,10 @@ const READS_PER_WAKE: usize = 4;
 enum Polled {
     Resolver,
     Source(SourceId),
+    /// NTS-KE helper results (auth.rs).
+    NtsKe,
+    /// A peer's socket on the NTP port (peers.rs).
+    Peer(SocketAddr),
 }
 
 /// One source's socket.
@@ -87,6 +99,14 @@ pub struct Client {
     exit: Option<i32>,
     /// `logdir` + `log tracking measurements statistics` (statlog.rs).
     statlog: Option<crate::statlog::StatLogs>,
+    /// Commands queued by the command server (commands.rs).
+    commands: reports::CommandQueue,
+    /// The `sourcedir` sources, for `reload sources` (commands.rs).
+    sourcedir: commands::SourceDir,
+    /// Keys, `authselectmode`, NTS trust and key exchanges (auth.rs).
+    auth: auth::ClientAuth,
+    /// Peers' sockets on the NTP port (peers.rs).
+    peers: peers::PeerSockets,
 }
 
 /// Why the client could not start.
@@ -94,12 +114,15 @@ pub struct Client {
 pub enum ClientError {
     /// The resolver thread or its pipe could not be created.
     Resolver(std::io::Error),
+    /// The NTS-KE helper threads or their pipe could not be created.
+    NtsKe(std::io::Error),
 }
 
 impl std::fmt::Display for ClientError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ClientError::Resolver(e) => write!(f, "Could not start name resolver : {e}"),
+            ClientError::NtsKe(e) => write!(f, "Could not start NTS-KE helper : {e}"),
         }
     }
 }
@@ -171,8 +194,24 @@ impl Client {
             );
             logs.map_err(|e| tracing::error!("{e}")).ok()
         };
+        let mut engine = Engine::new(cfg);
+        let auth =
+            auth::ClientAuth::new(settings, &plans, &mut engine).map_err(ClientError::NtsKe)?;
+        // Peers' sockets on the NTP port (peers.rs), opened before privileges are dropped.
+        let mut peer_sockets = peers::PeerSockets::new(match one_shot {
+            None => peers::ServerPort::from_settings(settings),
+            Some(_) => peers::ServerPort::default(),
+        });
+        for p in plans
+            .iter()
+            .filter(|p| p.cfg.kind == gnomon_core::association::SourceKind::Peer)
+        {
+            if let Ok(ip) = p.host.parse::<IpAddr>() {
+                peer_sockets.open(SocketAddr::new(ip, p.port));
+            }
+        }
         let client = Client {
-            engine: Engine::new(cfg),
+            engine,
             plans,
             names: BTreeMap::new(),
             pool_ports: BTreeMap::new(),
@@ -188,13 +227,18 @@ impl Client {
             next_drift_save: crate::os::clock::monotonic() + drift_interval,
             last_drift: None,
             shared: shared.clone(),
+            commands: reports::CommandQueue::default(),
+            sourcedir: commands::SourceDir::from_settings(settings),
             one_shot,
             timeout_given: timeout.is_some_and(|t| t >= 0),
             started: false,
             exit: None,
             statlog,
+            auth,
+            peers: peer_sockets,
         };
-        Ok((client, ClientReports(shared)))
+        let commands = client.commands.clone();
+        Ok((client, ClientReports(shared, commands)))
     }
 
     /// Loads the drift file into the clock, adds the sources with a numeric address and asks
@@ -222,22 +266,26 @@ impl Client {
         let now = clock.read();
         for (i, plan) in self.plans.iter().enumerate() {
             if let Some(max) = plan.pool_max {
-                let id = self.engine.add_pool(&plan.host, plan.cfg, max);
-                self.pool_ports.insert(id, (plan.port, plan.host.clone()));
-            } else if let Ok(ip) = plan.host.parse::<IpAddr>() {
                 let id = self
                     .engine
-                    .add_source(SocketAddr::new(ip, plan.port), plan.cfg, now);
+                    .add_pool_auth(&plan.host, plan.cfg, &plan.auth, max);
+                self.pool_ports.insert(id, (plan.port, plan.host.clone()));
+            } else if let Ok(ip) = plan.host.parse::<IpAddr>() {
+                let addr = SocketAddr::new(ip, plan.port);
+                let id = self.engine.add_source_auth(addr, plan.cfg, &plan.auth, now);
                 self.names.insert(id, plan.host.clone());
             } else if let Some(r) = self.resolver.as_mut() {
                 r.resolve(Token::Source(i), &plan.host, plan.port);
             }
         }
+        // NTS sessions saved at the last exit (auth.rs), before any key exchange starts.
+        self.restore_sessions(now);
         // The engine's clock (and a one-shot time limit) starts now.
         let actions = self.engine.handle_timeout(now, clock);
         for a in actions {
             self.act(a);
         }
+        self.start_key_exchanges(clock);
         self.refresh(clock);
     }
 
@@ -252,14 +300,24 @@ impl Client {
         if !self.started {
             self.start(clock);
         }
+        // commands.rs: what the command server queued since the last turn.
+        self.run_commands(clock);
         self.polled.clear();
         if let Some(r) = &self.resolver {
             fds.push(poll::readable(r.fd()));
             self.polled.push(Polled::Resolver);
         }
+        if let Some(fd) = self.auth.fd() {
+            fds.push(poll::readable(fd));
+            self.polled.push(Polled::NtsKe);
+        }
         for (id, s) in &self.sockets {
             fds.push(poll::readable(s.socket.fd()));
             self.polled.push(Polled::Source(*id));
+        }
+        for (remote, fd) in self.peers.fds() {
+            fds.push(poll::readable(fd));
+            self.polled.push(Polled::Peer(remote));
         }
         let mut wait = self.engine.poll_timeout().map(|t| t - clock.read());
         if self.drift_path.is_some() {
@@ -298,9 +356,13 @@ impl Client {
             match target {
                 Polled::Resolver => self.take_lookups(clock),
                 Polled::Source(id) => self.receive(*id, clock, &mut actions),
+                Polled::NtsKe => self.take_key_exchanges(clock),
+                Polled::Peer(remote) => self.receive_peer(*remote, clock, &mut actions),
             }
         }
+        self.reload_keys();
         let now = clock.read();
+        self.restore_sessions(now);
         if self.engine.poll_timeout().is_some_and(|t| t <= now) {
             actions.extend(self.engine.handle_timeout(now, clock));
             busy = true;
@@ -322,6 +384,8 @@ impl Client {
                 actions.extend(self.engine.handle_timeout(now, clock));
             }
         }
+        // Key exchanges the timers asked for go to the helper threads.
+        self.start_key_exchanges(clock);
         if self.drift_path.is_some() && crate::os::clock::monotonic() >= self.next_drift_save {
             self.next_drift_save = crate::os::clock::monotonic() + self.drift_interval;
             self.save_drift(clock);
@@ -353,7 +417,9 @@ impl Client {
                     };
                     match res.addrs.first() {
                         Some(addr) => {
-                            let id = self.engine.add_source(*addr, plan.cfg, now);
+                            let id = self
+                                .engine
+                                .add_source_auth(*addr, plan.cfg, &plan.auth, now);
                             self.names.insert(id, res.name.clone());
                         }
                         None => tracing::warn!("Could not resolve address of {}", res.name),
@@ -412,6 +478,11 @@ impl Client {
                 actions.extend(more);
                 if let (Some(logs), Some(rec)) = (self.statlog.as_mut(), record) {
                     logs.record_sample(rx, &rec, stamp);
+                } else if let Some(logs) = self.statlog.as_mut() {
+                    // statlog.rs: chronyd logs rejected measurements too.
+                    if let Some(m) = self.engine.rejected_measurement(id) {
+                        logs.record_rejected(rx, &m, stamp);
+                    }
                 }
             }
         }
@@ -420,6 +491,10 @@ impl Client {
     fn act(&mut self, action: Action) {
         match action {
             Action::Send(id, tx) => {
+                // Peers send from the NTP port (peers.rs).
+                if !tx.fresh_port && self.send_peer(id, &tx) {
+                    return;
+                }
                 let reuse =
                     !tx.fresh_port && self.sockets.get(&id).is_some_and(|s| s.remote == tx.remote);
                 if !reuse {
@@ -437,6 +512,7 @@ impl Client {
                         }
                         Err(e) => {
                             tracing::debug!("Could not open socket for {} : {e}", tx.remote);
+                            self.engine.send_failed(id); // `auto_offline`
                             return;
                         }
                     }
@@ -445,12 +521,15 @@ impl Client {
                     return;
                 };
                 if let Some(slot) = self.tx.slot() {
-                    let len = tx.payload.len().min(slot.len());
-                    slot[..len].copy_from_slice(&tx.payload[..len]);
+                    // The header plus the MAC or NTS extension fields.
+                    let datagram = tx.bytes();
+                    let len = datagram.len().min(slot.len());
+                    slot[..len].copy_from_slice(&datagram[..len]);
                     self.tx.commit(len, tx.remote, None, false);
                     let (_, failed) = self.tx.send(&s.socket);
                     if failed > 0 {
                         tracing::debug!("Could not send to {}", tx.remote);
+                        self.engine.send_failed(id); // `auto_offline`
                     }
                 }
             }
@@ -561,7 +640,10 @@ impl Client {
             sources,
             unresolved,
             synchronised: self.engine.reference().is_synchronised(),
+            details: Vec::new(),
         };
+        // commands.rs: `ntpdata`, `selectdata` and `activity` details.
+        self.refresh_details(now, clock);
         if self.engine.reference().updates() > 0 {
             self.last_drift = Some(self.engine.drift(clock));
         }
@@ -614,6 +696,7 @@ impl Drop for Client {
     /// chronyd writes the drift file when it exits.
     fn drop(&mut self) {
         self.write_drift();
+        self.save_sessions();
     }
 }
 

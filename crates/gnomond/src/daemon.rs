@@ -225,13 +225,14 @@ fn run(opts: &Options, parent: &mut Option<ParentChannel>) -> Result<(), Fatal> 
         None
     });
     // Synchronisation client (client.rs): the engine, its sources and its reports.
-    let (client, client_reports) = crate::client::Client::new(
+    let (mut client, client_reports) = crate::client::Client::new(
         &settings,
         crate::client::one_shot_mode(opts.one_shot),
         opts.timeout,
         seed.rotate_left(32),
         !opts.no_clock,
     )?;
+    client.set_no_cert_time_check(u32::try_from(settings.nocerttimecheck.max(0)).unwrap_or(0));
     let mut control = Control::new(
         crate::ntp_server::access_table(&settings.cmd_access)?,
         opts.log_file.as_ref().map(std::path::PathBuf::from),

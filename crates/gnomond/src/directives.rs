@@ -60,6 +60,12 @@ pub const IMPLEMENTED: &[&str] = &[
     "ntsrotate",
     "ntsratelimit",
     "ntsntpserver",
+    // authentication, client side (client/auth.rs, client/nts_ke.rs)
+    "ntstrustedcerts",
+    "nosystemcert",
+    "nocerttimecheck",
+    "ntsrefresh",
+    "authselectmode",
     // statistics logs (statlog.rs: tracking, measurements, statistics)
     "logdir",
     "log",

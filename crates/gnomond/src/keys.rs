@@ -3,14 +3,21 @@
 //! "in file NAME", and hands the keys to the NTP server, whose replies to keyed requests then
 //! carry a MAC (`Server::finalize`). `rekey` re-reads the same file; it also asks the NTS-KE
 //! service (nts_ke.rs) to reload its externally managed cookie keys.
+//!
+//! The same parsed keys serve the client half (`key N` on `server`/`peer`, client.rs): the
+//! file is read once per load and the result shared through [`loaded`], with a generation
+//! number that `rekey` advances so that the client's engine picks up the new material.
 
 use gnomon_core::auth::KeyStore;
 use gnomon_core::server::Server;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 /// The configured key file, kept for `rekey` (set once at start-up).
 static KEY_FILE: OnceLock<Option<PathBuf>> = OnceLock::new();
+
+/// The keys last loaded and their generation (0 = nothing loaded yet).
+static LOADED: Mutex<(u64, Option<KeyStore>)> = Mutex::new((0, None));
 
 /// Longest key file read, octets: far more than any real file (chrony allows 2047-octet lines
 /// and 2^32 IDs, but files hold a handful of keys), so a wrong path cannot exhaust memory.
@@ -85,9 +92,38 @@ pub fn load(path: Option<&Path>) -> KeyStore {
     }
 }
 
-/// Start-up: remembers `keyfile` for `rekey` and gives the server its keys.
+/// Records `keys` as the current ones for the client half, advancing the generation.
+fn publish(keys: &KeyStore) {
+    let mut slot = LOADED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    slot.0 = slot.0.wrapping_add(1).max(1);
+    slot.1 = Some(keys.clone());
+}
+
+/// The generation of the keys last loaded (0 before start-up loaded any): the client compares
+/// it with the one it holds to know when `rekey` changed them.
+pub fn generation() -> u64 {
+    LOADED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .0
+}
+
+/// The keys last loaded by [`install`] or [`rekey`] with their generation (empty before).
+pub fn loaded() -> (u64, KeyStore) {
+    let slot = LOADED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    (slot.0, slot.1.clone().unwrap_or_default())
+}
+
+/// Start-up: remembers `keyfile` for `rekey` and gives the server (and, through [`loaded`],
+/// the client) its keys.
 pub fn install(path: Option<PathBuf>, server: &mut Server) {
-    server.set_keys(load(path.as_deref()));
+    let keys = load(path.as_deref());
+    publish(&keys);
+    server.set_keys(keys);
     let _ = KEY_FILE.set(path);
 }
 
@@ -95,7 +131,9 @@ pub fn install(path: Option<PathBuf>, server: &mut Server) {
 /// cookie keys when they are managed externally (`ntsrotate 0` with `ntsdumpdir`).
 pub fn rekey(server: &mut Server) {
     if let Some(path) = KEY_FILE.get().and_then(Option::as_deref) {
-        server.set_keys(load(Some(path)));
+        let keys = load(Some(path));
+        publish(&keys);
+        server.set_keys(keys);
     }
     crate::nts_ke::request_reload();
 }
@@ -128,6 +166,21 @@ mod tests {
                 format!("Could not parse key at line 3 in file {}", p.display()),
             ]
         );
+        std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn published_keys_reach_the_client_with_a_new_generation() {
+        let p = temp_file(
+            "pub.keys",
+            "7 SHA256 HEX:00112233445566778899AABBCCDDEEFF\n",
+        );
+        let before = generation();
+        let (store, _) = read_key_file(&p).unwrap();
+        publish(&store);
+        let (gen, keys) = loaded();
+        assert!(gen > before);
+        assert!(keys.get(7).is_some());
         std::fs::remove_file(&p).unwrap();
     }
 

@@ -10,7 +10,7 @@
 //! (`Server::set_nts_keys`) and every helper a copy of the new keys. Helpers report finished
 //! connections through a socket in the main poll set.
 
-mod dump;
+pub(crate) mod dump;
 mod worker;
 
 use crate::cli::Family;
@@ -124,8 +124,9 @@ fn random_rng() -> Result<StdRng, NtsKeStartError> {
     Ok(StdRng::from_seed(seed))
 }
 
-/// Opens the listeners: on `bindaddress` of each family or the wildcard. The IPv6 wildcard is
-/// bound first; where it is dual-stack it also takes IPv4, and the IPv4 bind is then skipped.
+/// Opens the listeners: on `bindaddress` of each family or the wildcard, one socket per
+/// family; the IPv6 one is IPv6-only (`os::tcp::listen`), so the IPv4 socket owns IPv4
+/// whatever the system's `bindv6only` default.
 fn open_listeners(settings: &Settings, family: Option<Family>) -> Vec<TcpListener> {
     let pick = |v6: bool| -> IpAddr {
         settings
@@ -145,15 +146,12 @@ fn open_listeners(settings: &Settings, family: Option<Family>) -> Vec<TcpListene
             continue;
         }
         let addr = SocketAddr::new(pick(v6), settings.ntsport);
-        match TcpListener::bind(addr).and_then(|l| l.set_nonblocking(true).map(|()| l)) {
+        match crate::os::tcp::listen(addr) {
             Ok(l) => {
                 tracing::debug!("Opened NTS-KE socket on {addr}");
                 out.push(l);
             }
             Err(e) if e.raw_os_error() == Some(libc::EAFNOSUPPORT) => {}
-            Err(e) if !v6 && e.kind() == ErrorKind::AddrInUse && !out.is_empty() => {
-                // The dual-stack IPv6 socket already serves IPv4.
-            }
             Err(e) => tracing::error!("Could not open NTS-KE socket on {addr} : {e}"),
         }
     }

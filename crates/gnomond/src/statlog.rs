@@ -31,8 +31,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use gnomon_conf::directive::LogKind;
 use gnomon_conf::Settings;
 use gnomon_core::association::engine::SampleRecord;
-use gnomon_core::association::{Engine, Event};
-use gnomon_core::local_clock::ClockDriver;
+use gnomon_core::association::{Engine, Event, RejectedMeasurement};
+use gnomon_core::local_clock::{ClockDriver, LeapState};
 use gnomon_core::reports::{LeapStatus, SourceState, SourceStatsReport, TrackingReport};
 
 use format::{
@@ -358,6 +358,42 @@ impl StatLogs {
         // Until the next engine call ends, this regression is the one to compare with.
         self.prev_stats
             .insert(rec.remote, (st.frequency_ppm, st.skew_ppm, st.samples));
+    }
+
+    /// A packet received at UTC `t` that passed tests 1–3 but failed a later one: its
+    /// measurement entry with the failed tests as 0 (no statistics entry: nothing entered
+    /// the regression).
+    pub fn record_rejected(&mut self, t: f64, rec: &RejectedMeasurement, rx_stamp: StampSource) {
+        let r = &rec.report;
+        let mut tests = [true; 10];
+        for (i, t) in tests.iter_mut().enumerate() {
+            // Test 1 is the flags' bit 9 (ntp_data.rs).
+            *t = r.tests >> (9 - i) & 1 == 1;
+        }
+        let m = MeasurementLine {
+            addr: rec.remote.ip(),
+            leap: match r.leap {
+                1 => LeapState::Insert,
+                2 => LeapState::Delete,
+                _ => LeapState::Normal,
+            },
+            stratum: r.stratum,
+            tests: TestBits(tests),
+            local_poll: rec.local_poll,
+            remote_poll: r.poll,
+            score: rec.poll_score,
+            offset: -r.offset,
+            peer_delay: r.peer_delay,
+            peer_dispersion: r.peer_dispersion,
+            root_delay: r.root_delay,
+            root_dispersion: r.root_dispersion,
+            reference_id: r.reference_id,
+            mode: if rec.peer { 1 } else { 4 },
+            interleaved: r.interleaved,
+            tx_stamp: StampSource::Daemon,
+            rx_stamp,
+        };
+        self.record_measurement(t, &m);
     }
 
     /// Sees an engine event before the daemon logs it; returns true when the event is

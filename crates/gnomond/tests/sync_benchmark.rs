@@ -1,9 +1,11 @@
 //! Benchmark (not a test: run explicitly with
-//! `cargo test -p gnomond --test sync_benchmark -- --ignored --nocapture`): chronyd 4.3 and
-//! gnomond as clients of the same upstream (`chronyd -x`, `local stratum 8`) on loopback, each
-//! through its own user-space relay with the same impairment (5 ms one-way delay, 0–2 ms
-//! jitter, 5 % loss each way), both polling every second (`minpoll 0 maxpoll 0 iburst`), both
-//! `-x` under noclock. Reported: time to first synchronisation (first `tracking` with a
+//! `cargo test -p gnomond --test sync_benchmark -- --ignored --nocapture --test-threads 1`):
+//! chronyd 4.3 and gnomond as clients of the same upstream (`chronyd -x`, `local stratum 8`) on
+//! loopback, each through its own user-space relay with the same impairment, both polling every
+//! second (`minpoll 0 maxpoll 0 iburst`), both `-x` under noclock. Two scenarios, 150 s each
+//! (one thread, so that they do not share the CPU): `impaired` (5 ms one-way delay, 0–2 ms
+//! jitter, 5 % loss each way) and `clean` (the relay forwards at once; its own scheduling is
+//! the only noise). Reported: time to first synchronisation (first `tracking` with a
 //! non-zero stratum, polled every 250 ms) and the stability of the offsets each daemon reports
 //! (`Last offset` of `tracking` sampled every second after the first minute: RMS and maximum;
 //! the daemon's own `RMS offset`). For gnomond the true error of its served time against
@@ -24,6 +26,11 @@ const IMPAIRED: Impairment = Impairment {
     jitter: 0.002,
     loss: 0.05,
 };
+const CLEAN: Impairment = Impairment {
+    delay: 0.0,
+    jitter: 0.0,
+    loss: 0.0,
+};
 const RUN: Duration = Duration::from_secs(150);
 const SETTLE: f64 = 60.0;
 
@@ -36,16 +43,28 @@ fn max_abs(v: &[f64]) -> f64 {
 }
 
 #[test]
-#[ignore = "benchmark: run with --ignored --nocapture"]
+#[ignore = "benchmark: run with --ignored --nocapture --test-threads 1"]
 fn chronyd_and_gnomond_under_the_same_impairment() {
+    compare("impaired", IMPAIRED);
+}
+
+#[test]
+#[ignore = "benchmark: run with --ignored --nocapture --test-threads 1"]
+fn chronyd_and_gnomond_through_a_clean_relay() {
+    compare("clean", CLEAN);
+}
+
+/// Runs both clients through relays with `imp` for [`RUN`] and prints their figures and the
+/// gnomond/chronyd ratios.
+fn compare(scenario: &str, imp: Impairment) {
     let port = free_udp_port();
     let _server = Chronyd::start(&format!(
         "port {port}\nallow 127.0.0.1\nlocal stratum 8\ncmdport 0"
     ));
     let upstream = SocketAddr::from(([127, 0, 0, 1], port));
     wait_answers(upstream, Duration::from_secs(10), "chronyd server");
-    let r_chrony = Relay::start(Some(upstream), IMPAIRED, 11, RUN + Duration::from_secs(30));
-    let r_gnomon = Relay::start(Some(upstream), IMPAIRED, 12, RUN + Duration::from_secs(30));
+    let r_chrony = Relay::start(Some(upstream), imp, 11, RUN + Duration::from_secs(30));
+    let r_gnomon = Relay::start(Some(upstream), imp, 12, RUN + Duration::from_secs(30));
     let source = "iburst minpoll 0 maxpoll 0";
 
     let start = Instant::now();
@@ -88,7 +107,7 @@ fn chronyd_and_gnomond_under_the_same_impairment() {
     }
     for (i, name) in ["chronyd 4.3", "gnomond"].iter().enumerate() {
         println!(
-            "{name}: first sync {:.2} s; Last offset after {SETTLE} s: n {} RMS {:.1} us max {:.1} us; tracking RMS offset {:.1} us; frequency {:.3} ppm",
+            "{scenario}: {name}: first sync {:.2} s; Last offset after {SETTLE} s: n {} RMS {:.1} us max {:.1} us; tracking RMS offset {:.1} us; frequency {:.3} ppm",
             first[i].unwrap_or(f64::NAN),
             last[i].len(),
             rms(&last[i]) * 1e6,
@@ -98,7 +117,12 @@ fn chronyd_and_gnomond_under_the_same_impairment() {
         );
     }
     println!(
-        "gnomond served time vs CLOCK_REALTIME after {SETTLE} s: n {} RMS {:.1} us max {:.1} us",
+        "{scenario}: gnomond/chronyd: first sync {:.2}, Last offset RMS {:.2}",
+        first[1].unwrap_or(f64::NAN) / first[0].unwrap_or(f64::NAN),
+        rms(&last[1]) / rms(&last[0])
+    );
+    println!(
+        "{scenario}: gnomond served time vs CLOCK_REALTIME after {SETTLE} s: n {} RMS {:.1} us max {:.1} us",
         served.len(),
         rms(&served) * 1e6,
         max_abs(&served) * 1e6

@@ -1,7 +1,8 @@
 //! The virtual network and the simulated NTP servers.
 //!
 //! A [`Link`] gives each packet a one-way delay of `base + jitter·Exp(1)` (the shape of
-//! chrony's simulation tests), an optional fixed asymmetry, random loss and outage windows in
+//! chrony's simulation tests) plus an optional uniform extra delay (the shape of the real-daemon
+//! benchmark's relay), an optional fixed asymmetry, random loss and outage windows in
 //! which every packet is lost. A [`SimServer`] is an ideal NTP responder (RFC 5905 mode 4) whose
 //! clock is true UTC plus an optional lie, which can announce leap seconds and step its time.
 
@@ -16,6 +17,9 @@ pub struct Link {
     pub base_delay: f64,
     /// Scale of the exponential extra delay, seconds.
     pub jitter: f64,
+    /// Width of a uniformly distributed extra delay in `[0, uniform_jitter)`, seconds (the
+    /// impairment of gnomond's `sync_benchmark` relay).
+    pub uniform_jitter: f64,
     /// Extra fixed delay of the request direction (client → server), seconds; negative values
     /// shorten it (never below zero).
     pub asymmetry: f64,
@@ -30,6 +34,7 @@ impl Default for Link {
         Link {
             base_delay: 1e-4,
             jitter: 1e-4,
+            uniform_jitter: 0.0,
             asymmetry: 0.0,
             loss: 0.0,
             outages: Vec::new(),
@@ -48,6 +53,10 @@ impl Link {
         }
         let e: f64 = Exp1.sample(rng);
         let mut d = self.base_delay + self.jitter * e;
+        if self.uniform_jitter > 0.0 {
+            // Drawn only when set, so the other links' random streams stay as they were.
+            d += self.uniform_jitter * rng.random::<f64>();
+        }
         if request {
             d += self.asymmetry;
         }
@@ -183,6 +192,23 @@ mod tests {
             / n as f64;
         assert!((mean - 2e-4).abs() < 1e-5, "{mean}");
         assert!(l.delay(15.0, true, &mut rng).is_none());
+    }
+
+    #[test]
+    fn uniform_jitter_spreads_delay_evenly_above_base() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+        let l = Link {
+            base_delay: 5e-3,
+            jitter: 0.0,
+            uniform_jitter: 2e-3,
+            ..Default::default()
+        };
+        let d: Vec<f64> = (0..10_000)
+            .map(|_| l.delay(0.0, true, &mut rng).unwrap())
+            .collect();
+        assert!(d.iter().all(|&x| (5e-3..7e-3).contains(&x)));
+        let mean = d.iter().sum::<f64>() / d.len() as f64;
+        assert!((mean - 6e-3).abs() < 2e-5, "{mean}");
     }
 
     #[test]

@@ -57,6 +57,10 @@ pub struct Point {
     pub offset: f64,
     /// Frequency error (without the slew in progress).
     pub freq: f64,
+    /// The client's `tracking` "Last offset" (its own estimate at its last update), seconds.
+    pub last_offset: f64,
+    /// True when the client's reference is synchronised (`tracking` stratum non-zero).
+    pub synchronised: bool,
 }
 
 /// What happened to one client.
@@ -322,10 +326,13 @@ impl World {
     fn sample(&mut self) {
         let utc = LeapEvent::utc(&self.leaps, self.t);
         for n in &mut self.nodes {
+            let reference = n.engine.reference();
             n.trace.points.push(Point {
                 t: self.t,
                 offset: n.clock.reading() - utc,
                 freq: n.clock.frequency_error(),
+                last_offset: reference.tracking(n.clock.reading(), &n.clock).last_offset,
+                synchronised: reference.is_synchronised(),
             });
         }
     }

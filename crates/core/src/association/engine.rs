@@ -199,6 +199,8 @@ pub struct Engine {
     clock_updates: u32,
     /// `authselectmode`.
     auth_select: AuthSelectMode,
+    // ---- control: per-source `ntpdata` records (control.rs) ----
+    ntp_data: BTreeMap<SourceId, super::ntp_data::NtpDataLog>,
 }
 
 impl Engine {
@@ -224,6 +226,7 @@ impl Engine {
             no_cert_time_check: 0,
             clock_updates: 0,
             auth_select: AuthSelectMode::default(),
+            ntp_data: BTreeMap::new(),
         }
     }
 
@@ -342,12 +345,16 @@ impl Engine {
         if !r.is_synchronised() {
             return super::LocalState::default();
         }
+        // `copy` (source_options.rs): the source's reference ID and stratum.
+        let (reference_id, stratum) = self
+            .copied_reference()
+            .unwrap_or((r.reference_id(), r.stratum()));
         super::LocalState {
-            stratum: r.stratum(),
+            stratum,
             leap: Some(r.leap()),
             root_delay: r.root_delay(),
             root_dispersion: r.root_dispersion_at(now),
-            reference_id: r.reference_id(),
+            reference_id,
             reference_time: r.ref_time(),
         }
     }
@@ -496,8 +503,11 @@ impl Engine {
             return (out, None);
         };
         // Rejections are counted per source (`Association::rejected`), not logged.
-        let RxOutcome::Sample(sample) = e.assoc.on_packet(cooked, data, local_refid, authenticated)
-        else {
+        // ---- control: `ntpdata` sees every packet (control.rs) ----
+        let sent = e.assoc.pending.map(|p| p.local_tx);
+        let outcome = e.assoc.on_packet(cooked, data, local_refid, authenticated);
+        self.note_packet(id, data, &outcome, sent, cooked);
+        let (RxOutcome::Sample(sample), Some(e)) = (outcome, self.sources.get(&id)) else {
             return (out, None);
         };
         let a = &e.assoc;
@@ -530,7 +540,8 @@ impl Engine {
         clock: &mut dyn ClockDriver,
         out: &mut Vec<Action>,
     ) {
-        let candidates = self.candidates(cooked);
+        let mut candidates = self.candidates(cooked);
+        self.limit_unreachable(&mut candidates); // `maxunreach` (source_options.rs)
         let previous = self.selector.current();
         let selection = self.selector.select(&candidates);
         for (id, state) in &selection.states {
@@ -706,6 +717,10 @@ impl Engine {
                 .current()
                 .and_then(|i| self.sources.get(&SourceId(i as u32)))
                 .map(|e| e.assoc.remote());
+            // `copy` (source_options.rs).
+            if let Some((id, stratum)) = self.copied_reference() {
+                (t.reference_id, t.stratum) = (id, stratum);
+            }
         }
         t
     }
@@ -781,5 +796,10 @@ fn candidate(id: usize, a: &Association, now: f64) -> Candidate {
 mod auth;
 #[cfg(test)]
 mod auth_tests;
+// ---- source options: copy, auto_offline, maxunreach ----
+mod source_options;
+// ---- control: chronyc's commands on sources and the clock ----
+mod control;
+pub use control::{AuthReport, RejectedMeasurement, SelectReport, SourceSetting};
 #[cfg(test)]
 mod tests;

@@ -489,3 +489,208 @@ proptest::proptest! {
         }
     }
 }
+
+// ---- source options: offset, asymmetry, mindelay, maxdelayquant, copy, auto_offline,
+// maxunreach (source_config.rs, delay_quantile.rs) ----
+
+fn with_cfg(cfg: SourceConfig) -> Association {
+    Association::new(addr(), cfg, T0, 1)
+}
+
+/// A reply with `out` seconds of delay to the server and `back` seconds back.
+fn reply_asym(req: &[u8; 48], t1: f64, out: f64, back: f64, ahead: f64) -> ([u8; 48], f64) {
+    let (rep, _) = reply(req, t1, out, ahead);
+    let t3 = t1 + out + ahead + 1e-5;
+    (rep, t3 - ahead + back)
+}
+
+fn sample_offset(a: &mut Association, out: f64, back: f64, ahead: f64) -> RxOutcome {
+    let (req, t1) = send(a);
+    let (rep, rx) = reply_asym(&req, t1, out, back, ahead);
+    a.on_packet(rx, &rep, None, false)
+}
+
+#[test]
+fn offset_option_moves_the_measured_offset_like_chronyd() {
+    let mut plain = client();
+    let mut shifted = with_cfg(SourceConfig {
+        offset: 0.01,
+        ..Default::default()
+    });
+    let (RxOutcome::Sample(p), RxOutcome::Sample(s)) = (
+        sample_offset(&mut plain, 0.01, 0.01, 0.25),
+        sample_offset(&mut shifted, 0.01, 0.01, 0.25),
+    ) else {
+        panic!("no samples");
+    };
+    // chronyd 4.3 with `offset 0.01` shows the source 10 ms further behind us.
+    assert!(
+        (s.offset - (p.offset - 0.01)).abs() < 1e-9,
+        "{} {}",
+        p.offset,
+        s.offset
+    );
+    assert_eq!(shifted.report(T0 + 10.0).measured_offset, s.offset);
+}
+
+#[test]
+fn asymmetry_removes_the_extra_delay_on_the_jittery_path() {
+    // All the jitter on the way to the server (asymmetry -0.5): 4 ms extra outbound.
+    let cfg = SourceConfig {
+        asymmetry: Some(-0.5),
+        mindelay: Some(0.02),
+        ..Default::default()
+    };
+    let mut a = with_cfg(cfg);
+    let RxOutcome::Sample(s) = sample_offset(&mut a, 0.014, 0.01, 0.25) else {
+        panic!("no sample");
+    };
+    assert!((s.offset + 0.25).abs() < 1e-6, "{}", s.offset);
+    // Without the option the extra delay shows up as half of it in the offset.
+    let RxOutcome::Sample(s) = sample_offset(&mut client(), 0.014, 0.01, 0.25) else {
+        panic!("no sample");
+    };
+    assert!((s.offset + 0.252).abs() < 1e-6, "{}", s.offset);
+}
+
+#[test]
+fn asymmetry_uses_the_buffered_minimum_without_mindelay() {
+    let mut a = with_cfg(SourceConfig {
+        asymmetry: Some(0.5),
+        ..Default::default()
+    });
+    // First sample: no minimum yet, no correction; it becomes the minimum (20 ms).
+    let RxOutcome::Sample(s) = sample_offset(&mut a, 0.01, 0.01, 0.0) else {
+        panic!("no sample");
+    };
+    assert!(s.offset.abs() < 1e-6);
+    // 6 ms extra on the way back, all jitter there (asymmetry +0.5): corrected to zero.
+    let RxOutcome::Sample(s) = sample_offset(&mut a, 0.01, 0.016, 0.0) else {
+        panic!("no sample");
+    };
+    assert!(s.offset.abs() < 1e-6, "{}", s.offset);
+}
+
+#[test]
+fn mindelay_replaces_the_minimum_in_the_delay_ratio_test() {
+    let cfg = SourceConfig {
+        maxdelayratio: Some(1.5),
+        ..Default::default()
+    };
+    // No buffered minimum: the ratio test cannot apply to a first sample...
+    assert!(matches!(
+        sample_offset(&mut with_cfg(cfg), 0.01, 0.01, 0.0),
+        RxOutcome::Sample(_)
+    ));
+    // ...but a fixed 10 ms minimum rejects a 20 ms round trip.
+    let mut a = with_cfg(SourceConfig {
+        mindelay: Some(0.01),
+        ..cfg
+    });
+    assert_eq!(
+        sample_offset(&mut a, 0.01, 0.01, 0.0),
+        RxOutcome::Rejected(Rejection::MaxDelayRatio)
+    );
+    assert!(matches!(
+        sample_offset(&mut a, 0.007, 0.007, 0.0),
+        RxOutcome::Sample(_)
+    ));
+}
+
+#[test]
+fn maxdelayquant_keeps_only_the_low_delays() {
+    let mut a = with_cfg(SourceConfig {
+        maxdelayquant: Some(0.5),
+        ..Default::default()
+    });
+    for one_way in [0.010, 0.012, 0.011, 0.013] {
+        assert!(matches!(
+            sample_offset(&mut a, one_way, one_way, 0.0),
+            RxOutcome::Sample(_)
+        ));
+    }
+    // Median of 20, 22, 24, 26 ms: 22 ms. 25 ms is over it, 21 ms under.
+    assert_eq!(
+        sample_offset(&mut a, 0.0125, 0.0125, 0.0),
+        RxOutcome::Rejected(Rejection::MaxDelayDevRatio)
+    );
+    assert!(matches!(
+        sample_offset(&mut a, 0.0105, 0.0105, 0.0),
+        RxOutcome::Sample(_)
+    ));
+}
+
+#[test]
+fn copy_skips_the_synchronisation_loop_test() {
+    let gps = u32::from_be_bytes(*b"GPS\0");
+    let run = |cfg: SourceConfig| {
+        let mut a = with_cfg(cfg);
+        let (req, t1) = send(&mut a);
+        let (rep, rx) = reply(&req, t1, 0.01, 0.0);
+        let rep = with(&rep, |h| h.stratum = 3);
+        a.on_packet(rx, &rep, Some(gps), false)
+    };
+    assert_eq!(
+        run(SourceConfig::default()),
+        RxOutcome::Rejected(Rejection::SyncLoop)
+    );
+    assert!(matches!(
+        run(SourceConfig {
+            copy: true,
+            ..Default::default()
+        }),
+        RxOutcome::Sample(_)
+    ));
+}
+
+#[test]
+fn auto_offline_stops_polling_after_a_failed_send() {
+    let mut plain = client();
+    send(&mut plain);
+    plain.send_failed();
+    assert!(plain.next_timeout().is_some());
+    let mut a = with_cfg(SourceConfig {
+        auto_offline: true,
+        ..Default::default()
+    });
+    send(&mut a);
+    a.send_failed();
+    assert_eq!(a.next_timeout(), None);
+    // `online` brings it back.
+    a.set_online(true, T0 + 2.0);
+    assert_eq!(a.next_timeout(), Some(T0 + 2.0));
+}
+
+/// Polls answered until the source is selectable, then unanswered; how many polls it stays
+/// selectable after its reachability register reaches zero.
+fn selectable_polls_while_unreachable(cfg: SourceConfig) -> usize {
+    let mut a = with_cfg(cfg);
+    for _ in 0..4 {
+        let (req, t1) = send(&mut a);
+        let (rep, rx) = reply(&req, t1, 0.01, 0.0);
+        a.on_packet(rx, &rep, None, false);
+    }
+    assert!(a.is_selectable());
+    let mut count = 0;
+    for _ in 0..40 {
+        send(&mut a);
+        if a.reach() == 0 && a.is_selectable() {
+            count += 1;
+        }
+    }
+    count
+}
+
+#[test]
+fn maxunreach_bounds_selection_of_an_unreachable_source() {
+    assert_eq!(
+        selectable_polls_while_unreachable(SourceConfig::default()),
+        0
+    );
+    let limited = |n| SourceConfig {
+        maxunreach: Some(n),
+        ..Default::default()
+    };
+    assert_eq!(selectable_polls_while_unreachable(limited(0)), 0);
+    assert_eq!(selectable_polls_while_unreachable(limited(3)), 3);
+}

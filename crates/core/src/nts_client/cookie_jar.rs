@@ -66,6 +66,12 @@ impl CookieJar {
         self.cookies.is_empty()
     }
 
+    /// Takes every cookie out, oldest first (to save them: they are never handed out again
+    /// from this jar).
+    pub fn drain(&mut self) -> Vec<Zeroizing<Vec<u8>>> {
+        self.cookies.drain(..).collect()
+    }
+
     /// Drops every cookie (after an NTS NAK or a new key exchange).
     pub fn clear(&mut self) {
         self.cookies.clear();

@@ -25,6 +25,7 @@ use rand::RngCore;
 use super::cookie_jar::{CookieJar, MAX_COOKIES};
 use crate::nts::ntp::KISS_NTSN;
 use crate::nts::SessionKeys;
+use zeroize::Zeroizing;
 
 /// Length of our Unique Identifiers.
 pub const UID_LEN: usize = 32;
@@ -79,6 +80,16 @@ impl NtsSession {
     /// The cookie jar.
     pub fn jar(&self) -> &CookieJar {
         &self.jar
+    }
+
+    /// The session keys.
+    pub fn keys(&self) -> &SessionKeys {
+        &self.keys
+    }
+
+    /// Takes every unused cookie out (to save them).
+    pub fn take_cookies(&mut self) -> Vec<Zeroizing<Vec<u8>>> {
+        self.jar.drain()
     }
 
     /// Drops every cookie (NAK).

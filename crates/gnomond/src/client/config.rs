@@ -3,7 +3,8 @@
 //! meanings and defaults), translated into `gnomon_core::association` types.
 
 use gnomon_conf::{Settings, SourceKind as ConfKind, SourceSpec};
-use gnomon_core::association::{EngineConfig, OneShot, SourceConfig, SourceKind};
+use gnomon_core::association::{EngineConfig, OneShot, SourceAuth, SourceConfig, SourceKind};
+use gnomon_core::nts_client::NtsSource;
 use gnomon_core::reference::leap_table::LeapTable;
 use gnomon_core::reference::{LeapMode, ReferenceConfig};
 use gnomon_core::selection::{SelectOptions, SelectionConfig};
@@ -19,6 +20,42 @@ pub struct SourcePlan {
     pub pool_max: Option<usize>,
     /// Engine options.
     pub cfg: SourceConfig,
+    /// `key N` / `nts` + `ntsport` (authentication).
+    pub auth: SourceAuth,
+    /// `certset` (NTS trust set, default 0).
+    pub certset: u32,
+}
+
+/// `key N`, or `nts` with the source's `ntsport` (and chrony's default `ntsrefresh`:
+/// [`source_plans`] applies the configured one); the certificate is checked for the name as
+/// written (a pool's name for its members, as chrony does). `peer` has no NTS.
+pub fn source_auth(kind: ConfKind, s: &SourceSpec) -> SourceAuth {
+    let nts = (s.nts && kind != ConfKind::Peer).then(|| NtsSource {
+        server_name: s.host.clone(),
+        ke_port: s.ntsport,
+        ..NtsSource::new(&s.host)
+    });
+    SourceAuth { key: s.key, nts }
+}
+
+/// `auth` with the `ntsrefresh` interval (seconds) for an NTS source.
+pub fn with_refresh(mut auth: SourceAuth, ntsrefresh: i32) -> SourceAuth {
+    if let Some(nts) = &mut auth.nts {
+        nts.refresh = u32::try_from(ntsrefresh.max(1)).unwrap_or(1);
+    }
+    auth
+}
+
+/// `authselectmode` in the engine's terms.
+pub fn auth_select_mode(settings: &Settings) -> gnomon_core::selection::AuthSelectMode {
+    use gnomon_conf::AuthSelectMode as C;
+    use gnomon_core::selection::AuthSelectMode as E;
+    match settings.authselectmode {
+        C::Require => E::Require,
+        C::Prefer => E::Prefer,
+        C::Mix => E::Mix,
+        C::Ignore => E::Ignore,
+    }
 }
 
 fn to_i8(v: i32) -> i8 {
@@ -65,6 +102,16 @@ pub fn source_config(kind: ConfKind, s: &SourceSpec) -> SourceConfig {
             .filter(|n| *n > 0),
         minsamples: count(s.minsamples),
         maxsamples: count(s.maxsamples),
+        // ---- measurement and selection options (source_config.rs in core) ----
+        offset: if s.offset.is_finite() { s.offset } else { 0.0 },
+        // chrony's default 1.0 (outside -0.5..=0.5) means "estimate it".
+        asymmetry: (s.asymmetry.abs() <= 0.5).then_some(s.asymmetry),
+        mindelay: (s.mindelay > 0.0 && s.mindelay.is_finite()).then_some(s.mindelay),
+        maxdelayquant: (s.maxdelayquant > 0.0).then_some(s.maxdelayquant),
+        // `copy` does not work in the peer directive (chrony.conf).
+        copy: s.copy && kind != ConfKind::Peer,
+        auto_offline: s.auto_offline,
+        maxunreach: s.maxunreach.map(|n| u32::try_from(n.max(0)).unwrap_or(0)),
     }
 }
 
@@ -88,6 +135,8 @@ pub fn source_plans(settings: &Settings) -> Vec<SourcePlan> {
                 pool_max: (src.kind == ConfKind::Pool)
                     .then(|| usize::try_from(src.spec.maxsources.clamp(1, 16)).unwrap_or(4)),
                 cfg,
+                auth: with_refresh(source_auth(src.kind, &src.spec), settings.ntsrefresh),
+                certset: src.spec.certset.unwrap_or(0),
             }
         })
         .collect()
@@ -97,17 +146,10 @@ pub fn source_plans(settings: &Settings) -> Vec<SourcePlan> {
 pub fn unsupported_options(s: &SourceSpec) -> Vec<&'static str> {
     let defaults = SourceSpec::new(&s.host);
     let mut out = Vec::new();
-    let checks: [(&'static str, bool); 11] = [
-        ("key", s.key.is_some()),
-        ("nts", s.nts),
-        ("xleave", s.xleave),
-        ("copy", s.copy),
-        ("auto_offline", s.auto_offline),
-        ("maxunreach", s.maxunreach.is_some()),
-        ("maxdelayquant", s.maxdelayquant != defaults.maxdelayquant),
-        ("mindelay", s.mindelay != defaults.mindelay),
-        ("asymmetry", s.asymmetry != defaults.asymmetry),
-        ("offset", s.offset != defaults.offset),
+    // `copy`, `auto_offline`, `maxunreach`, `maxdelayquant`, `mindelay`, `asymmetry` and
+    // `offset` are implemented (core's source_config.rs).
+    let checks: [(&'static str, bool); 2] = [
+        ("xleave", s.xleave != defaults.xleave),
         ("extfield", !s.extfields.is_empty()),
     ];
     for (name, set) in checks {
@@ -244,12 +286,64 @@ mod tests {
     #[test]
     fn unimplemented_source_options_are_named() {
         let s = settings(&["server 127.0.0.1 nts xleave iburst"]);
-        assert_eq!(
-            unsupported_options(&s.sources[0].spec),
-            vec!["nts", "xleave"]
-        );
+        assert_eq!(unsupported_options(&s.sources[0].spec), vec!["xleave"]);
         let s = settings(&["server 127.0.0.1 iburst minpoll 2"]);
         assert!(unsupported_options(&s.sources[0].spec).is_empty());
+        let s = settings(&[
+            "server 127.0.0.1 offset 0.01 asymmetry 0.2 mindelay 0.001 maxdelayquant 0.3 copy auto_offline maxunreach 3",
+        ]);
+        assert!(unsupported_options(&s.sources[0].spec).is_empty());
+    }
+
+    #[test]
+    fn measurement_options_reach_the_engine() {
+        let s = settings(&[
+            "server 127.0.0.1 offset 0.01 asymmetry -0.5 mindelay 0.001 maxdelayquant 0.3 copy auto_offline maxunreach 3",
+            "peer 127.0.0.2 copy asymmetry 1.0",
+            "server 127.0.0.3",
+        ]);
+        let plans = source_plans(&s);
+        let c = &plans[0].cfg;
+        assert_eq!(
+            (c.offset, c.asymmetry, c.mindelay, c.maxdelayquant),
+            (0.01, Some(-0.5), Some(0.001), Some(0.3))
+        );
+        assert!(c.copy && c.auto_offline);
+        assert_eq!(c.maxunreach, Some(3));
+        // `copy` does not apply to peers; asymmetry 1.0 is chrony's "estimate".
+        assert!(!plans[1].cfg.copy);
+        assert_eq!(plans[1].cfg.asymmetry, None);
+        assert_eq!(plans[2].cfg, SourceConfig::default());
+    }
+
+    #[test]
+    fn key_and_nts_options_reach_the_plan() {
+        let s = settings(&[
+            "server 127.0.0.1 key 7",
+            "server ntp.example nts ntsport 4461 certset 2",
+            "pool pool.example nts",
+            "ntsrefresh 3600",
+            "peer 10.0.0.1 key 3",
+            "authselectmode require",
+        ]);
+        let plans = source_plans(&s);
+        assert_eq!(plans[0].auth.key, Some(7));
+        assert!(plans[0].auth.nts.is_none());
+        let nts = plans[1].auth.nts.as_ref().unwrap();
+        assert_eq!(
+            (nts.server_name.as_str(), nts.ke_port),
+            ("ntp.example", 4461)
+        );
+        assert_eq!(plans[1].certset, 2);
+        assert_eq!(plans[2].auth.nts.as_ref().unwrap().ke_port, 4460);
+        assert_eq!(plans[2].auth.nts.as_ref().unwrap().refresh, 3600);
+        assert_eq!(plans[2].certset, 0);
+        assert_eq!(plans[3].auth.key, Some(3));
+        assert_eq!(
+            auth_select_mode(&s),
+            gnomon_core::selection::AuthSelectMode::Require
+        );
+        assert!(unsupported_options(&s.sources[1].spec).is_empty());
     }
 
     #[test]

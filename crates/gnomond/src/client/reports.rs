@@ -2,17 +2,75 @@
 //! refreshed by the client after every engine call (the loop is single-threaded, so the
 //! command server, which owns its `SourceReports`, shares it through `Rc<RefCell<..>>`).
 //! Layouts and units are chronyd's cmdmon replies (features.md §3.2–3.4).
+//!
+//! Commands that act on sources or on the clock are answered here from the snapshot with the
+//! status chronyd gives (`503 No such source`, `511 Source already present`, ...) and queued
+//! ([`CommandQueue`]); the client carries them out on the engine before its next poll
+//! (commands.rs), so the next request already sees their effect.
 
 use crate::reports::SourceReports;
 use gnomon_cmdmon::{
-    Activity, Addr, AuthData, NtpData, SelectData, SourceData, SourceStats, Status, Timespec,
-    Tracking,
+    Activity, AddSource, Addr, AuthData, GlobalFloatField, NtpData, SelectData, SourceData,
+    SourceFloatField, SourceIntField, SourceStats, SourceType, Status, Timespec, Tracking,
 };
+use gnomon_core::association::{AuthReport, NtpDataReport, SelectReport, SourceSetting};
+use gnomon_core::local_clock::LeapState;
 use gnomon_core::reports::{
     LeapStatus, SourceMode, SourceReport, SourceStatsReport, TrackingReport,
 };
 use std::cell::RefCell;
+use std::net::IpAddr;
 use std::rc::Rc;
+
+/// A command for the client to carry out on the engine (already checked against the
+/// snapshot).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceCommand {
+    /// `online`/`offline` on these sources.
+    SetOnline(Vec<IpAddr>, bool),
+    /// `onoffline`: every source with an address online.
+    OnOffline,
+    /// `burst GOOD/TOTAL` on these sources.
+    Burst(Vec<IpAddr>, u32, u32),
+    /// `minpoll ADDRESS N` and friends.
+    Modify(IpAddr, SourceSetting),
+    /// `add server|pool|peer`.
+    Add(AddSource),
+    /// `delete ADDRESS`.
+    Delete(IpAddr),
+    /// `makestep`.
+    MakeStep,
+    /// `dfreq PPM`.
+    Dfreq(f64),
+    /// `doffset SECONDS`.
+    Doffset(f64),
+    /// `reselect`.
+    Reselect,
+    /// `refresh`: resolve the names of sources again.
+    Refresh,
+    /// `reload sources`: re-read the `sourcedir` files.
+    ReloadSources,
+}
+
+/// Commands waiting for the client.
+pub type CommandQueue = Rc<RefCell<Vec<SourceCommand>>>;
+
+/// What `ntpdata`, `selectdata` and `activity` need beyond a `sources` row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceDetail {
+    /// `ntpdata` (NTP sources).
+    pub ntp: Option<NtpDataReport>,
+    /// `selectdata`.
+    pub select: Option<SelectReport>,
+    /// The local address requests to the source leave from.
+    pub local_ip: Option<IpAddr>,
+    /// Its UDP port.
+    pub remote_port: u16,
+    /// In a `burst`.
+    pub bursting: bool,
+    /// `authdata`.
+    pub auth: Option<AuthReport>,
+}
 
 /// One source as last seen.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,11 +98,13 @@ pub struct Snapshot {
     pub unresolved: usize,
     /// The engine is synchronised to a source.
     pub synchronised: bool,
+    /// Per-source details, in the order of `sources` (commands.rs).
+    pub details: Vec<SourceDetail>,
 }
 
-/// The shared snapshot, as the command server's [`SourceReports`].
+/// The shared snapshot and command queue, as the command server's [`SourceReports`].
 #[derive(Debug, Clone, Default)]
-pub struct ClientReports(pub Rc<RefCell<Snapshot>>);
+pub struct ClientReports(pub Rc<RefCell<Snapshot>>, pub CommandQueue);
 
 fn timespec(t: f64) -> Timespec {
     // Never set (0) or nonsense (negative, NaN): the epoch, as chronyd reports it.
@@ -122,6 +182,116 @@ fn source_stats(row: &SourceRow) -> SourceStats {
     }
 }
 
+fn options_bits(o: gnomon_core::selection::SelectOptions) -> u16 {
+    u16::from(o.noselect)
+        | u16::from(o.prefer) << 1
+        | u16::from(o.trust) << 2
+        | u16::from(o.require) << 3
+}
+
+fn leap_code(l: Option<LeapState>) -> u8 {
+    match l {
+        Some(LeapState::Normal) => 0,
+        Some(LeapState::Insert) => 1,
+        Some(LeapState::Delete) => 2,
+        None => 3,
+    }
+}
+
+/// SELECT_DATA from a row and its selection report.
+pub fn select_data(row: &SourceRow, s: &SelectReport) -> SelectData {
+    SelectData {
+        ref_id: row.ref_id,
+        ip_addr: Addr::from(row.report.addr.ip()),
+        state_char: u8::try_from(s.state).unwrap_or(b'?'),
+        authentication: u8::from(s.authenticated),
+        leap: leap_code(s.leap),
+        conf_options: options_bits(s.configured),
+        eff_options: options_bits(s.effective),
+        last_sample_ago: s.last_sample_ago,
+        score: s.score,
+        lo_limit: s.lo_limit,
+        hi_limit: s.hi_limit,
+    }
+}
+
+/// NTP_DATA from a row and its details; `now_unix` resolves the NTP era of the reference
+/// time. Receive timestamps are the kernel's, transmit timestamps the daemon's.
+pub fn ntp_data(row: &SourceRow, d: &SourceDetail, n: &NtpDataReport, now_unix: i64) -> NtpData {
+    // A source never heard from has no local address or timestamping yet (chronyd: UNSPEC,
+    // "Invalid").
+    let heard = n.total_valid > 0;
+    NtpData {
+        remote_addr: Addr::from(row.report.addr.ip()),
+        local_addr: d
+            .local_ip
+            .filter(|_| heard)
+            .map_or(Addr::Unspec, Addr::from),
+        remote_port: d.remote_port,
+        leap: n.leap,
+        version: n.version,
+        mode: n.mode,
+        stratum: n.stratum,
+        poll: n.poll,
+        precision: n.precision,
+        root_delay: n.root_delay,
+        root_dispersion: n.root_dispersion,
+        ref_id: n.reference_id,
+        ref_time: crate::reports::timespec(n.reference_time, now_unix),
+        offset: n.offset,
+        peer_delay: n.peer_delay,
+        peer_dispersion: n.peer_dispersion,
+        response_time: n.response_time,
+        jitter_asymmetry: n.jitter_asymmetry,
+        flags: n.tests
+            | if n.interleaved { 0x4000 } else { 0 }
+            | if n.authenticated { 0x8000 } else { 0 },
+        tx_tss_char: if heard { b'D' } else { 0 },
+        rx_tss_char: if heard { b'K' } else { 0 },
+        total_tx_count: n.total_tx,
+        total_rx_count: n.total_rx,
+        total_valid_count: n.total_valid,
+        total_good_count: n.total_good,
+        total_kernel_tx: 0,
+        total_kernel_rx: n.total_rx,
+        total_hw_tx: 0,
+        total_hw_rx: 0,
+    }
+}
+
+/// AUTH_DATA from the engine's report. Key-exchange attempts, the age of the last exchange,
+/// NAKs and the cookie length are not tracked by the engine: 0, and the age unknown (`-`).
+pub fn auth_data(a: &AuthReport) -> AuthData {
+    AuthData {
+        mode: a.mode,
+        key_type: a.key_type,
+        key_id: a.key_id,
+        key_length: a.key_bits,
+        cookies: a.cookies,
+        // No key exchange yet (chronyc prints `-`).
+        last_ke_ago: u32::MAX,
+        ..AuthData::default()
+    }
+}
+
+/// Whether a source at `ip` is one `mask`/`address` names: every source without an address,
+/// the address itself without a mask, else the sources in the masked subnet.
+fn matches(mask: &Addr, address: &Addr, ip: IpAddr) -> bool {
+    let Some(a) = address.ip() else {
+        return *address == Addr::Unspec;
+    };
+    match (mask.ip(), a, ip) {
+        (None, _, _) => a == ip,
+        (Some(IpAddr::V4(m)), IpAddr::V4(a), IpAddr::V4(ip)) => {
+            u32::from(a) & u32::from(m) == u32::from(ip) & u32::from(m)
+        }
+        (Some(IpAddr::V6(m)), IpAddr::V6(a), IpAddr::V6(ip)) => {
+            u128::from(a) & u128::from(m) == u128::from(ip) & u128::from(m)
+        }
+        _ => false,
+    }
+}
+
 impl ClientReports {
     fn row(&self, index: i64) -> Result<SourceRow, Status> {
         let snap = self.0.borrow();
@@ -132,13 +302,35 @@ impl ClientReports {
             .ok_or(Status::NoSuchSource)
     }
 
-    fn by_ip(&self, ip: &Addr) -> Result<SourceRow, Status> {
+    fn by_ip(&self, ip: &Addr) -> Result<(SourceRow, SourceDetail), Status> {
         let snap = self.0.borrow();
         snap.sources
             .iter()
-            .find(|r| Addr::from(r.report.addr.ip()) == *ip)
-            .cloned()
+            .enumerate()
+            .find(|(_, r)| Addr::from(r.report.addr.ip()) == *ip)
+            .map(|(i, r)| (r.clone(), snap.details.get(i).cloned().unwrap_or_default()))
             .ok_or(Status::NoSuchSource)
+    }
+
+    fn queue(&self, c: SourceCommand) -> Status {
+        self.1.borrow_mut().push(c);
+        Status::Success
+    }
+
+    /// The addresses of the sources `mask`/`address` names.
+    fn matching(&self, mask: &Addr, address: &Addr) -> Vec<IpAddr> {
+        self.0
+            .borrow()
+            .sources
+            .iter()
+            .map(|r| r.report.addr.ip())
+            .filter(|ip| matches(mask, address, *ip))
+            .collect()
+    }
+
+    /// The address of the source at exactly `address`.
+    fn exact(&self, address: &Addr) -> Result<IpAddr, Status> {
+        self.by_ip(address).map(|(r, _)| r.report.addr.ip())
     }
 }
 
@@ -153,28 +345,49 @@ impl SourceReports for ClientReports {
         self.row(i64::from(index)).map(|r| source_stats(&r))
     }
     fn select_data(&self, index: u32) -> Result<SelectData, Status> {
-        // Selection details are not exported by the engine yet.
-        self.row(i64::from(index)).and(Err(Status::Failed))
+        let row = self.row(i64::from(index))?;
+        let snap = self.0.borrow();
+        let detail = usize::try_from(index)
+            .ok()
+            .and_then(|i| snap.details.get(i));
+        match detail.and_then(|d| d.select.as_ref()) {
+            Some(s) => Ok(select_data(&row, s)),
+            None => Err(Status::NoSuchSource),
+        }
     }
     fn ntp_data(&self, ip: &Addr) -> Result<NtpData, Status> {
-        // Per-packet NTP data is not exported by the engine yet.
-        self.by_ip(ip).and(Err(Status::Failed))
+        let (row, mut detail) = self.by_ip(ip)?;
+        if detail.local_ip.is_none() && detail.ntp.is_some_and(|n| n.total_valid > 0) {
+            detail.local_ip = super::commands::local_address(row.report.addr.ip());
+        }
+        match &detail.ntp {
+            Some(n) => Ok(ntp_data(&row, &detail, n, crate::os::clock::realtime().sec)),
+            None => Err(Status::NoSuchSource),
+        }
     }
     fn auth_data(&self, ip: &Addr) -> Result<AuthData, Status> {
-        // No authentication yet: chronyd reports mode 0 (none) for such sources.
-        self.by_ip(ip).map(|_| AuthData::default())
+        let (_, detail) = self.by_ip(ip)?;
+        Ok(auth_data(&detail.auth.unwrap_or_default()))
     }
     fn source_name(&self, ip: &Addr) -> Result<Vec<u8>, Status> {
-        self.by_ip(ip).map(|r| r.name.into_bytes())
+        self.by_ip(ip).map(|(r, _)| r.name.into_bytes())
     }
     fn activity(&self) -> Activity {
         let snap = self.0.borrow();
-        let online = snap.sources.iter().filter(|r| r.online).count();
+        let count = |f: &dyn Fn(&SourceRow, bool) -> bool| {
+            let n = snap
+                .sources
+                .iter()
+                .enumerate()
+                .filter(|(i, r)| f(r, snap.details.get(*i).is_some_and(|d| d.bursting)))
+                .count();
+            i32::try_from(n).unwrap_or(i32::MAX)
+        };
         Activity {
-            online: i32::try_from(online).unwrap_or(i32::MAX),
-            offline: i32::try_from(snap.sources.len() - online).unwrap_or(i32::MAX),
-            burst_online: 0,
-            burst_offline: 0,
+            online: count(&|r, burst| r.online && !burst),
+            offline: count(&|r, burst| !r.online && !burst),
+            burst_online: count(&|r, burst| r.online && burst),
+            burst_offline: count(&|r, burst| !r.online && burst),
             unresolved: i32::try_from(snap.unresolved).unwrap_or(i32::MAX),
         }
     }
@@ -182,6 +395,90 @@ impl SourceReports for ClientReports {
         // Unsynchronised, the NTP server's view (`local` or unsynchronised) is the answer.
         let snap = self.0.borrow();
         snap.synchronised.then(|| tracking(&snap.tracking))
+    }
+
+    fn set_online(&mut self, mask: &Addr, address: &Addr, online: bool) -> Status {
+        let targets = self.matching(mask, address);
+        if targets.is_empty() {
+            return Status::NoSuchSource;
+        }
+        self.queue(SourceCommand::SetOnline(targets, online))
+    }
+    fn on_offline(&mut self) -> Status {
+        self.queue(SourceCommand::OnOffline)
+    }
+    fn burst(&mut self, mask: &Addr, address: &Addr, good: i32, total: i32) -> Status {
+        let targets = self.matching(mask, address);
+        if targets.is_empty() {
+            return Status::NoSuchSource;
+        }
+        let count = |n: i32| u32::try_from(n).unwrap_or(0);
+        self.queue(SourceCommand::Burst(targets, count(good), count(total)))
+    }
+    fn modify_int(&mut self, field: SourceIntField, address: &Addr, value: i32) -> Status {
+        let ip = match self.exact(address) {
+            Ok(ip) => ip,
+            Err(s) => return s,
+        };
+        let setting = match field {
+            SourceIntField::Minpoll => SourceSetting::MinPoll(value),
+            SourceIntField::Maxpoll => SourceSetting::MaxPoll(value),
+            SourceIntField::Minstratum => SourceSetting::MinStratum(value),
+            SourceIntField::Polltarget => SourceSetting::PollTarget(value),
+        };
+        self.queue(SourceCommand::Modify(ip, setting))
+    }
+    fn modify_float(&mut self, field: SourceFloatField, address: &Addr, value: f64) -> Status {
+        let ip = match self.exact(address) {
+            Ok(ip) => ip,
+            Err(s) => return s,
+        };
+        let setting = match field {
+            SourceFloatField::Maxdelay => SourceSetting::MaxDelay(value),
+            SourceFloatField::Maxdelayratio => SourceSetting::MaxDelayRatio(value),
+            SourceFloatField::Maxdelaydevratio => SourceSetting::MaxDelayDevRatio(value),
+        };
+        self.queue(SourceCommand::Modify(ip, setting))
+    }
+    fn add_source(&mut self, source: &AddSource) -> Status {
+        let Ok(name) = std::str::from_utf8(&source.name) else {
+            return Status::InvalidName;
+        };
+        if name.is_empty() || name.len() > 255 {
+            return Status::InvalidName;
+        }
+        // A pool name may give several addresses: only a single address is checked now.
+        if let Ok(ip) = name.parse::<IpAddr>() {
+            if source.source_type != SourceType::Pool && self.exact(&Addr::from(ip)).is_ok() {
+                return Status::SourceAlreadyKnown;
+            }
+        }
+        self.queue(SourceCommand::Add(source.clone()))
+    }
+    fn delete_source(&mut self, ip: &Addr) -> Status {
+        match self.exact(ip) {
+            Ok(ip) => self.queue(SourceCommand::Delete(ip)),
+            Err(s) => s,
+        }
+    }
+    fn make_step(&mut self) -> Status {
+        self.queue(SourceCommand::MakeStep)
+    }
+    fn adjust_clock(&mut self, field: GlobalFloatField, value: f64) -> Status {
+        match field {
+            GlobalFloatField::Dfreq => self.queue(SourceCommand::Dfreq(value)),
+            GlobalFloatField::Doffset => self.queue(SourceCommand::Doffset(value)),
+            _ => Status::Invalid,
+        }
+    }
+    fn housekeeping(&mut self, command: u16) -> Status {
+        use gnomon_cmdmon::code as req;
+        match command {
+            req::RESELECT => self.queue(SourceCommand::Reselect),
+            req::REFRESH => self.queue(SourceCommand::Refresh),
+            req::RELOAD_SOURCES => self.queue(SourceCommand::ReloadSources),
+            _ => Status::Success,
+        }
     }
 }
 

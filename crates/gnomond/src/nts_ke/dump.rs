@@ -21,13 +21,19 @@ pub fn path(dir: &Path) -> PathBuf {
 
 /// Writes `text` as `dir/ntskeys` atomically with mode 0600, creating `dir` (0750) if needed.
 pub fn write(dir: &Path, text: &str) -> std::io::Result<()> {
+    write_file(dir, FILE_NAME, text)
+}
+
+/// Writes `text` as `dir/name` atomically with mode 0600, creating `dir` (0750) if needed
+/// (also the NTS client's per-server cookie files, client/nts_dump.rs).
+pub fn write_file(dir: &Path, name: &str, text: &str) -> std::io::Result<()> {
     if !dir.is_dir() {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o750)
             .create(dir)?;
     }
-    let tmp = dir.join(format!("{FILE_NAME}.tmp"));
+    let tmp = dir.join(format!("{name}.tmp"));
     // A stale temporary file (a crash mid-write) may have other permissions: start afresh.
     let _ = std::fs::remove_file(&tmp);
     let result = (|| {
@@ -38,7 +44,7 @@ pub fn write(dir: &Path, text: &str) -> std::io::Result<()> {
             .open(&tmp)?;
         f.write_all(text.as_bytes())?;
         f.sync_all()?;
-        std::fs::rename(&tmp, path(dir))
+        std::fs::rename(&tmp, dir.join(name))
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);

@@ -11,6 +11,7 @@ pub mod net;
 pub mod poll;
 pub mod process;
 pub mod signal;
+pub mod tcp;
 
 /// The calling thread's `errno` as an [`std::io::Error`].
 pub fn last_error() -> std::io::Error {

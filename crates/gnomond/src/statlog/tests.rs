@@ -280,3 +280,39 @@ fn slews_are_left_to_logchange_and_steps_to_the_daemon() {
     assert!(logs.stepped);
     assert!(!logs.takes_event(&Event::Selected("127.0.0.1:123".parse().unwrap())));
 }
+
+#[test]
+fn rejected_packet_writes_a_measurement_line_with_its_failed_test_only() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = TempDir::new("rejected");
+    let mut logs = StatLogs::open(settings(&d.0, 0)).unwrap();
+    let rec = RejectedMeasurement {
+        remote: "127.0.0.1:123".parse().unwrap(),
+        peer: false,
+        local_poll: -2,
+        poll_score: 0.5,
+        report: gnomon_core::association::NtpDataReport {
+            leap: 0,
+            version: 4,
+            mode: 4,
+            stratum: 8,
+            poll: -2,
+            precision: -20,
+            offset: 1.3e-6,
+            peer_delay: 6e-6,
+            peer_dispersion: 2e-7,
+            reference_id: 0x7F7F_0101,
+            // Test A (maxdelay) failed.
+            tests: 0x3FF & !(1 << 3),
+            ..Default::default()
+        },
+    };
+    logs.record_rejected(1e9, &rec, StampSource::Kernel);
+    let m = read(&d.0.join("measurements.log"));
+    assert_eq!(
+        m,
+        ["2001-09-09 01:46:40 127.0.0.1       N  8 111 111 0111  -2 -2 0.50 -1.300e-06  6.000e-06  2.000e-07  0.000e+00  0.000e+00 7F7F0101 4B D K"]
+    );
+    // Nothing entered the regression: no statistics entry.
+    assert!(!d.0.join("statistics.log").exists());
+}

@@ -1,14 +1,18 @@
 //! `accuracy`: runs every scenario (or the named ones) over several seeds and prints, per
 //! scenario, the RMS and maximum offset from true time, the RMS frequency error and the time to
-//! synchronise, with how many seeds passed the scenario's limits.
+//! synchronise, with how many seeds passed the scenario's limits; and, as the real-daemon
+//! benchmark reads `tracking`, the mean time to the first source selection and the RMS of the
+//! reported "Last offset" and of the true offset after the first minute.
 //!
-//! Usage: `cargo run -p gnomon-sim --release --bin accuracy -- [--seeds N] [SCENARIO...]`
+//! Usage: `cargo run -p gnomon-sim --release --bin accuracy -- [--seeds N] [-v] [SCENARIO...]`
+//! (`-v` prints why each failing seed failed).
 
 use gnomon_sim::scenario;
 
 fn main() {
     let mut seeds: u64 = 10;
     let mut names: Vec<String> = Vec::new();
+    let mut verbose = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -19,8 +23,9 @@ fn main() {
                     std::process::exit(2);
                 }
             },
+            "-v" | "--verbose" => verbose = true,
             "-h" | "--help" => {
-                println!("usage: accuracy [--seeds N] [SCENARIO...]");
+                println!("usage: accuracy [--seeds N] [-v] [SCENARIO...]");
                 let all: Vec<&str> = scenario::all().iter().map(|s| s.name).collect();
                 println!("scenarios: {}", all.join(" "));
                 return;
@@ -37,7 +42,7 @@ fn main() {
         std::process::exit(2);
     }
     println!(
-        "{:<15} {:>5} {:>11} {:>11} {:>11} {:>9} {:>9} {:>6}",
+        "{:<15} {:>5} {:>11} {:>11} {:>11} {:>9} {:>9} {:>6} {:>8} {:>9} {:>9}",
         "scenario",
         "seeds",
         "rms offset",
@@ -45,14 +50,25 @@ fn main() {
         "rms freq",
         "sync avg",
         "sync max",
-        "passed"
+        "passed",
+        "1st sel",
+        "last off",
+        "true 60s+"
     );
     let mut failed = 0;
     for s in &list {
         let (mut rms2, mut max, mut f2, mut sync_sum, mut sync_max, mut synced, mut passed) =
             (0.0f64, 0.0f64, 0.0f64, 0.0f64, 0.0f64, 0u64, 0u64);
+        let (mut sel_sum, mut sel_n, mut last2, mut true2) = (0.0f64, 0u64, 0.0f64, 0.0f64);
         for seed in 1..=seeds {
             let o = scenario::run(s, seed);
+            let f = scenario::tracking_figures(s, &o, 60.0);
+            if let Some(t) = f.first_selection {
+                sel_sum += t;
+                sel_n += 1;
+            }
+            last2 += f.last_offset_rms.powi(2);
+            true2 += f.true_offset_rms.powi(2);
             rms2 += o.rms_offset * o.rms_offset;
             max = max.max(o.max_offset);
             f2 += o.rms_freq * o.rms_freq;
@@ -61,8 +77,10 @@ fn main() {
                 sync_max = sync_max.max(t);
                 synced += 1;
             }
-            if scenario::check(s, &o).is_ok() {
-                passed += 1;
+            match scenario::check(s, &o) {
+                Ok(()) => passed += 1,
+                Err(e) if verbose => eprintln!("seed {seed}: {e}"),
+                Err(_) => {}
             }
         }
         let n = seeds as f64;
@@ -73,8 +91,13 @@ fn main() {
                 format!("{v:.0}s")
             }
         };
+        let first_sel = if sel_n == 0 {
+            "-".to_string()
+        } else {
+            format!("{:.2}s", sel_sum / sel_n as f64)
+        };
         println!(
-            "{:<15} {:>5} {:>11.3e} {:>11.3e} {:>11.3e} {:>9} {:>9} {:>3}/{:<3}",
+            "{:<15} {:>5} {:>11.3e} {:>11.3e} {:>11.3e} {:>9} {:>9} {:>3}/{:<3} {:>8} {:>9.3e} {:>9.3e}",
             s.name,
             seeds,
             (rms2 / n).sqrt(),
@@ -83,7 +106,10 @@ fn main() {
             sync(sync_sum / synced.max(1) as f64),
             sync(sync_max),
             passed,
-            seeds
+            seeds,
+            first_sel,
+            (last2 / n).sqrt(),
+            (true2 / n).sqrt()
         );
         if passed < seeds {
             failed += 1;

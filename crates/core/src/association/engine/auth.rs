@@ -26,7 +26,7 @@ use crate::association::{SourceConfig, SourceKind};
 use crate::auth::KeyStore;
 use crate::nts_client::ke::DEFAULT_KE_TIMEOUT;
 use crate::nts_client::{
-    NtsKeClient, NtsKeClientError, NtsKeOutcome, NtsKeRequest, NtsState, NtsTrust,
+    NtsKeClient, NtsKeClientError, NtsKeOutcome, NtsKeRequest, NtsState, NtsTrust, SavedSession,
 };
 use crate::selection::AuthSelectMode;
 use crate::selection::Candidate;
@@ -149,7 +149,22 @@ impl Engine {
         now_mono: f64,
         now_wall: f64,
     ) -> Result<NtsKeClient, NtsKeClientError> {
-        let (Some(trust), Some(e)) = (&self.nts_trust, self.sources.get(&id)) else {
+        let Some(trust) = &self.nts_trust else {
+            return Err(NtsKeClientError::NotConfigured);
+        };
+        self.nts_ke_client_with(id, trust, now_mono, now_wall)
+    }
+
+    /// [`Engine::nts_ke_client`] verifying the server against `trust` instead of the roots of
+    /// [`Engine::set_nts_trust`] (chrony's `certset`: the daemon keeps one root set per ID).
+    pub fn nts_ke_client_with(
+        &self,
+        id: SourceId,
+        trust: &NtsTrust,
+        now_mono: f64,
+        now_wall: f64,
+    ) -> Result<NtsKeClient, NtsKeClientError> {
+        let Some(e) = self.sources.get(&id) else {
             return Err(NtsKeClientError::NotConfigured);
         };
         let AuthState::Nts(nts) = e.assoc.auth() else {
@@ -164,6 +179,59 @@ impl Engine {
             now_mono,
             DEFAULT_KE_TIMEOUT,
         )
+    }
+
+    /// Takes the NTS sessions out to save them (chrony's `ntsdumpdir`, at exit); their
+    /// cookies are never used by this engine afterwards.
+    pub fn take_nts_sessions(&mut self) -> Vec<(SourceId, SavedSession)> {
+        let mut out = Vec::new();
+        for (id, e) in self.sources.iter_mut() {
+            let remote = e.assoc.remote();
+            if let Some(saved) = e.assoc.nts_mut().and_then(|n| n.take_saved(remote)) {
+                out.push((*id, saved));
+            }
+        }
+        out
+    }
+
+    /// NTS sources with no session and no key exchange running, with the address their key
+    /// exchange would go to (where a saved session may be looked up).
+    pub fn nts_sources_awaiting_keys(&self) -> Vec<(SourceId, IpAddr)> {
+        self.sources
+            .iter()
+            .filter_map(|(id, e)| match e.assoc.auth() {
+                AuthState::Nts(n) if !n.is_ready() && !n.ke_running() && n.cookies() == 0 => {
+                    Some((*id, e.assoc.remote().ip()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Installs a saved session in NTS source `id` at `now`, as if its key exchange had just
+    /// given those keys and cookies (requests go to the saved NTP address from `now`); the
+    /// session keeps its saved age for `ntsrefresh`. False, and no change, when `id` is not an
+    /// NTS source for the same server name, or `saved` has no cookie.
+    pub fn restore_nts_session(&mut self, id: SourceId, saved: &SavedSession, now: f64) -> bool {
+        let Some(e) = self.sources.get_mut(&id) else {
+            return false;
+        };
+        let same = matches!(e.assoc.auth(), AuthState::Nts(n)
+            if n.source().server_name == saved.server_name && !n.ke_running());
+        if !same || saved.cookies.is_empty() {
+            return false;
+        }
+        let outcome = NtsKeOutcome {
+            keys: saved.keys.clone(),
+            cookies: saved.cookies.clone(),
+            ntp_server: Some(saved.ntp_addr.ip().to_string()),
+            ntp_port: Some(saved.ntp_addr.port()),
+        };
+        e.assoc.finish_nts_ke(Some(outcome), None, now);
+        if let Some(n) = e.assoc.nts_mut() {
+            n.restored(saved);
+        }
+        true
     }
 
     /// Result of a key exchange for `id` (`None`: failed; the source retries after its

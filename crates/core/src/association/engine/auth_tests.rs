@@ -5,7 +5,7 @@ use super::*;
 use crate::association::{Rejection, SourceAuth};
 use crate::auth::{KeyStore, MAX_DIGEST_LEN};
 use crate::local_clock::TestClock;
-use crate::nts_client::{NtsSource, NtsTrust};
+use crate::nts_client::{NtsKeClientError, NtsSource, NtsTrust, SavedSession};
 use crate::reports::SourceState;
 use crate::selection::AuthSelectMode;
 use gnomon_wire::{Header, LeapIndicator, Mode, NtpShort, NtpTimestamp};
@@ -318,4 +318,109 @@ fn engine_nts_flow_from_key_exchange_to_synchronisation() {
     assert!(a.stats().len() >= 3);
     assert_eq!(a.rejected(Rejection::AuthFailed), 0);
     assert!(e.reference().is_synchronised());
+}
+
+#[test]
+fn certset_trust_builds_the_client_only_for_nts_sources() {
+    let mut e = Engine::new(EngineConfig::default());
+    let nts = e.add_source_auth(
+        addr(1),
+        iburst(),
+        &SourceAuth {
+            key: None,
+            nts: Some(NtsSource::new("ntp.example.org")),
+        },
+        T0,
+    );
+    let keyed = e.add_source_auth(
+        addr(2),
+        iburst(),
+        &SourceAuth {
+            key: Some(1),
+            nts: None,
+        },
+        T0,
+    );
+    let pem = rcgen::generate_simple_self_signed(vec!["ntp.example.org".into()])
+        .unwrap()
+        .cert
+        .pem();
+    let trust = NtsTrust::new(&[pem.into_bytes()], false).unwrap();
+    // No engine-wide roots: the caller's set is used.
+    let mut ke = e.nts_ke_client_with(nts, &trust, T0, T0).unwrap();
+    assert_eq!(
+        ke.deadline(),
+        T0 + crate::nts_client::ke::DEFAULT_KE_TIMEOUT
+    );
+    let mut hello = Vec::new();
+    assert!(ke.write_tls(&mut hello) > 0);
+    assert!(matches!(
+        e.nts_ke_client_with(keyed, &trust, T0, T0),
+        Err(NtsKeClientError::NotConfigured)
+    ));
+    assert!(matches!(
+        e.nts_ke_client_with(SourceId(99), &trust, T0, T0),
+        Err(NtsKeClientError::NotConfigured)
+    ));
+}
+
+#[test]
+fn saved_nts_session_is_restored_without_a_key_exchange() {
+    use crate::nts::SessionKeys;
+    use crate::nts_client::NtsKeOutcome;
+    let auth = SourceAuth {
+        key: None,
+        nts: Some(NtsSource::new("ntp.example.org")),
+    };
+    let mut c = TestClock {
+        now: T0,
+        ..Default::default()
+    };
+    let mut e = Engine::new(EngineConfig::default());
+    let id = e.add_source_auth(addr(1), iburst(), &auth, T0);
+    e.handle_timeout(T0, &mut c);
+    assert_eq!(e.take_nts_ke_requests().len(), 1);
+    let outcome = NtsKeOutcome {
+        keys: SessionKeys {
+            c2s: [3; 32],
+            s2c: [4; 32],
+        },
+        cookies: vec![zeroize::Zeroizing::new(vec![9u8; 64]); 8],
+        ntp_server: Some("192.0.2.9".into()),
+        ntp_port: Some(1123),
+    };
+    e.nts_ke_finished(id, Some(outcome), None, T0 + 1.0);
+    let saved = e.take_nts_sessions();
+    assert_eq!(saved.len(), 1);
+    let s = &saved[0].1;
+    assert_eq!(s.ntp_addr, SocketAddr::from(([192, 0, 2, 9], 1123)));
+    assert_eq!((s.ke_ip, s.cookies.len()), (addr(1).ip(), 8));
+    // Taken out: a second save finds nothing.
+    assert!(e.take_nts_sessions().is_empty());
+
+    // A restarted engine: the saved session serves the first request, no key exchange.
+    let mut e = Engine::new(EngineConfig::default());
+    let id = e.add_source_auth(addr(1), iburst(), &auth, T0 + 100.0);
+    assert_eq!(e.nts_sources_awaiting_keys(), vec![(id, addr(1).ip())]);
+    let other = SavedSession {
+        server_name: "other.example".into(),
+        ..s.clone()
+    };
+    assert!(!e.restore_nts_session(id, &other, T0 + 100.0));
+    assert!(e.restore_nts_session(id, s, T0 + 100.0));
+    assert!(e.nts_sources_awaiting_keys().is_empty());
+    c.now = T0 + 100.0;
+    let actions = e.handle_timeout(c.now, &mut c);
+    assert!(e.take_nts_ke_requests().is_empty());
+    let sent: Vec<_> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send(_, tx) => Some(tx),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].remote, s.ntp_addr);
+    // Unique Identifier, cookie and authenticator follow the header.
+    assert!(sent[0].trailer.len() > 64 + 36);
 }

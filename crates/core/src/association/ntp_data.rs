@@ -1,0 +1,345 @@
+//! What `chronyc ntpdata` shows about an NTP source: the fields of the last valid packet it
+//! sent, the measurement made from it, which of chrony's packet tests it passed, and the
+//! per-source packet counters (chronyc's "Total TX/RX/valid RX/good RX").
+//!
+//! chrony numbers its tests 1–3 (duplicate, bogus, invalid timestamps), 5–7
+//! (authentication, unsynchronised server, root distance) and A–D (maxdelay, maxdelayratio,
+//! maxdelaydevratio, synchronisation loop); `ntpdata` prints them as `111 111 1111`, test 1
+//! first. Our association stops at the first failed test, so the tests after it are
+//! reported as passed (chronyd evaluates them all).
+
+use super::{Rejection, RxOutcome};
+use gnomon_wire::{Header, LeapIndicator, Mode, NtpTimestamp};
+
+/// Bit of each test in the `tests` field: chrony's flags hold test 1 in bit 9 down to test D
+/// in bit 0 (chronyc prints them from bit 9).
+pub mod test_bit {
+    /// Test 1: duplicate packet.
+    pub const DUPLICATE: u16 = 1 << 9;
+    /// Test 2: bogus (does not answer our request).
+    pub const BOGUS: u16 = 1 << 8;
+    /// Test 3: invalid (zero) timestamps.
+    pub const INVALID: u16 = 1 << 7;
+    /// Test 5: authentication.
+    pub const AUTH: u16 = 1 << 6;
+    /// Test 6: server unsynchronised.
+    pub const UNSYNC: u16 = 1 << 5;
+    /// Test 7: root distance.
+    pub const DISTANCE: u16 = 1 << 4;
+    /// Test A: maxdelay.
+    pub const MAX_DELAY: u16 = 1 << 3;
+    /// Test B: maxdelayratio.
+    pub const MAX_DELAY_RATIO: u16 = 1 << 2;
+    /// Test C: maxdelaydevratio.
+    pub const MAX_DELAY_DEV_RATIO: u16 = 1 << 1;
+    /// Test D: synchronisation loop.
+    pub const SYNC_LOOP: u16 = 1 << 0;
+    /// All ten tests.
+    pub const ALL: u16 = 0x3FF;
+}
+
+/// `ntpdata` for one source (cmdmon NTP_DATA).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct NtpDataReport {
+    /// Leap indicator of the last valid packet (0–3).
+    pub leap: u8,
+    /// Its version.
+    pub version: u8,
+    /// Its mode (4 server, 1/2 symmetric).
+    pub mode: u8,
+    /// Its stratum.
+    pub stratum: u8,
+    /// Its poll field, log2 seconds.
+    pub poll: i8,
+    /// Its precision, log2 seconds.
+    pub precision: i8,
+    /// Its root delay, seconds.
+    pub root_delay: f64,
+    /// Its root dispersion, seconds.
+    pub root_dispersion: f64,
+    /// Its reference ID.
+    pub reference_id: u32,
+    /// Its reference timestamp.
+    pub reference_time: NtpTimestamp,
+    /// Offset measured from it (positive: we are fast), seconds.
+    pub offset: f64,
+    /// Round-trip delay, seconds.
+    pub peer_delay: f64,
+    /// Dispersion of the measurement, seconds.
+    pub peer_dispersion: f64,
+    /// Time the server held the request (T3 − T2), seconds.
+    pub response_time: f64,
+    /// Estimated asymmetry of the jitter (not estimated here: 0).
+    pub jitter_asymmetry: f64,
+    /// Tests passed ([`test_bit`]).
+    pub tests: u16,
+    /// The exchange was interleaved (never: basic mode only).
+    pub interleaved: bool,
+    /// The packet was authenticated (MAC or NTS).
+    pub authenticated: bool,
+    /// Requests sent.
+    pub total_tx: u32,
+    /// Packets received from the source.
+    pub total_rx: u32,
+    /// Packets that passed tests 1–3.
+    pub total_valid: u32,
+    /// Packets that passed every test (gave a measurement).
+    pub total_good: u32,
+}
+
+/// The per-source recorder behind [`NtpDataReport`] (kept by the engine).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct NtpDataLog {
+    report: NtpDataReport,
+    seen_valid: bool,
+    /// The last packet passed tests 1–3 but gave no measurement (for measurements.log).
+    last_rejected: bool,
+}
+
+/// Our precision added to a measurement's dispersion, seconds (as the association's).
+const LOCAL_PRECISION: f64 = 1e-6;
+/// Frequency tolerance over the round trip (RFC 5905 PHI).
+const PHI: f64 = 15e-6;
+
+/// When our request left and its answer arrived (local cooked time, seconds): what a
+/// rejected packet's offset and delay are computed from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Exchange {
+    /// Our transmit time (T1).
+    pub sent: f64,
+    /// Our receive time (T4).
+    pub received: f64,
+}
+
+/// The test a rejection failed (0 for reasons that are not one of chrony's tests).
+fn failed_test(r: Rejection) -> u16 {
+    use test_bit::*;
+    match r {
+        Rejection::Duplicate => DUPLICATE,
+        Rejection::Bogus => BOGUS,
+        Rejection::ZeroTimestamp => INVALID,
+        Rejection::AuthFailed | Rejection::NtsNak => AUTH,
+        // A kiss (stratum 0) is an unusable, unsynchronised answer for chrony.
+        Rejection::Unsynchronised
+        | Rejection::KissRate
+        | Rejection::KissDenyIgnored
+        | Rejection::KissOther => UNSYNC,
+        Rejection::RootDistance => DISTANCE,
+        Rejection::MaxDelay => MAX_DELAY,
+        Rejection::MaxDelayRatio => MAX_DELAY_RATIO,
+        Rejection::MaxDelayDevRatio => MAX_DELAY_DEV_RATIO,
+        Rejection::SyncLoop => SYNC_LOOP,
+        Rejection::Malformed | Rejection::Presend | Rejection::Filtered => 0,
+    }
+}
+
+impl NtpDataLog {
+    /// Records a packet from the source and what the association made of it.
+    /// `authenticated` says whether the source authenticates its packets (key or NTS).
+    /// `exchange` is the request it answers, when one was outstanding.
+    pub fn record(
+        &mut self,
+        data: &[u8],
+        outcome: &RxOutcome,
+        authenticated: bool,
+        exchange: Option<Exchange>,
+    ) {
+        self.last_rejected = false;
+        let r = &mut self.report;
+        r.total_rx = r.total_rx.saturating_add(1);
+        let Ok(h) = Header::decode(data) else {
+            return;
+        };
+        let failed = match outcome {
+            RxOutcome::Sample(_) => 0,
+            RxOutcome::Rejected(Rejection::Malformed) => return,
+            RxOutcome::Rejected(reason) => failed_test(*reason),
+        };
+        // Packets failing tests 1–3 are not the source's answer: its fields are not shown.
+        if failed & (test_bit::DUPLICATE | test_bit::BOGUS | test_bit::INVALID) != 0 {
+            if !self.seen_valid {
+                r.tests = test_bit::ALL & !failed;
+            }
+            return;
+        }
+        self.seen_valid = true;
+        r.total_valid = r.total_valid.saturating_add(1);
+        r.leap = match h.leap {
+            LeapIndicator::NoWarning => 0,
+            LeapIndicator::InsertSecond => 1,
+            LeapIndicator::DeleteSecond => 2,
+            LeapIndicator::Unsynchronised => 3,
+        };
+        r.version = h.version;
+        r.mode = match h.mode {
+            Mode::SymmetricActive => 1,
+            Mode::SymmetricPassive => 2,
+            Mode::Client => 3,
+            Mode::Server => 4,
+            Mode::Broadcast => 5,
+            _ => 0,
+        };
+        r.stratum = h.stratum;
+        r.poll = h.poll;
+        r.precision = h.precision;
+        r.root_delay = h.root_delay.to_seconds();
+        r.root_dispersion = h.root_dispersion.to_seconds();
+        r.reference_id = h.reference_id;
+        r.reference_time = h.reference_timestamp;
+        r.response_time = h
+            .transmit_timestamp
+            .diff_seconds(h.receive_timestamp)
+            .max(0.0);
+        r.tests = test_bit::ALL & !failed;
+        r.authenticated = authenticated && failed & test_bit::AUTH == 0;
+        match outcome {
+            RxOutcome::Sample(s) => {
+                r.total_good = r.total_good.saturating_add(1);
+                r.offset = s.offset;
+                r.peer_delay = s.peer_delay;
+                r.peer_dispersion = s.peer_dispersion;
+            }
+            _ => {
+                self.last_rejected = true;
+                // The same on-wire calculation as an accepted sample (RFC 5905 §8), so that
+                // chronyd's columns are filled for rejected packets too.
+                if let Some(x) = exchange {
+                    let t1 = NtpTimestamp::from_unix_f64(x.sent);
+                    let t2 = h.receive_timestamp.diff_seconds(t1);
+                    let t3 = h.transmit_timestamp.diff_seconds(t1);
+                    let t4 = x.received - x.sent;
+                    r.offset = (t4 - t3 - t2) / 2.0;
+                    r.peer_delay = (t4 - (t3 - t2)).max(0.0);
+                    r.peer_dispersion = LOCAL_PRECISION
+                        + 2f64.powi(i32::from(h.precision.clamp(-30, 0)))
+                        + PHI * t4.abs();
+                }
+            }
+        }
+    }
+
+    /// The last packet's report when it passed tests 1–3 but gave no measurement.
+    pub fn last_rejected(&self) -> Option<NtpDataReport> {
+        self.last_rejected.then_some(self.report)
+    }
+
+    /// The report, with `total_tx` requests sent so far.
+    pub fn report(&self, total_tx: u32) -> NtpDataReport {
+        NtpDataReport {
+            total_tx,
+            ..self.report
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::local_clock::LeapState;
+    use crate::sample_filter::Sample;
+    use gnomon_wire::NtpShort;
+
+    fn packet(stratum: u8) -> Vec<u8> {
+        Header {
+            leap: LeapIndicator::NoWarning,
+            version: 4,
+            mode: Mode::Server,
+            stratum,
+            poll: 6,
+            precision: -25,
+            root_delay: NtpShort::from_seconds(0.5),
+            root_dispersion: NtpShort::from_seconds(0.25),
+            reference_id: 0x7F7F_0101,
+            reference_timestamp: NtpTimestamp::from_unix(1_800_000_000, 0),
+            origin_timestamp: NtpTimestamp(1),
+            receive_timestamp: NtpTimestamp::from_unix_f64(1_800_000_010.0),
+            transmit_timestamp: NtpTimestamp::from_unix_f64(1_800_000_010.001),
+        }
+        .to_bytes()
+        .to_vec()
+    }
+
+    fn sample() -> Sample {
+        Sample {
+            time: 0.0,
+            offset: 1e-3,
+            peer_delay: 2e-3,
+            peer_dispersion: 3e-6,
+            root_delay: 0.0,
+            root_dispersion: 0.0,
+            stratum: 3,
+            leap: LeapState::Normal,
+        }
+    }
+
+    #[test]
+    fn good_packet_fills_every_field_and_passes_all_tests() {
+        let mut log = NtpDataLog::default();
+        log.record(&packet(3), &RxOutcome::Sample(sample()), false, None);
+        let r = log.report(5);
+        assert_eq!((r.stratum, r.poll, r.precision, r.mode), (3, 6, -25, 4));
+        assert_eq!(r.reference_id, 0x7F7F_0101);
+        assert!((r.root_delay - 0.5).abs() < 1e-4);
+        assert!((r.response_time - 0.001).abs() < 1e-6);
+        assert_eq!(r.tests, test_bit::ALL);
+        assert_eq!((r.offset, r.peer_delay), (1e-3, 2e-3));
+        assert_eq!(
+            (r.total_tx, r.total_rx, r.total_valid, r.total_good),
+            (5, 1, 1, 1)
+        );
+    }
+
+    #[test]
+    fn maxdelay_rejection_clears_test_a_and_counts_valid_not_good() {
+        let mut log = NtpDataLog::default();
+        let sent = 1_800_000_010.0 - 0.004;
+        let exchange = Exchange {
+            sent,
+            received: sent + 0.010,
+        };
+        log.record(
+            &packet(3),
+            &RxOutcome::Rejected(Rejection::MaxDelay),
+            false,
+            Some(exchange),
+        );
+        let r = log.report(1);
+        assert_eq!(r.tests, test_bit::ALL & !test_bit::MAX_DELAY);
+        assert_eq!((r.total_rx, r.total_valid, r.total_good), (1, 1, 0));
+        // T2 4 ms after T1, T3 1 ms later, T4 10 ms after T1: 9 ms delay, 0.5 ms fast.
+        assert!((r.peer_delay - 0.009).abs() < 1e-6, "{}", r.peer_delay);
+        assert!((r.offset - 0.0005).abs() < 1e-6, "{}", r.offset);
+        assert_eq!(log.last_rejected().map(|x| x.offset), Some(r.offset));
+    }
+
+    #[test]
+    fn bogus_packet_keeps_the_last_valid_fields() {
+        let mut log = NtpDataLog::default();
+        log.record(&packet(3), &RxOutcome::Sample(sample()), true, None);
+        assert_eq!(log.last_rejected(), None);
+        log.record(
+            &packet(9),
+            &RxOutcome::Rejected(Rejection::Bogus),
+            true,
+            None,
+        );
+        assert_eq!(log.last_rejected(), None);
+        let r = log.report(2);
+        assert_eq!(r.stratum, 3);
+        assert!(r.authenticated);
+        assert_eq!((r.total_rx, r.total_valid), (2, 1));
+    }
+
+    #[test]
+    fn garbage_counts_as_received_only() {
+        let mut log = NtpDataLog::default();
+        log.record(
+            b"nope",
+            &RxOutcome::Rejected(Rejection::Malformed),
+            false,
+            None,
+        );
+        assert_eq!(log.report(0).total_rx, 1);
+        assert_eq!(log.report(0).total_valid, 0);
+    }
+}

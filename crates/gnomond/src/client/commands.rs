@@ -1,0 +1,442 @@
+//! chronyc's commands on sources and on the clock, carried out on the engine: the command
+//! server answers them from the report snapshot and queues them ([`super::reports`]); the
+//! client runs the queue before its next poll, then refreshes the snapshot, so the next
+//! request sees the change. Log lines are chronyd's ("Source 192.0.2.1 offline",
+//! "Source 192.0.2.1 new minpoll 4", "Accumulated delta offset of …").
+//!
+//! `add` takes chronyc 4.3's option fields (ADD_SOURCE) through the same translation as the
+//! configuration file's `server`/`pool`/`peer` lines (config.rs); names are resolved by the
+//! resolver thread, never on the loop. `reload sources` reads the configuration again as the
+//! daemon's command line names it, and compares the `sourcedir` sources with those it has:
+//! lines that disappeared are removed, new ones added, unchanged ones keep their state.
+
+use super::config::{self, SourcePlan};
+use super::reports::{SourceCommand, SourceDetail};
+use super::resolver::{Resolver, Token};
+use super::Client;
+use crate::clock::DaemonClock;
+use gnomon_cmdmon::{add_flags, AddSource, SourceType};
+use gnomon_conf::{Settings, SourceKind as ConfKind, SourceSpec};
+use gnomon_core::association::{PoolId, SourceId};
+use std::net::{IpAddr, SocketAddr};
+
+/// The configuration-file form of an ADD_SOURCE request: chronyc sends every option, with
+/// chrony's defaults for those not given (out-of-range values mean "default").
+pub fn add_spec(a: &AddSource, name: &str) -> (ConfKind, SourceSpec) {
+    let kind = match a.source_type {
+        SourceType::Server => ConfKind::Server,
+        SourceType::Pool => ConfKind::Pool,
+        SourceType::Peer => ConfKind::Peer,
+    };
+    let flag = |f: u32| a.flags & f != 0;
+    let mut s = SourceSpec::new(name);
+    s.port = u16::try_from(a.port).unwrap_or(123);
+    s.minpoll = a.minpoll;
+    s.maxpoll = a.maxpoll;
+    s.presend = (-7..=24)
+        .contains(&a.presend_minpoll)
+        .then_some(a.presend_minpoll);
+    s.minstratum = i32::try_from(a.min_stratum).unwrap_or(0);
+    s.polltarget = i32::try_from(a.poll_target).unwrap_or(8);
+    s.version = i32::try_from(a.version)
+        .ok()
+        .filter(|v| (1..=4).contains(v));
+    s.maxsources = i32::try_from(a.max_sources).unwrap_or(4);
+    s.minsamples = (a.min_samples >= 0).then_some(a.min_samples);
+    s.maxsamples = (a.max_samples >= 0).then_some(a.max_samples);
+    s.key = (a.authkey != 0).then_some(a.authkey);
+    s.ntsport = u16::try_from(a.nts_port).unwrap_or(4460);
+    s.certset = (a.cert_set != 0).then_some(a.cert_set);
+    s.maxdelay = a.max_delay;
+    s.maxdelayratio = a.max_delay_ratio;
+    s.maxdelaydevratio = a.max_delay_dev_ratio;
+    s.mindelay = a.min_delay;
+    s.asymmetry = a.asymmetry;
+    s.offset = a.offset;
+    s.filter = (a.filter_length > 0).then_some(a.filter_length);
+    s.maxdelayquant = a.max_delay_quant;
+    s.maxunreach = (a.max_unreach > 0).then_some(a.max_unreach);
+    s.offline = !flag(add_flags::ONLINE);
+    s.auto_offline = flag(add_flags::AUTOOFFLINE);
+    s.iburst = flag(add_flags::IBURST);
+    s.prefer = flag(add_flags::PREFER);
+    s.noselect = flag(add_flags::NOSELECT);
+    s.trust = flag(add_flags::TRUST);
+    s.require = flag(add_flags::REQUIRE);
+    s.xleave = flag(add_flags::INTERLEAVED);
+    s.burst = flag(add_flags::BURST);
+    s.nts = flag(add_flags::NTS);
+    s.copy = flag(add_flags::COPY);
+    (kind, s)
+}
+
+/// The address requests to `remote` leave from (what the routing table picks; no packet is
+/// sent), for `ntpdata`'s "Local address".
+pub fn local_address(remote: IpAddr) -> Option<IpAddr> {
+    let any: IpAddr = match remote {
+        IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+    };
+    let s = std::net::UdpSocket::bind(SocketAddr::new(any, 0)).ok()?;
+    s.connect(SocketAddr::new(remote, 123)).ok()?;
+    s.local_addr().ok().map(|a| a.ip())
+}
+
+/// The sources read from `sourcedir` files, with their index in the client's plans.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceDir {
+    active: Vec<(ConfKind, SourceSpec, usize)>,
+}
+
+impl SourceDir {
+    /// The `sourcedir` sources of the configuration the client starts with (the client's
+    /// plans are the settings' sources, in order).
+    pub fn from_settings(settings: &Settings) -> SourceDir {
+        SourceDir {
+            active: settings
+                .sources
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.from_sourcedir)
+                .map(|(i, s)| (s.kind, s.spec.clone(), i))
+                .collect(),
+        }
+    }
+}
+
+/// The configuration as the daemon's command line names it, read again.
+fn reread_settings() -> Result<Settings, String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match crate::cli::parse(&args) {
+        Ok(crate::cli::Command::Run(opts)) => crate::daemon::load_config(&opts)
+            .map(|c| Settings::from_config(&c))
+            .map_err(|e| e.chrony_message()),
+        Ok(_) => Err("not running as a daemon".to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn count(v: Option<i32>) -> usize {
+    v.map_or(0, |n| usize::try_from(n.max(0)).unwrap_or(0))
+}
+
+impl Client {
+    /// Runs the commands the command server queued (before the loop polls again).
+    pub(super) fn run_commands<C: DaemonClock>(&mut self, clock: &mut C) {
+        let queued = std::mem::take(&mut *self.commands.borrow_mut());
+        if queued.is_empty() {
+            return;
+        }
+        let mut actions = Vec::new();
+        for command in queued {
+            let now = clock.read();
+            match command {
+                SourceCommand::SetOnline(ips, online) => {
+                    for id in self.ids(&ips) {
+                        let was = self
+                            .engine
+                            .association(id)
+                            .is_some_and(|a| a.next_timeout().is_some());
+                        self.engine.set_online(id, online, now);
+                        if was != online {
+                            let ip = self.ip_of(id);
+                            let word = if online { "online" } else { "offline" };
+                            tracing::info!("Source {ip} {word}");
+                        }
+                    }
+                }
+                SourceCommand::OnOffline => {
+                    // Every source has a route on loopback and the networks we are given; a
+                    // route check per source is not made.
+                    let all: Vec<SourceId> = self
+                        .engine
+                        .sources(now, clock)
+                        .into_iter()
+                        .map(|(id, _)| id)
+                        .collect();
+                    for id in all {
+                        let was = self
+                            .engine
+                            .association(id)
+                            .is_some_and(|a| a.next_timeout().is_some());
+                        if !was {
+                            self.engine.set_online(id, true, now);
+                            tracing::info!("Source {} online", self.ip_of(id));
+                        }
+                    }
+                }
+                SourceCommand::Burst(ips, good, total) => {
+                    for id in self.ids(&ips) {
+                        self.engine.burst(id, good, total, now);
+                    }
+                }
+                SourceCommand::Modify(ip, setting) => {
+                    for id in self.ids(&[ip]) {
+                        for done in self.engine.modify_source(id, setting).unwrap_or_default() {
+                            tracing::info!("Source {ip} new {done}");
+                        }
+                    }
+                }
+                SourceCommand::Add(a) => self.add_commanded(&a, now),
+                SourceCommand::Delete(ip) => {
+                    for id in self.ids(&[ip]) {
+                        self.engine.remove_source(id);
+                        self.names.remove(&id);
+                        self.sockets.remove(&id);
+                    }
+                }
+                SourceCommand::MakeStep => match self.engine.make_step(clock) {
+                    Ok(step) => tracing::info!("System clock was stepped by {step:.6} seconds"),
+                    Err(e) => tracing::warn!("Could not step system clock : {e}"),
+                },
+                SourceCommand::Dfreq(ppm) => match self.engine.adjust_frequency(ppm, now, clock) {
+                    Ok(()) => tracing::info!("Accumulated delta freq of {ppm:.3}ppm"),
+                    Err(e) => tracing::warn!("Could not change frequency : {e}"),
+                },
+                SourceCommand::Doffset(offset) => {
+                    match self.engine.adjust_offset(offset, now, clock) {
+                        Ok(()) => {
+                            tracing::info!("Accumulated delta offset of {offset:.6} seconds")
+                        }
+                        Err(e) => tracing::warn!("Could not adjust offset : {e}"),
+                    }
+                }
+                SourceCommand::Reselect => actions.extend(self.engine.reselect(now, clock)),
+                SourceCommand::Refresh => actions.extend(self.engine.refresh_pools()),
+                SourceCommand::ReloadSources => match reread_settings() {
+                    Ok(fresh) => self.reload_sources(&fresh, now),
+                    Err(e) => tracing::warn!("Could not reload sources : {e}"),
+                },
+            }
+        }
+        for a in actions {
+            self.act(a);
+        }
+        self.refresh(clock);
+    }
+
+    /// The engine's sources at these addresses.
+    fn ids(&self, ips: &[IpAddr]) -> Vec<SourceId> {
+        let mut ids = Vec::new();
+        for ip in ips {
+            ids.extend(self.engine.source_ids().filter(|id| {
+                self.engine
+                    .association(*id)
+                    .is_some_and(|a| a.remote().ip() == *ip)
+            }));
+        }
+        ids
+    }
+
+    fn ip_of(&self, id: SourceId) -> String {
+        self.engine
+            .association(id)
+            .map_or_else(String::new, |a| a.remote().ip().to_string())
+    }
+
+    fn add_commanded(&mut self, a: &AddSource, now: f64) {
+        let Ok(name) = std::str::from_utf8(&a.name) else {
+            return;
+        };
+        let (kind, spec) = add_spec(a, name);
+        self.add_spec(kind, &spec, None, now);
+    }
+
+    /// Adds a source as a configuration line would; `settings` gives the global
+    /// `minsamples`/`maxsamples` for a line without its own. Returns its plan index.
+    fn add_spec(
+        &mut self,
+        kind: ConfKind,
+        spec: &SourceSpec,
+        settings: Option<&Settings>,
+        now: f64,
+    ) -> usize {
+        let mut cfg = config::source_config(kind, spec);
+        if let Some(s) = settings {
+            if spec.minsamples.is_none() {
+                cfg.minsamples = count(s.minsamples);
+            }
+            if spec.maxsamples.is_none() {
+                cfg.maxsamples = count(s.maxsamples);
+            }
+        }
+        let plan = SourcePlan {
+            host: spec.host.clone(),
+            port: spec.port,
+            pool_max: (kind == ConfKind::Pool)
+                .then(|| usize::try_from(spec.maxsources.clamp(1, 16)).unwrap_or(4)),
+            cfg,
+            auth: config::source_auth(kind, spec),
+            certset: spec.certset.unwrap_or(0),
+        };
+        for option in config::unsupported_options(spec) {
+            tracing::warn!(
+                "option {option} of {} is not implemented yet; it has no effect",
+                spec.host
+            );
+        }
+        let index = self.plans.len();
+        let numeric = plan.host.parse::<IpAddr>().ok();
+        if (plan.pool_max.is_some() || numeric.is_none()) && self.resolver.is_none() {
+            match Resolver::start() {
+                Ok(r) => self.resolver = Some(r),
+                Err(e) => tracing::error!("Could not start name resolver : {e}"),
+            }
+        }
+        if let Some(max) = plan.pool_max {
+            let id = self
+                .engine
+                .add_pool_auth(&plan.host, plan.cfg, &plan.auth, max);
+            self.pool_ports.insert(id, (plan.port, plan.host.clone()));
+        } else if let Some(ip) = numeric {
+            let addr = SocketAddr::new(ip, plan.port);
+            let id = self.engine.add_source_auth(addr, plan.cfg, &plan.auth, now);
+            self.names.insert(id, plan.host.clone());
+        } else if let Some(r) = self.resolver.as_mut() {
+            r.resolve(Token::Source(index), &plan.host, plan.port);
+        }
+        self.plans.push(plan);
+        index
+    }
+
+    /// Removes what plan `index` added (a pool with its members, or the source(s) its
+    /// name or address gave).
+    fn remove_plan(&mut self, index: usize) {
+        let Some(plan) = self.plans.get(index).cloned() else {
+            return;
+        };
+        if plan.pool_max.is_some() {
+            let pools: Vec<PoolId> = self
+                .pool_ports
+                .iter()
+                .filter(|(_, (port, host))| *port == plan.port && *host == plan.host)
+                .map(|(id, _)| *id)
+                .collect();
+            for pool in pools {
+                self.engine.remove_pool(pool);
+                self.pool_ports.remove(&pool);
+            }
+            return;
+        }
+        let ids: Vec<SourceId> = self
+            .engine
+            .source_ids()
+            .filter(|id| {
+                self.names.get(id) == Some(&plan.host)
+                    && self
+                        .engine
+                        .association(*id)
+                        .is_some_and(|a| a.remote().port() == plan.port)
+            })
+            .collect();
+        for id in ids {
+            self.engine.remove_source(id);
+            self.names.remove(&id);
+            self.sockets.remove(&id);
+        }
+    }
+
+    /// `reload sources` with the configuration read again.
+    fn reload_sources(&mut self, fresh: &Settings, now: f64) {
+        let wanted: Vec<(ConfKind, SourceSpec)> = fresh
+            .sources
+            .iter()
+            .filter(|s| s.from_sourcedir)
+            .map(|s| (s.kind, s.spec.clone()))
+            .collect();
+        let mut keep = Vec::new();
+        for (kind, spec, index) in std::mem::take(&mut self.sourcedir.active) {
+            if wanted.iter().any(|(k, s)| *k == kind && *s == spec) {
+                keep.push((kind, spec, index));
+            } else {
+                self.remove_plan(index);
+            }
+        }
+        for (kind, spec) in wanted {
+            if !keep.iter().any(|(k, s, _)| *k == kind && *s == spec) {
+                let index = self.add_spec(kind, &spec, Some(fresh), now);
+                keep.push((kind, spec, index));
+            }
+        }
+        self.sourcedir.active = keep;
+    }
+
+    /// Per-source details for `ntpdata`, `selectdata` and `activity`, in the order of the
+    /// snapshot's sources (called by `refresh`).
+    pub(super) fn refresh_details<C: DaemonClock>(&mut self, now: f64, clock: &mut C) {
+        let details = self
+            .engine
+            .select_data(now, clock)
+            .into_iter()
+            .map(|(id, select)| SourceDetail {
+                ntp: self.engine.ntp_data(id),
+                remote_port: select.remote.port(),
+                select: Some(select),
+                bursting: self.engine.is_bursting(id),
+                auth: self.engine.auth_report(id),
+                local_ip: None,
+            })
+            .collect();
+        self.shared.borrow_mut().details = details;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn add_request_maps_to_the_configuration_options() {
+        let a = AddSource {
+            source_type: SourceType::Server,
+            name: b"192.0.2.1".to_vec(),
+            port: 1123,
+            minpoll: 2,
+            maxpoll: 4,
+            presend_minpoll: 100,
+            min_stratum: 0,
+            poll_target: 8,
+            version: 4,
+            max_sources: 4,
+            min_samples: -1,
+            max_samples: -1,
+            authkey: 0,
+            nts_port: 4460,
+            max_delay: 3.0,
+            max_delay_ratio: 0.0,
+            max_delay_dev_ratio: 10.0,
+            min_delay: 0.0,
+            asymmetry: 1.0,
+            offset: 0.0,
+            flags: add_flags::ONLINE | add_flags::IBURST | add_flags::PREFER,
+            filter_length: 0,
+            cert_set: 0,
+            max_delay_quant: 0.0,
+            max_unreach: 0,
+        };
+        let (kind, s) = add_spec(&a, "192.0.2.1");
+        assert_eq!(kind, ConfKind::Server);
+        assert_eq!((s.port, s.minpoll, s.maxpoll), (1123, 2, 4));
+        assert!(s.iburst && s.prefer && !s.offline && !s.noselect);
+        assert_eq!(
+            (s.presend, s.minsamples, s.key, s.filter),
+            (None, None, None, None)
+        );
+        let offline = AddSource {
+            flags: 0,
+            authkey: 7,
+            ..a
+        };
+        let (_, s) = add_spec(&offline, "x");
+        assert!(s.offline);
+        assert_eq!(s.key, Some(7));
+    }
+
+    #[test]
+    fn loopback_requests_leave_from_loopback() {
+        assert_eq!(
+            local_address("127.0.0.1".parse().unwrap()),
+            Some("127.0.0.1".parse().unwrap())
+        );
+    }
+}
