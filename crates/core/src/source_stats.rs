@@ -542,6 +542,41 @@ mod tests {
     }
 
     #[test]
+    fn delayed_samples_weigh_less_unless_the_scatter_is_not_from_delay() {
+        let disp = [1e-6; 4];
+        // Round trips 10, 10.2, 12 and 14 ms: the quickest count most.
+        let w = delay_weights(&[0.010, 0.0102, 0.012, 0.014], &disp, 0.0);
+        assert_eq!(w[0], 1.0);
+        assert!(w[1] > w[2] && w[2] > w[3], "{w:?}");
+        assert!(w[3] < 0.05, "{w:?}");
+        // A fit scattered by 5 ms (a wandering clock) dwarfs the delay differences: the
+        // weights even out.
+        let w = delay_weights(&[0.010, 0.0102, 0.012, 0.014], &disp, 5e-3);
+        assert!(w.iter().all(|&x| x > 0.9), "{w:?}");
+        // Equal delays: equal weights.
+        assert!(delay_weights(&[0.01; 3], &disp, 0.0)
+            .iter()
+            .all(|&x| x == 1.0));
+        assert!(delay_weights(&[], &[], 0.0).is_empty());
+    }
+
+    #[test]
+    fn regression_follows_the_quick_samples_when_delays_vary() {
+        let mut st = SourceStats::new(0, 0);
+        // The true offset is 0; a sample's error is up to half its excess delay, signed
+        // like the pseudo-noise.
+        for i in 0..64 {
+            let excess = 2e-3 * (0.5 + 0.5 * noise(i + 100));
+            let mut s = sample(i as f64, 0.5 * excess * noise(i));
+            s.peer_delay = 0.010 + excess;
+            st.accumulate(s);
+        }
+        let e = *st.estimate().unwrap();
+        assert!(e.offset.abs() < 1.5e-4, "{}", e.offset);
+        assert!(e.frequency.abs() < 5e-6, "{}", e.frequency);
+    }
+
+    #[test]
     fn report_has_sourcestats_columns() {
         let mut st = SourceStats::new(0, 0);
         for i in 0..10 {

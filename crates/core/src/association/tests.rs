@@ -694,3 +694,38 @@ fn maxunreach_bounds_selection_of_an_unreachable_source() {
     assert_eq!(selectable_polls_while_unreachable(limited(0)), 0);
     assert_eq!(selectable_polls_while_unreachable(limited(3)), 3);
 }
+
+// ---- sync: iburst spacing at short polls (begin) ----
+#[test]
+fn iburst_spacing_is_a_quarter_of_a_short_poll_as_chronyd() {
+    for (minpoll, spacing) in [(0i8, 0.25), (2, 1.0), (-2, 0.0625)] {
+        let mut a = Association::new(
+            addr(),
+            SourceConfig {
+                iburst: true,
+                minpoll,
+                maxpoll: minpoll,
+                ..Default::default()
+            },
+            T0,
+            3,
+        );
+        let mut times = Vec::new();
+        for _ in 0..5 {
+            let (req, t1) = send(&mut a);
+            times.push(t1);
+            let (rep, rx) = reply(&req, t1, 0.001, 0.0);
+            a.on_packet(rx, &rep, None, false);
+        }
+        let gaps: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(
+            gaps[..3].iter().all(|g| (g - spacing).abs() < 1e-9),
+            "minpoll {minpoll}: {gaps:?}"
+        );
+        let poll = 2f64.powi(i32::from(minpoll));
+        assert!((gaps[3] - poll).abs() < 1e-9, "minpoll {minpoll}: {gaps:?}");
+        // Selectable after the third reply, well within a second at minpoll 0.
+        assert!(a.is_selectable());
+    }
+}
+// ---- sync: iburst spacing at short polls (end) ----
