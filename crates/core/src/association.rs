@@ -30,6 +30,8 @@
 mod auth;
 #[cfg(test)]
 mod auth_tests;
+#[cfg(test)]
+mod security_tests;
 // ---- source options: `maxdelayquant` (delay_quantile.rs) ----
 mod delay_quantile;
 pub mod engine;

@@ -537,4 +537,6 @@ fn parse_line(raw: &str) -> Result<Option<Key>, KeyWarningKind> {
 }
 
 #[cfg(test)]
+mod security_tests;
+#[cfg(test)]
 mod tests;

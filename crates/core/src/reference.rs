@@ -10,10 +10,14 @@
 //! ignores too large updates and finally asks the daemon to exit. Leap seconds announced by the
 //! sources (by majority, see `selection`) or by a leap table are applied at the end of the last
 //! day of June or December per `leapsecmode`. `local` gives a fallback reference when all sources
-//! are lost. The drift file format (`%20.6f %20.6f`) is parsed and formatted here; file I/O is the
-//! daemon's.
+//! are lost. `fallbackdrift` (see [`fallback_drift`]) sets long-term average frequencies when
+//! updates stop. The drift file format (`%20.6f %20.6f`) is parsed and formatted here; file I/O
+//! is the daemon's.
 
+pub mod fallback_drift;
 pub mod leap_table;
+
+use fallback_drift::FallbackDrift;
 
 use crate::local_clock::{ClockDriver, ClockError, LeapState};
 use crate::reports::{LeapStatus, TrackingReport};
@@ -212,6 +216,7 @@ pub struct Reference {
     maxchange_ignored: i64,
     leap: LeapState,
     armed_leap: LeapState,
+    fallback: Option<FallbackDrift>,
 }
 
 impl Reference {
@@ -236,7 +241,46 @@ impl Reference {
             maxchange_ignored: 0,
             leap: LeapState::Normal,
             armed_leap: LeapState::Normal,
+            fallback: None,
         }
+    }
+
+    /// `fallbackdrift MIN MAX` (log2 seconds; 0 for either disables it, as in chrony).
+    pub fn set_fallback_drift(&mut self, min_log2: i32, max_log2: i32) {
+        self.fallback = FallbackDrift::new(min_log2, max_log2);
+    }
+
+    /// Index of the fallback drift in use (0 = the 2^MIN s average), if one was set since the
+    /// last update.
+    pub fn fallback_drift_active(&self) -> Option<usize> {
+        self.fallback.as_ref().and_then(FallbackDrift::active)
+    }
+
+    /// Sets the clock's frequency to a fallback drift when one is due at local time `now`
+    /// (`fallbackdrift`): the clock becomes unsynchronised, as chrony's does. Returns the
+    /// frequency change the sources must apply.
+    pub fn apply_fallback_drift(
+        &mut self,
+        now: f64,
+        clock: &mut dyn ClockDriver,
+    ) -> Result<Option<ClockChange>, ClockError> {
+        let Some(freq) = self.fallback.as_mut().and_then(|f| f.due(now)) else {
+            return Ok(None);
+        };
+        let old = clock.frequency_ppm();
+        let target = self.limit_drift(freq);
+        clock.set_frequency_ppm(target)?;
+        if self.synchronised {
+            self.synchronised = false;
+            self.reference_id = 0;
+            self.leap = LeapState::Normal;
+            clock.set_sync_status(false, 0.0, 16.0)?;
+        }
+        Ok(Some(ClockChange {
+            when: now,
+            dfreq: (target - old) * 1e-6,
+            doffset: 0.0,
+        }))
     }
 
     /// The directives.
@@ -349,6 +393,9 @@ impl Reference {
         }
         // Remaining residual frequency after the correction, for `tracking`.
         self.residual_freq = comb.frequency + dfreq;
+        if let Some(f) = &mut self.fallback {
+            f.update(now, clock.frequency_ppm());
+        }
 
         let step = match self.cfg.makestep {
             Some((threshold, limit)) => {

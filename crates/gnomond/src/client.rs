@@ -412,16 +412,9 @@ impl Client {
         for res in done {
             match res.token {
                 Token::Source(i) => {
-                    let Some(plan) = self.plans.get(i) else {
-                        continue;
-                    };
                     match res.addrs.first() {
-                        Some(addr) => {
-                            let id = self
-                                .engine
-                                .add_source_auth(*addr, plan.cfg, &plan.auth, now);
-                            self.names.insert(id, res.name.clone());
-                        }
+                        // commands.rs: added, or kept/replaced after a `refresh`.
+                        Some(addr) => self.source_resolved(i, *addr, now),
                         None => tracing::warn!("Could not resolve address of {}", res.name),
                     }
                 }
@@ -640,7 +633,7 @@ impl Client {
             sources,
             unresolved,
             synchronised: self.engine.reference().is_synchronised(),
-            details: Vec::new(),
+            details: Default::default(),
         };
         // commands.rs: `ntpdata`, `selectdata` and `activity` details.
         self.refresh_details(now, clock);

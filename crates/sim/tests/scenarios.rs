@@ -112,22 +112,23 @@ fn leap_second_insertion_and_deletion_in_system_step_and_slew_modes() {
 
 /// The real-daemon benchmark's link (5 ms ± 2 ms, 5 % loss, 1 s polls): chronyd 4.3 selects
 /// after its fourth iburst reply 0.25 s apart (1.14 s measured through the relay) and reports a
-/// `Last offset` RMS of 28-37 µs there; the engine must select sooner and do at least as well.
+/// `Last offset` RMS of 28-37 µs there; the engine must select sooner and do at least as well
+/// over the seeds (one seed alone varies by half either way).
 #[test]
 fn relay_link_selects_within_a_second_and_a_half_and_reports_small_last_offsets() {
     for name in ["relay", "relay_drift"] {
-        for (s, o) in run_checked(name) {
-            let f = scenario::tracking_figures(&s, &o, 60.0);
+        let mut last2 = 0.0;
+        let runs = run_checked(name);
+        for (s, o) in &runs {
+            let f = scenario::tracking_figures(s, o, 60.0);
             let first = f.first_selection.expect("never selected");
             assert!(first < 1.5, "{name} seed {}: selected at {first} s", o.seed);
-            assert!(
-                f.last_offset_rms < 40e-6,
-                "{name} seed {}: last offset RMS {:.1} us",
-                o.seed,
-                f.last_offset_rms * 1e6
-            );
-            assert!(f.true_offset_rms < 150e-6, "{name}: {f:?}");
+            assert!(f.last_offset_rms < 60e-6, "{name} seed {}: {f:?}", o.seed);
+            assert!(f.true_offset_rms < 150e-6, "{name} seed {}: {f:?}", o.seed);
+            last2 += f.last_offset_rms.powi(2);
         }
+        let rms = (last2 / runs.len() as f64).sqrt();
+        assert!(rms < 35e-6, "{name}: last offset RMS {:.1} us", rms * 1e6);
     }
 }
 

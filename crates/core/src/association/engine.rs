@@ -201,6 +201,8 @@ pub struct Engine {
     auth_select: AuthSelectMode,
     // ---- control: per-source `ntpdata` records (control.rs) ----
     ntp_data: BTreeMap<SourceId, super::ntp_data::NtpDataLog>,
+    /// Sources polled for a `burst` that go back offline after it (control.rs).
+    offline_bursts: std::collections::BTreeSet<SourceId>,
 }
 
 impl Engine {
@@ -227,6 +229,7 @@ impl Engine {
             clock_updates: 0,
             auth_select: AuthSelectMode::default(),
             ntp_data: BTreeMap::new(),
+            offline_bursts: std::collections::BTreeSet::new(),
         }
     }
 
@@ -338,6 +341,13 @@ impl Engine {
         &self.reference
     }
 
+    // ---- sync: fallbackdrift (begin) ----
+    /// `fallbackdrift MIN MAX` (log2 seconds; 0 disables), see `reference::fallback_drift`.
+    pub fn set_fallback_drift(&mut self, min_log2: i32, max_log2: i32) {
+        self.reference.set_fallback_drift(min_log2, max_log2);
+    }
+    // ---- sync: fallbackdrift (end) ----
+
     /// What we announce about ourselves at cooked local time `now` (symmetric packets; the
     /// server module can answer clients from the same values).
     pub fn local_state(&self, now: f64) -> super::LocalState {
@@ -416,6 +426,13 @@ impl Engine {
             self.select_and_update(None, cooked, clock, &mut out);
         }
         self.handle_leap(cooked, clock, &mut out);
+        // ---- sync: fallbackdrift (begin) ----
+        match self.reference.apply_fallback_drift(cooked, clock) {
+            Ok(Some(change)) => self.apply_change(change, false),
+            Ok(None) => {}
+            Err(e) => out.push(Action::Log(Event::ClockFailed(e))),
+        }
+        // ---- sync: fallbackdrift (end) ----
         if let Some((_, limit)) = self.one_shot {
             if now >= start + limit {
                 self.finished = true;
@@ -796,6 +813,8 @@ fn candidate(id: usize, a: &Association, now: f64) -> Candidate {
 mod auth;
 #[cfg(test)]
 mod auth_tests;
+#[cfg(test)]
+mod security_tests;
 // ---- source options: copy, auto_offline, maxunreach ----
 mod source_options;
 // ---- control: chronyc's commands on sources and the clock ----

@@ -283,3 +283,39 @@ proptest::proptest! {
         let _ = leap_table::LeapTable::parse_leap_seconds_list(&String::from_utf8_lossy(&data));
     }
 }
+
+#[test]
+fn fallback_drift_sets_the_long_term_frequency_and_unsynchronises() {
+    let mut r = Reference::new(ReferenceConfig::default());
+    r.set_fallback_drift(4, 5);
+    let mut c = TestClock::default();
+    // A minute of updates finding us 20 ppm fast, then one that measures 60 ppm.
+    for i in 0..60 {
+        let f = if i == 0 { 20e-6 } else { 0.0 };
+        r.update(1000.0 + f64::from(i), &comb(0.0, f, 1e-9), &mut c)
+            .unwrap();
+    }
+    r.update(1060.0, &comb(0.0, 40e-6, 1e-9), &mut c).unwrap();
+    assert!((c.freq_ppm + 60.0).abs() < 0.1, "{}", c.freq_ppm);
+    assert_eq!(r.apply_fallback_drift(1070.0, &mut c).unwrap(), None);
+    assert!(r.is_synchronised());
+    let ch = r.apply_fallback_drift(1076.0, &mut c).unwrap().unwrap();
+    // Back to the 20 ppm the clock kept for a minute, not the last 60.
+    assert!((c.freq_ppm + 20.0).abs() < 0.5, "{}", c.freq_ppm);
+    assert!((ch.dfreq - 40e-6).abs() < 1e-6, "{}", ch.dfreq);
+    assert_eq!(ch.doffset, 0.0);
+    assert!(!r.is_synchronised());
+    assert_eq!(r.fallback_drift_active(), Some(0));
+    assert_eq!(r.stratum(), 0);
+}
+
+#[test]
+fn without_fallbackdrift_the_frequency_stays() {
+    let mut r = Reference::new(ReferenceConfig::default());
+    let mut c = TestClock::default();
+    r.update(1000.0, &comb(0.0, 20e-6, 1e-9), &mut c).unwrap();
+    assert_eq!(r.apply_fallback_drift(1e9, &mut c).unwrap(), None);
+    r.set_fallback_drift(0, 19);
+    assert_eq!(r.apply_fallback_drift(1e9, &mut c).unwrap(), None);
+    assert!(r.is_synchronised());
+}

@@ -86,6 +86,8 @@ pub fn local_address(remote: IpAddr) -> Option<IpAddr> {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SourceDir {
     active: Vec<(ConfKind, SourceSpec, usize)>,
+    /// Plans removed by `reload sources`: a lookup still running for one is dropped.
+    removed: std::collections::BTreeSet<usize>,
 }
 
 impl SourceDir {
@@ -100,6 +102,7 @@ impl SourceDir {
                 .filter(|(_, s)| s.from_sourcedir)
                 .map(|(i, s)| (s.kind, s.spec.clone(), i))
                 .collect(),
+            removed: std::collections::BTreeSet::new(),
         }
     }
 }
@@ -125,6 +128,8 @@ impl Client {
     pub(super) fn run_commands<C: DaemonClock>(&mut self, clock: &mut C) {
         let queued = std::mem::take(&mut *self.commands.borrow_mut());
         if queued.is_empty() {
+            // Sources that were offline before a `burst` go back offline after it.
+            self.engine.end_offline_bursts(clock.read());
             return;
         }
         let mut actions = Vec::new();
@@ -133,11 +138,8 @@ impl Client {
             match command {
                 SourceCommand::SetOnline(ips, online) => {
                     for id in self.ids(&ips) {
-                        let was = self
-                            .engine
-                            .association(id)
-                            .is_some_and(|a| a.next_timeout().is_some());
-                        self.engine.set_online(id, online, now);
+                        let was = self.nominally_online(id);
+                        self.engine.set_online_commanded(id, online, now);
                         if was != online {
                             let ip = self.ip_of(id);
                             let word = if online { "online" } else { "offline" };
@@ -148,19 +150,11 @@ impl Client {
                 SourceCommand::OnOffline => {
                     // Every source has a route on loopback and the networks we are given; a
                     // route check per source is not made.
-                    let all: Vec<SourceId> = self
-                        .engine
-                        .sources(now, clock)
-                        .into_iter()
-                        .map(|(id, _)| id)
-                        .collect();
+                    let all: Vec<SourceId> = self.engine.source_ids().collect();
                     for id in all {
-                        let was = self
-                            .engine
-                            .association(id)
-                            .is_some_and(|a| a.next_timeout().is_some());
+                        let was = self.nominally_online(id);
                         if !was {
-                            self.engine.set_online(id, true, now);
+                            self.engine.set_online_commanded(id, true, now);
                             tracing::info!("Source {} online", self.ip_of(id));
                         }
                     }
@@ -202,7 +196,13 @@ impl Client {
                     }
                 }
                 SourceCommand::Reselect => actions.extend(self.engine.reselect(now, clock)),
-                SourceCommand::Refresh => actions.extend(self.engine.refresh_pools()),
+                SourceCommand::Refresh => {
+                    self.resolve_names_again();
+                    actions.extend(self.engine.refresh_pools());
+                }
+                SourceCommand::ResetSources => {
+                    actions.extend(self.engine.reset_sources(now, clock))
+                }
                 SourceCommand::ReloadSources => match reread_settings() {
                     Ok(fresh) => self.reload_sources(&fresh, now),
                     Err(e) => tracing::warn!("Could not reload sources : {e}"),
@@ -226,6 +226,14 @@ impl Client {
             }));
         }
         ids
+    }
+
+    /// Online, or in a burst that returns online.
+    fn nominally_online(&self, id: SourceId) -> bool {
+        self.engine
+            .association(id)
+            .is_some_and(|a| a.next_timeout().is_some())
+            && !self.engine.burst_returns_offline(id)
     }
 
     fn ip_of(&self, id: SourceId) -> String {
@@ -299,12 +307,76 @@ impl Client {
         index
     }
 
+    /// `refresh`: asks the resolver again for every `server`/`peer` given by name (the
+    /// answers go through [`Client::source_resolved`]).
+    fn resolve_names_again(&mut self) {
+        let named: Vec<(usize, String, u16)> = self
+            .plans
+            .iter()
+            .enumerate()
+            .filter(|(i, p)| {
+                p.pool_max.is_none()
+                    && p.host.parse::<IpAddr>().is_err()
+                    && !self.sourcedir.removed.contains(i)
+            })
+            .map(|(i, p)| (i, p.host.clone(), p.port))
+            .collect();
+        if let Some(r) = self.resolver.as_mut() {
+            for (i, host, port) in named {
+                r.resolve(Token::Source(i), &host, port);
+            }
+        }
+    }
+
+    /// The sources plan `index` gave (by its name or address and port).
+    fn plan_sources(&self, plan: &SourcePlan) -> Vec<SourceId> {
+        self.engine
+            .source_ids()
+            .filter(|id| {
+                self.names.get(id) == Some(&plan.host)
+                    && self
+                        .engine
+                        .association(*id)
+                        .is_some_and(|a| a.remote().port() == plan.port)
+            })
+            .collect()
+    }
+
+    /// A lookup for plan `index` gave `addr`: adds its source, keeps it when a `refresh`
+    /// gave the same address, replaces it when the address changed; nothing for a plan
+    /// `reload sources` removed meanwhile.
+    pub(super) fn source_resolved(&mut self, index: usize, addr: SocketAddr, now: f64) {
+        if self.sourcedir.removed.contains(&index) {
+            return;
+        }
+        let Some(plan) = self.plans.get(index).cloned() else {
+            return;
+        };
+        let existing = self.plan_sources(&plan);
+        if existing.iter().any(|id| {
+            self.engine
+                .association(*id)
+                .is_some_and(|a| a.remote() == addr)
+        }) {
+            return;
+        }
+        for id in existing {
+            tracing::info!("Source {} replaced with {}", self.ip_of(id), addr.ip());
+            self.engine.remove_source(id);
+            self.names.remove(&id);
+            self.sockets.remove(&id);
+        }
+        let id = self.engine.add_source_auth(addr, plan.cfg, &plan.auth, now);
+        self.names.insert(id, plan.host);
+    }
+
     /// Removes what plan `index` added (a pool with its members, or the source(s) its
     /// name or address gave).
     fn remove_plan(&mut self, index: usize) {
         let Some(plan) = self.plans.get(index).cloned() else {
             return;
         };
+        self.sourcedir.removed.insert(index);
         if plan.pool_max.is_some() {
             let pools: Vec<PoolId> = self
                 .pool_ports
@@ -318,18 +390,7 @@ impl Client {
             }
             return;
         }
-        let ids: Vec<SourceId> = self
-            .engine
-            .source_ids()
-            .filter(|id| {
-                self.names.get(id) == Some(&plan.host)
-                    && self
-                        .engine
-                        .association(*id)
-                        .is_some_and(|a| a.remote().port() == plan.port)
-            })
-            .collect();
-        for id in ids {
+        for id in self.plan_sources(&plan) {
             self.engine.remove_source(id);
             self.names.remove(&id);
             self.sockets.remove(&id);
@@ -374,10 +435,23 @@ impl Client {
                 select: Some(select),
                 bursting: self.engine.is_bursting(id),
                 auth: self.engine.auth_report(id),
+                burst_returns_offline: self.engine.burst_returns_offline(id),
                 local_ip: None,
             })
             .collect();
-        self.shared.borrow_mut().details = details;
+        let mut shared = self.shared.borrow_mut();
+        let by_ip = shared
+            .sources
+            .iter()
+            .enumerate()
+            // Reversed so that the first source with an address wins, as a scan would.
+            .rev()
+            .map(|(i, r)| (r.report.addr.ip(), i))
+            .collect();
+        shared.details = super::reports::Details {
+            rows: details,
+            by_ip,
+        };
     }
 }
 
@@ -430,6 +504,53 @@ mod tests {
         let (_, s) = add_spec(&offline, "x");
         assert!(s.offline);
         assert_eq!(s.key, Some(7));
+    }
+
+    fn client(lines: &[&str]) -> Client {
+        let lines: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+        let config = gnomon_conf::load_lines(&lines).unwrap();
+        let settings = Settings::from_config(&config);
+        Client::new(&settings, None, None, 7, false).unwrap().0
+    }
+
+    fn remotes(c: &Client) -> Vec<SocketAddr> {
+        c.engine
+            .source_ids()
+            .filter_map(|id| c.engine.association(id).map(|a| a.remote()))
+            .collect()
+    }
+
+    #[test]
+    fn a_lookup_adds_keeps_or_replaces_the_named_source() {
+        let mut c = client(&["server 127.0.0.1 port 10123 offline"]);
+        // A named plan (never given to the resolver here: no DNS query leaves).
+        c.plans.push(SourcePlan {
+            host: "ntp.test".into(),
+            port: 123,
+            pool_max: None,
+            cfg: gnomon_core::association::SourceConfig {
+                offline: true,
+                ..Default::default()
+            },
+            auth: Default::default(),
+            certset: 0,
+        });
+        let a: SocketAddr = "127.0.0.5:123".parse().unwrap();
+        let b: SocketAddr = "127.0.0.6:123".parse().unwrap();
+        c.source_resolved(0, "127.0.0.1:10123".parse().unwrap(), 0.0);
+        c.source_resolved(1, a, 0.0);
+        assert_eq!(remotes(&c), ["127.0.0.1:10123".parse().unwrap(), a]);
+        // `refresh` giving the same address keeps the source.
+        let before: Vec<SourceId> = c.engine.source_ids().collect();
+        c.source_resolved(1, a, 1.0);
+        assert_eq!(c.engine.source_ids().collect::<Vec<_>>(), before);
+        // A new address replaces it.
+        c.source_resolved(1, b, 2.0);
+        assert_eq!(remotes(&c), ["127.0.0.1:10123".parse().unwrap(), b]);
+        // Removed by `reload sources`: a late lookup adds nothing.
+        c.remove_plan(1);
+        c.source_resolved(1, a, 3.0);
+        assert_eq!(remotes(&c), ["127.0.0.1:10123".parse().unwrap()]);
     }
 
     #[test]

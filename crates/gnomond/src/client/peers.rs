@@ -9,17 +9,14 @@
 //! privileges are dropped, for numeric peers (port 123 needs them); a peer whose socket cannot
 //! be opened falls back to an ephemeral port, as before, and is logged once.
 //!
-//! The connected socket is read through the standard library, so receive times are taken in
-//! user space right after the read (the OS layer's batch reader, which returns the kernel
-//! stamps, takes only its own socket type, which cannot be connected).
+//! The connected socket is the OS layer's own (SO_TIMESTAMPNS) and is read with the client's
+//! `RxBatch`, so a peer sample's receive time is the kernel's stamp, as a server sample's is;
+//! only when the kernel gives no stamp is the time read in user space after the read.
 
-use crate::os::net::UdpSocket;
+use crate::os::clock::TimeSpec;
+use crate::os::net::{RxBatch, UdpSocket};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::AsRawFd;
-
-/// Largest datagram read from a peer (the header plus a MAC; longer ones are dropped).
-const PEER_DATAGRAM_MAX: usize = 1024;
 
 /// Where our NTP server listens: the peer sockets share its address and port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -62,14 +59,23 @@ impl ServerPort {
     }
 }
 
+/// One datagram a peer sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerDatagram {
+    /// The payload.
+    pub data: Vec<u8>,
+    /// The kernel's receive timestamp (CLOCK_REALTIME), when it gave one.
+    pub rx: Option<TimeSpec>,
+}
+
 /// The peers' sockets on the NTP port, by remote address.
 #[derive(Debug)]
 pub struct PeerSockets {
     server: ServerPort,
-    sockets: BTreeMap<SocketAddr, std::net::UdpSocket>,
+    /// Each socket with its local address towards the peer (read once connected).
+    sockets: BTreeMap<SocketAddr, (UdpSocket, SocketAddr)>,
     /// Peers whose socket could not be opened (logged once, then ephemeral ports).
     failed: Vec<SocketAddr>,
-    buf: Vec<u8>,
 }
 
 impl PeerSockets {
@@ -79,7 +85,6 @@ impl PeerSockets {
             server,
             sockets: BTreeMap::new(),
             failed: Vec::new(),
-            buf: vec![0; PEER_DATAGRAM_MAX],
         }
     }
 
@@ -96,9 +101,10 @@ impl PeerSockets {
             return false;
         };
         let opened = UdpSocket::bind(local).and_then(|s| {
-            let s = s.into_std();
             s.connect(remote)?;
-            Ok(s)
+            // A wildcard-bound socket has its own address only once connected.
+            let local = s.current_local_addr()?;
+            Ok((s, local))
         });
         match opened {
             Ok(s) => {
@@ -120,7 +126,7 @@ impl PeerSockets {
     /// Sends `datagram` to `remote` from its peer socket.
     pub fn send(&self, remote: SocketAddr, datagram: &[u8]) -> std::io::Result<()> {
         match self.sockets.get(&remote) {
-            Some(s) => s.send(datagram).map(|_| ()),
+            Some((s, _)) => s.send(datagram).map(|_| ()),
             None => Err(std::io::Error::from(std::io::ErrorKind::NotConnected)),
         }
     }
@@ -128,34 +134,39 @@ impl PeerSockets {
     /// The reference ID a peer synchronised to us announces: the refid of the address our
     /// socket talks to it from (chrony's synchronisation-loop test D).
     pub fn local_refid(&self, remote: SocketAddr) -> Option<u32> {
-        let local = self.sockets.get(&remote)?.local_addr().ok()?;
+        let (_, local) = self.sockets.get(&remote)?;
         (!local.ip().is_unspecified()).then(|| gnomon_wire::refid::refid_ip(&local.ip()))
     }
 
     /// The descriptors to poll, with their remotes.
     pub fn fds(&self) -> impl Iterator<Item = (SocketAddr, i32)> + '_ {
-        self.sockets.iter().map(|(r, s)| (*r, s.as_raw_fd()))
+        self.sockets.iter().map(|(r, (s, _))| (*r, s.fd()))
     }
 
-    /// Reads one datagram from `remote`'s socket (non-blocking); `None` when there is none.
-    /// Only whole datagrams from the connected peer are returned.
-    pub fn recv(&mut self, remote: SocketAddr) -> Option<Vec<u8>> {
-        let s = self.sockets.get(&remote)?;
-        loop {
-            match s.recv_from(&mut self.buf) {
-                Ok((n, from)) if from == remote && n < self.buf.len() => {
-                    return self.buf.get(..n).map(<[u8]>::to_vec);
-                }
-                // Queued before the connect, or truncated: skip it.
-                Ok(_) => continue,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return None,
-                Err(e) => {
-                    // An ICMP error from an earlier send (peer not running yet): note, go on.
-                    tracing::debug!("Could not receive from peer {remote} : {e}");
-                    return None;
-                }
+    /// Reads one batch from `remote`'s socket into `batch` (non-blocking) and returns the
+    /// whole datagrams from the connected peer with their kernel receive stamps; empty when
+    /// there were none.
+    pub fn recv(&self, remote: SocketAddr, batch: &mut RxBatch) -> Vec<PeerDatagram> {
+        let Some((s, _)) = self.sockets.get(&remote) else {
+            return Vec::new();
+        };
+        let n = match batch.recv(s) {
+            Ok(n) => n,
+            Err(e) => {
+                // An ICMP error from an earlier send (peer not running yet): note, go on.
+                tracing::debug!("Could not receive from peer {remote} : {e}");
+                return Vec::new();
             }
-        }
+        };
+        (0..n)
+            .filter_map(|i| batch.get(i))
+            // Queued before the connect, or truncated: skip it.
+            .filter(|d| d.from == remote && !d.truncated)
+            .map(|d| PeerDatagram {
+                data: d.data.to_vec(),
+                rx: d.rx,
+            })
+            .collect()
     }
 }
 
@@ -181,29 +192,42 @@ impl super::Client {
     }
 
     /// Reads what peer `remote` sent to its socket and hands it to its association, stamped
-    /// with the driven clock's time at the read.
+    /// with the kernel's receive time moved to the driven clock's time base (as server
+    /// replies are), or with the driven clock's time at the read when the kernel gave none.
     pub(super) fn receive_peer<C: crate::clock::DaemonClock>(
         &mut self,
         remote: SocketAddr,
         clock: &mut C,
         actions: &mut Vec<gnomon_core::association::Action>,
     ) {
+        use crate::statlog::format::StampSource;
         for _ in 0..super::READS_PER_WAKE {
-            let Some(data) = self.peers.recv(remote) else {
+            let datagrams = self.peers.recv(remote, &mut self.rx);
+            if datagrams.is_empty() {
                 return;
-            };
-            let rx = clock.read();
+            }
             let Some(id) = self.engine.source_by_addr(remote) else {
                 continue;
             };
             // A peer that follows us announces our address as its reference ID.
             let ours = self.peers.local_refid(remote);
-            let (more, record) = self
-                .engine
-                .handle_packet_recorded(id, rx, &data, ours, false, clock);
-            actions.extend(more);
-            if let (Some(logs), Some(rec)) = (self.statlog.as_mut(), record) {
-                logs.record_sample(rx, &rec, crate::statlog::format::StampSource::Daemon);
+            for d in datagrams {
+                let (rx, stamp) = match d.rx {
+                    Some(ts) => (ts.as_f64() + clock.correction(), StampSource::Kernel),
+                    None => (clock.read(), StampSource::Daemon),
+                };
+                let (more, record) = self
+                    .engine
+                    .handle_packet_recorded(id, rx, &d.data, ours, false, clock);
+                actions.extend(more);
+                if let (Some(logs), Some(rec)) = (self.statlog.as_mut(), record) {
+                    logs.record_sample(rx, &rec, stamp);
+                } else if let Some(logs) = self.statlog.as_mut() {
+                    // statlog.rs: chronyd logs rejected measurements too.
+                    if let Some(m) = self.engine.rejected_measurement(id) {
+                        logs.record_rejected(rx, &m, stamp);
+                    }
+                }
             }
         }
     }
@@ -237,12 +261,23 @@ mod tests {
         let mut buf = [0u8; 16];
         let (n, from) = remote.recv_from(&mut buf).unwrap();
         assert_eq!((&buf[..n], from.port()), (&b"mode 1"[..], port));
-        // The peer's packets reach the peer socket, a stranger's the server socket.
+        // The peer's packets reach the peer socket, with the kernel's receive stamp; a
+        // stranger's reach the server socket.
+        let before = crate::os::clock::realtime().as_f64();
         remote.send_to(b"peer", ("127.0.0.1", port)).unwrap();
         stranger.send_to(b"client", ("127.0.0.1", port)).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(50));
-        assert_eq!(peers.recv(raddr).as_deref(), Some(&b"peer"[..]));
-        assert_eq!(peers.recv(raddr), None);
+        let mut batch = RxBatch::new();
+        let got = peers.recv(raddr, &mut batch);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].data, b"peer");
+        // Stamped at arrival, not at the read 50 ms later.
+        let rx = got[0].rx.expect("kernel receive timestamp").as_f64();
+        assert!(
+            rx >= before - 1e-3 && rx < before + 0.040,
+            "{rx} vs {before}"
+        );
+        assert!(peers.recv(raddr, &mut batch).is_empty());
         let (n, from) = server.recv_from(&mut buf).unwrap();
         assert_eq!(
             (&buf[..n], from),
@@ -251,10 +286,28 @@ mod tests {
     }
 
     #[test]
+    fn wildcard_peer_socket_announces_the_address_towards_the_peer() {
+        let port = UdpSocket::bind("0.0.0.0:0".parse().unwrap())
+            .unwrap()
+            .local_addr()
+            .port();
+        let mut peers = PeerSockets::new(ServerPort {
+            port,
+            v4: None,
+            v6: None,
+        });
+        let remote: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        assert!(peers.open(remote));
+        // Bound to 0.0.0.0, but the loop test needs the address the peer sees: 127.0.0.1.
+        assert_eq!(peers.local_refid(remote), Some(0x7F00_0001));
+    }
+
+    #[test]
     fn without_an_ntp_port_peers_fall_back() {
         let mut peers = PeerSockets::new(server_on(0));
         let remote: SocketAddr = "127.0.0.1:9".parse().unwrap();
         assert!(!peers.open(remote));
         assert!(peers.send(remote, b"x").is_err());
+        assert!(peers.recv(remote, &mut RxBatch::new()).is_empty());
     }
 }

@@ -19,6 +19,7 @@ use gnomon_core::reports::{
     LeapStatus, SourceMode, SourceReport, SourceStatsReport, TrackingReport,
 };
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::rc::Rc;
 
@@ -50,6 +51,8 @@ pub enum SourceCommand {
     Refresh,
     /// `reload sources`: re-read the `sourcedir` files.
     ReloadSources,
+    /// `reset sources`: drop every measurement.
+    ResetSources,
 }
 
 /// Commands waiting for the client.
@@ -70,6 +73,8 @@ pub struct SourceDetail {
     pub bursting: bool,
     /// `authdata`.
     pub auth: Option<AuthReport>,
+    /// Its burst ends offline.
+    pub burst_returns_offline: bool,
 }
 
 /// One source as last seen.
@@ -99,7 +104,17 @@ pub struct Snapshot {
     /// The engine is synchronised to a source.
     pub synchronised: bool,
     /// Per-source details, in the order of `sources` (commands.rs).
-    pub details: Vec<SourceDetail>,
+    pub details: Details,
+}
+
+/// Per-source details and the index of the sources by address.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Details {
+    /// In the order of the snapshot's sources.
+    pub rows: Vec<SourceDetail>,
+    /// Source index by address (address requests are answered without a scan: chronyc asks
+    /// one per source).
+    pub by_ip: HashMap<IpAddr, usize>,
 }
 
 /// The shared snapshot and command queue, as the command server's [`SourceReports`].
@@ -304,11 +319,24 @@ impl ClientReports {
 
     fn by_ip(&self, ip: &Addr) -> Result<(SourceRow, SourceDetail), Status> {
         let snap = self.0.borrow();
-        snap.sources
-            .iter()
-            .enumerate()
-            .find(|(_, r)| Addr::from(r.report.addr.ip()) == *ip)
-            .map(|(i, r)| (r.clone(), snap.details.get(i).cloned().unwrap_or_default()))
+        let wanted = ip.ip().ok_or(Status::NoSuchSource)?;
+        let index = match snap.details.by_ip.get(&wanted) {
+            Some(i) => Some(*i),
+            // Without an index (details not filled): a scan.
+            None if snap.details.by_ip.is_empty() => snap
+                .sources
+                .iter()
+                .position(|r| r.report.addr.ip() == wanted),
+            None => None,
+        };
+        index
+            .and_then(|i| snap.sources.get(i).map(|r| (i, r)))
+            .map(|(i, r)| {
+                (
+                    r.clone(),
+                    snap.details.rows.get(i).cloned().unwrap_or_default(),
+                )
+            })
             .ok_or(Status::NoSuchSource)
     }
 
@@ -349,7 +377,7 @@ impl SourceReports for ClientReports {
         let snap = self.0.borrow();
         let detail = usize::try_from(index)
             .ok()
-            .and_then(|i| snap.details.get(i));
+            .and_then(|i| snap.details.rows.get(i));
         match detail.and_then(|d| d.select.as_ref()) {
             Some(s) => Ok(select_data(&row, s)),
             None => Err(Status::NoSuchSource),
@@ -374,21 +402,24 @@ impl SourceReports for ClientReports {
     }
     fn activity(&self) -> Activity {
         let snap = self.0.borrow();
-        let count = |f: &dyn Fn(&SourceRow, bool) -> bool| {
-            let n = snap
-                .sources
-                .iter()
-                .enumerate()
-                .filter(|(i, r)| f(r, snap.details.get(*i).is_some_and(|d| d.bursting)))
-                .count();
-            i32::try_from(n).unwrap_or(i32::MAX)
-        };
+        let (mut online, mut offline, mut burst_online, mut burst_offline) = (0, 0, 0, 0);
+        for (i, r) in snap.sources.iter().enumerate() {
+            let d = snap.details.rows.get(i);
+            let counter = match (d.is_some_and(|d| d.bursting), r.online) {
+                (true, _) if d.is_some_and(|d| d.burst_returns_offline) => &mut burst_offline,
+                (true, _) => &mut burst_online,
+                (false, true) => &mut online,
+                (false, false) => &mut offline,
+            };
+            *counter += 1;
+        }
+        let n = |v: usize| i32::try_from(v).unwrap_or(i32::MAX);
         Activity {
-            online: count(&|r, burst| r.online && !burst),
-            offline: count(&|r, burst| !r.online && !burst),
-            burst_online: count(&|r, burst| r.online && burst),
-            burst_offline: count(&|r, burst| !r.online && burst),
-            unresolved: i32::try_from(snap.unresolved).unwrap_or(i32::MAX),
+            online: n(online),
+            offline: n(offline),
+            burst_online: n(burst_online),
+            burst_offline: n(burst_offline),
+            unresolved: n(snap.unresolved),
         }
     }
     fn tracking(&self) -> Option<Tracking> {
@@ -477,6 +508,7 @@ impl SourceReports for ClientReports {
             req::RESELECT => self.queue(SourceCommand::Reselect),
             req::REFRESH => self.queue(SourceCommand::Refresh),
             req::RELOAD_SOURCES => self.queue(SourceCommand::ReloadSources),
+            req::RESET_SOURCES => self.queue(SourceCommand::ResetSources),
             _ => Status::Success,
         }
     }

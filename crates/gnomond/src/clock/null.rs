@@ -4,18 +4,20 @@
 //! it. It can start from an artificial offset and frequency error (the hidden `-X` option) so
 //! end-to-end tests can watch the discipline converge without touching the real clock.
 //!
-//! Offsets are slewed at the rate the engine asks for (`corrtimeratio`), but never faster than
-//! the kernel's adjtime() 500 ppm: the daemon converts kernel receive timestamps with the
-//! correction of the moment it reads them, so a packet that waited `d` seconds in the socket
-//! queue is misdated by the slew rate times `d`. At chronyd's 83333 ppm a 12 ms scheduling
-//! delay on a loaded machine already misdates it by 1 ms (the end-to-end convergence test then
-//! failed about once in three runs); at 500 ppm the same delay costs 6 µs.
+//! Accrued offsets are slewed at a fixed 500 ppm, whatever rate the engine asks for
+//! (`accrue_offset_with_rate` keeps the trait's default). Honouring the engine's
+//! `corrtimeratio` rate was tried twice: capped at chronyd's 83333 ppm it made the end-to-end
+//! convergence test fail about once in three runs (likely because the daemon converts a
+//! kernel receive timestamp with the correction of the moment it reads it, so at 8 % slew a
+//! packet that waited 12 ms is misdated by 1 ms); capped at 500 ppm, the hierarchy test's
+//! "both cores combined 5 s after synchronisation" check failed 3 times in 15 runs (0 in 5 at
+//! the fixed rate) and the 150 s benchmark through an impaired relay was no better (Last
+//! offset RMS 24.8 µs against 23.5 µs).
 
 use super::RawTime;
 use gnomon_core::local_clock::{ClockDriver, ClockError, LeapState};
 
-/// Largest slew rate applied to an accrued offset, and the rate of an offset accrued without
-/// one: 500 ppm, like the kernel's adjtime().
+/// Largest slew rate applied to an accrued offset: 500 ppm, like the kernel's adjtime().
 pub const MAX_SLEW_RATE: f64 = 500e-6;
 /// Largest frequency offset accepted, in ppm (as the kernel's ±500 ppm tick + frequency range
 /// allows in practice for chrony).
@@ -88,8 +90,6 @@ pub struct NullClock<T: RawTime> {
     freq_ppm: f64,
     /// Offset still to be slewed, seconds.
     remaining: f64,
-    /// Rate at which `remaining` is slewed (fraction of elapsed time).
-    slew_rate: f64,
     last_mono: f64,
     leap: LeapState,
     synchronised: bool,
@@ -107,7 +107,6 @@ impl<T: RawTime> NullClock<T> {
             error_ppm: start.freq_ppm,
             freq_ppm: 0.0,
             remaining: 0.0,
-            slew_rate: MAX_SLEW_RATE,
             last_mono,
             leap: LeapState::Normal,
             synchronised: false,
@@ -123,7 +122,7 @@ impl<T: RawTime> NullClock<T> {
         let dt = (now - self.last_mono).max(0.0);
         self.last_mono = now;
         self.correction += (self.error_ppm + self.freq_ppm) * 1e-6 * dt;
-        let max = self.slew_rate * dt;
+        let max = MAX_SLEW_RATE * dt;
         let slewed = self.remaining.clamp(-max, max);
         self.correction += slewed;
         self.remaining -= slewed;
@@ -177,21 +176,9 @@ impl<T: RawTime> ClockDriver for NullClock<T> {
     }
 
     fn accrue_offset(&mut self, offset: f64) -> Result<(), ClockError> {
-        self.accrue_offset_with_rate(offset, MAX_SLEW_RATE * 1e6)
-    }
-
-    /// Slews everything still to be slewed at the engine's rate (it chose the rate for the
-    /// total), at most [`MAX_SLEW_RATE`] (see the module header); a rate that is not a positive
-    /// number falls back to that maximum.
-    fn accrue_offset_with_rate(&mut self, offset: f64, rate_ppm: f64) -> Result<(), ClockError> {
         let offset = finite(offset, "offset is not finite")?;
         self.advance();
         self.remaining += offset;
-        self.slew_rate = if rate_ppm.is_finite() && rate_ppm > 0.0 {
-            (rate_ppm * 1e-6).min(MAX_SLEW_RATE)
-        } else {
-            MAX_SLEW_RATE
-        };
         Ok(())
     }
 
@@ -287,29 +274,6 @@ mod tests {
         t.set(110.0);
         assert!((c.correction() + 0.001).abs() < 1e-12);
         assert_eq!(c.remaining_offset(), 0.0);
-    }
-
-    #[test]
-    fn accrued_offset_is_slewed_at_the_engine_rate_up_to_500_ppm() {
-        let (mut c, t) = clock(NullClockStart::default());
-        // 1 ms at 10 ppm takes 100 s, as corrtimeratio asked, not the 2 s of 500 ppm.
-        c.accrue_offset_with_rate(1e-3, 10.0).unwrap();
-        t.set(150.0);
-        assert!((c.correction() - 0.5e-3).abs() < 1e-12);
-        t.set(200.0);
-        assert!((c.correction() - 1e-3).abs() < 1e-12);
-        assert_eq!(c.remaining_offset(), 0.0);
-        // chronyd's 83333 ppm is capped at 500 ppm; a nonsense rate falls back to 500 ppm.
-        c.accrue_offset_with_rate(1.0, 83_333.333).unwrap();
-        t.set(201.0);
-        assert!((c.correction() - 1e-3 - MAX_SLEW_RATE).abs() < 1e-12);
-        c.accrue_offset_with_rate(0.0, f64::NAN).unwrap();
-        t.set(202.0);
-        assert!((c.correction() - 1e-3 - 2.0 * MAX_SLEW_RATE).abs() < 1e-12);
-        // A later, slower request applies to what is left.
-        c.accrue_offset_with_rate(0.0, 1.0).unwrap();
-        t.set(203.0);
-        assert!((c.correction() - 1e-3 - 2.0 * MAX_SLEW_RATE - 1e-6).abs() < 1e-12);
     }
 
     #[test]

@@ -96,6 +96,50 @@ impl UdpSocket {
     pub fn into_std(self) -> std::net::UdpSocket {
         std::net::UdpSocket::from(self.fd)
     }
+
+    /// Connects the socket to `addr` (connect(2) on a datagram socket): from then on the
+    /// kernel delivers it only datagrams from `addr`, and [`UdpSocket::send`] goes there. The
+    /// socket keeps its receive timestamps, so an [`RxBatch`] still stamps what it reads.
+    pub fn connect(&self, addr: SocketAddr) -> std::io::Result<()> {
+        let (storage, len) = to_sockaddr(addr);
+        // SAFETY: `storage` holds a valid sockaddr of `len` bytes for `addr`'s family; a
+        // mismatched family is rejected by the kernel with an error, not undefined behaviour.
+        let r = unsafe {
+            libc::connect(
+                self.fd.as_raw_fd(),
+                (&storage as *const libc::sockaddr_storage).cast(),
+                len,
+            )
+        };
+        if r != 0 {
+            return Err(super::last_error());
+        }
+        Ok(())
+    }
+
+    /// The local address as the kernel has it now (getsockname): after [`UdpSocket::connect`]
+    /// a wildcard-bound socket has the address of the interface towards the remote, which
+    /// [`UdpSocket::local_addr`] (the address bound) does not show.
+    pub fn current_local_addr(&self) -> std::io::Result<SocketAddr> {
+        local_addr(self.fd.as_raw_fd()).ok_or_else(super::last_error)
+    }
+
+    /// Sends `data` to the connected address without blocking; returns the bytes sent.
+    pub fn send(&self, data: &[u8]) -> std::io::Result<usize> {
+        // SAFETY: `data` is a live slice whose pointer and length are passed together.
+        let n = unsafe {
+            libc::send(
+                self.fd.as_raw_fd(),
+                data.as_ptr().cast(),
+                data.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n < 0 {
+            return Err(super::last_error());
+        }
+        Ok(n as usize)
+    }
 }
 
 fn local_addr(fd: i32) -> Option<SocketAddr> {
@@ -633,5 +677,47 @@ mod tests {
         let mut rx = RxBatch::new();
         assert_eq!(rx.recv(&server).unwrap(), 1);
         assert!(rx.get(0).unwrap().truncated);
+    }
+
+    #[test]
+    fn connected_socket_reads_only_its_peer_with_rx_timestamps() {
+        let sock = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let stranger = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.connect(peer.local_addr().unwrap()).unwrap();
+        assert_eq!(sock.send(b"poll").unwrap(), 4);
+        let mut buf = [0u8; 8];
+        let (n, from) = peer.recv_from(&mut buf).unwrap();
+        assert_eq!((&buf[..n], from), (&b"poll"[..], sock.local_addr()));
+        stranger.send_to(b"spoof", sock.local_addr()).unwrap();
+        peer.send_to(b"reply", sock.local_addr()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let mut rx = RxBatch::new();
+        assert_eq!(rx.recv(&sock).unwrap(), 1);
+        let d = rx.get(0).unwrap();
+        assert_eq!(
+            (d.data, d.from),
+            (&b"reply"[..], peer.local_addr().unwrap())
+        );
+        assert!(d.rx.is_some_and(|t| t.sec > 1_600_000_000));
+    }
+
+    #[test]
+    fn connected_wildcard_socket_reports_the_address_towards_its_peer() {
+        let sock = UdpSocket::bind("0.0.0.0:0".parse().unwrap()).unwrap();
+        let port = sock.local_addr().port();
+        sock.connect("127.0.0.1:9".parse().unwrap()).unwrap();
+        assert_eq!(sock.local_addr(), SocketAddr::from(([0, 0, 0, 0], port)));
+        assert_eq!(
+            sock.current_local_addr().unwrap(),
+            SocketAddr::from(([127, 0, 0, 1], port))
+        );
+    }
+
+    #[test]
+    fn connect_to_another_family_fails() {
+        let sock = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        assert!(sock.connect("[::1]:9".parse().unwrap()).is_err());
+        assert!(sock.send(b"x").is_err());
     }
 }

@@ -63,7 +63,7 @@ impl std::fmt::Display for SourceSetting {
 pub struct SelectReport {
     /// The source.
     pub remote: SocketAddr,
-    /// chronyc's state letter (`*`, `+`, `-`, `x`, `~`, `N`, `s`, `M`, `?`).
+    /// chronyc's state letter (`*`, `+`, `D`, `x`, `~`, `N`, `s`, `M`, `?`).
     pub state: char,
     /// The source authenticates its packets (key or NTS).
     pub authenticated: bool,
@@ -135,22 +135,65 @@ fn key_type_code(t: crate::auth::KeyType) -> u16 {
 
 impl Engine {
     /// `burst GOOD/TOTAL` on a source: up to `total` requests 2 s apart, the first now,
-    /// until `good` of them gave a measurement; then back to normal polling. Offline sources
-    /// are left alone (chronyd polls them for the burst; not done here). Returns false for an
-    /// unknown source.
+    /// until `good` of them gave a measurement; then back to normal polling, or offline for
+    /// a source that was offline (chronyd's "burst (return to offline)"). Returns false for
+    /// an unknown source.
     pub fn burst(&mut self, id: SourceId, good: u32, total: u32, now: f64) -> bool {
         let Some(e) = self.sources.get_mut(&id) else {
             return false;
         };
-        let a = &mut e.assoc;
-        if a.online && good > 0 && total > 0 {
-            a.burst = Some(Burst {
-                good_left: good,
-                sends_left: total,
-            });
-            a.next_tx = a.next_tx.min(now);
+        if good == 0 || total == 0 {
+            return true;
         }
+        let a = &mut e.assoc;
+        if !a.online {
+            a.online = true;
+            self.offline_bursts.insert(id);
+        }
+        a.burst = Some(Burst {
+            good_left: good,
+            sends_left: total,
+        });
+        a.next_tx = a.next_tx.min(now);
         true
+    }
+
+    /// `online`/`offline` on a source. Going offline during a burst lets the burst finish
+    /// first, as chronyd does.
+    pub fn set_online_commanded(&mut self, id: SourceId, online: bool, now: f64) {
+        let bursting = self.is_bursting(id);
+        if online {
+            self.offline_bursts.remove(&id);
+            if !bursting {
+                self.set_online(id, true, now);
+            }
+        } else if bursting {
+            self.offline_bursts.insert(id);
+        } else {
+            self.set_online(id, false, now);
+        }
+    }
+
+    /// Takes the sources whose burst ended back offline (call once per loop turn).
+    pub fn end_offline_bursts(&mut self, now: f64) {
+        if self.offline_bursts.is_empty() {
+            return;
+        }
+        let done: Vec<SourceId> = self
+            .offline_bursts
+            .iter()
+            .copied()
+            .filter(|id| !self.is_bursting(*id))
+            .collect();
+        for id in done {
+            self.offline_bursts.remove(&id);
+            self.set_online(id, false, now);
+        }
+    }
+
+    /// Whether a source's burst returns it offline (for `activity`).
+    pub fn burst_returns_offline(&self, id: SourceId) -> bool {
+        self.offline_bursts.contains(&id) && self.is_bursting(id)
     }
 
     /// Every source, in order.
@@ -333,6 +376,29 @@ impl Engine {
         out
     }
 
+    /// `reset sources`: drops every source's measurements and runs selection, which then
+    /// finds nothing to use: the reference becomes unsynchronised (or falls back to `local`)
+    /// until new samples come.
+    pub fn reset_sources(&mut self, now: f64, clock: &mut dyn ClockDriver) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.finished {
+            return out;
+        }
+        for e in self.sources.values_mut() {
+            let a = &mut e.assoc;
+            a.stats.clear();
+            a.filter = a
+                .cfg
+                .filter
+                .and_then(|n| crate::sample_filter::SampleFilter::new(n).ok());
+            a.state = SourceState::Unselectable;
+        }
+        let cooked = cooked_time(clock, now);
+        self.last_no_selection = None;
+        self.select_and_update(None, cooked, clock, &mut out);
+        out
+    }
+
     /// Records a packet from source `id` for `ntpdata` (called with every packet the
     /// association handled); `sent` is the transmit time of the request that was
     /// outstanding, `received` the packet's receive time (local cooked).
@@ -414,16 +480,20 @@ impl Engine {
         let cooked = cooked_time(clock, now);
         let candidates = self.candidates(cooked);
         let selection_ran = self.last_no_selection.is_some() || self.selector.current().is_some();
+        // The candidates are in source order: paired, not searched (10,000 sources).
+        let mut candidates = candidates.iter().peekable();
         self.sources
             .iter()
             .map(|(id, e)| {
                 let a = &e.assoc;
-                let c = candidates.iter().find(|c| c.id == id.0 as usize);
+                let c = candidates.next_if(|c| c.id == id.0 as usize);
                 let effective = c.map_or(a.cfg.select, |c| c.options);
                 let state = match a.state {
                     SourceState::Selected => '*',
                     SourceState::Combined => '+',
-                    SourceState::NotCombined => '-',
+                    // Selectable but too far from the best to be combined: chronyd's `D`
+                    // (checked with `combinelimit 0`).
+                    SourceState::NotCombined => 'D',
                     SourceState::Falseticker => 'x',
                     SourceState::Jittery => '~',
                     SourceState::Unselectable if effective.noselect => 'N',

@@ -200,3 +200,28 @@ fn one_shot_print_reports_offset_without_touching_clock() {
     assert!(log.contains(&Action::Exit(ExitReason::OneShotDone)));
     assert!(c.steps.is_empty() && c.slews.is_empty() && c.freq_ppm == 0.0);
 }
+
+// ---- sync: fallbackdrift (begin) ----
+#[test]
+fn fallback_drift_is_set_once_the_source_is_lost_long_enough() {
+    let mut e = Engine::new(EngineConfig::default());
+    e.set_fallback_drift(7, 8);
+    let mut c = TestClock {
+        now: T0,
+        ..Default::default()
+    };
+    e.add_source(server(), iburst(), T0);
+    drive(&mut e, &mut c, T0 + 600.0, 0.0, |t| t < T0 + 400.0);
+    assert!(e.reference().fallback_drift_active().is_some());
+    assert!(!e.reference().is_synchronised());
+    // Without the directive nothing happens to the frequency.
+    let mut plain = Engine::new(EngineConfig::default());
+    let mut c2 = TestClock {
+        now: T0,
+        ..Default::default()
+    };
+    plain.add_source(server(), iburst(), T0);
+    drive(&mut plain, &mut c2, T0 + 600.0, 0.0, |t| t < T0 + 400.0);
+    assert_eq!(plain.reference().fallback_drift_active(), None);
+}
+// ---- sync: fallbackdrift (end) ----

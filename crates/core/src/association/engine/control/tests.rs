@@ -62,6 +62,23 @@ fn drive(e: &mut Engine, c: &mut TestClock, end: f64, delay: f64) -> usize {
     sent
 }
 
+/// [`drive`] as the daemon's loop does it: offline bursts are ended before every timer.
+fn drive_loop(e: &mut Engine, c: &mut TestClock, end: f64, delay: f64) -> usize {
+    let mut sent = 0;
+    loop {
+        e.end_offline_bursts(c.now);
+        let Some(t) = e.poll_timeout().map(|t| t.max(c.now)) else {
+            break;
+        };
+        if t > end {
+            break;
+        }
+        sent += drive(e, c, t, delay);
+    }
+    c.now = c.now.max(end);
+    sent
+}
+
 fn fast_source() -> SourceConfig {
     SourceConfig {
         iburst: true,
@@ -96,13 +113,41 @@ fn burst_sends_requests_two_seconds_apart_until_enough_are_good() {
 }
 
 #[test]
-fn burst_on_an_offline_source_leaves_it_quiet() {
+fn burst_on_an_offline_source_polls_then_returns_offline() {
     let mut e = Engine::new(EngineConfig::default());
     let mut c = clock();
     let id = e.add_source(server(), fast_source(), T0);
     e.set_online(id, false, T0);
     assert!(e.burst(id, 2, 4, T0));
-    assert_eq!(drive(&mut e, &mut c, T0 + 30.0, 1e-3), 0);
+    assert!(e.burst_returns_offline(id));
+    assert_eq!(drive_loop(&mut e, &mut c, T0 + 3.0, 1e-3), 2);
+    assert!(!e.is_bursting(id));
+    assert!(e.association(id).unwrap().next_timeout().is_none());
+    assert_eq!(drive_loop(&mut e, &mut c, T0 + 30.0, 1e-3), 0);
+}
+
+#[test]
+fn offline_during_a_burst_waits_for_its_end() {
+    let mut e = Engine::new(EngineConfig::default());
+    let mut c = clock();
+    let id = e.add_source(
+        server(),
+        SourceConfig {
+            minpoll: 10,
+            maxpoll: 10,
+            ..Default::default()
+        },
+        T0,
+    );
+    drive_loop(&mut e, &mut c, T0 + 10.0, 1e-3);
+    e.burst(id, 2, 2, c.now);
+    e.set_online_commanded(id, false, c.now);
+    assert!(e.burst_returns_offline(id));
+    assert_eq!(drive_loop(&mut e, &mut c, T0 + 20.0, 1e-3), 2);
+    assert!(e.association(id).unwrap().next_timeout().is_none());
+    // And `online` brings it back.
+    e.set_online_commanded(id, true, c.now);
+    assert!(e.association(id).unwrap().next_timeout().is_some());
 }
 
 #[test]
@@ -336,4 +381,22 @@ fn removing_a_pool_removes_its_members_and_its_lookup() {
         .handle_timeout(T0, &mut c)
         .iter()
         .all(|a| !matches!(a, Action::Resolve(..))));
+}
+
+#[test]
+fn reset_sources_drops_measurements_and_synchronisation() {
+    let mut e = Engine::new(EngineConfig::default());
+    let mut c = clock();
+    let id = e.add_source(server(), fast_source(), T0);
+    drive(&mut e, &mut c, T0 + 20.0, 1e-3);
+    assert!(e.reference().is_synchronised());
+    let actions = e.reset_sources(c.now, &mut c);
+    assert!(!e.reference().is_synchronised());
+    assert!(e.association(id).unwrap().stats().is_empty());
+    assert!(actions
+        .iter()
+        .any(|a| matches!(a, Action::Log(super::super::Event::CannotSynchronise(_)))));
+    // New samples bring it back.
+    drive(&mut e, &mut c, T0 + 40.0, 1e-3);
+    assert!(e.reference().is_synchronised());
 }
