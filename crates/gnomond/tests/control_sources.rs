@@ -267,7 +267,8 @@ fn source_command_statuses_match_chronyd() {
 #[test]
 fn offline_stops_polling_and_online_resumes() {
     let up = upstream();
-    let g = client(&up, "iburst minpoll -2 maxpoll -2", "", &[]);
+    // No iburst: `offline` then takes effect at once (a running burst would finish first).
+    let g = client(&up, "minpoll -2 maxpoll -2", "", &[]);
     wait_sources(&g.socket, Duration::from_secs(20), selected);
     assert_eq!(
         unix(&g.socket, "offline 127.0.0.0/8"),
