@@ -5,7 +5,8 @@
 //!
 //! Architecture rule 5: the main thread only accepts (non-blocking, a bounded number per
 //! wake-up), checks `allow`/`deny` and `ntsratelimit`, and hands each connection to the least
-//! busy helper thread (worker.rs); the TLS work happens there, under a per-connection
+//! busy helper thread (worker.rs); when every helper holds `maxntsconnections`, the connection
+//! is accepted and closed at once, as chronyd does (no client waits in the backlog); the TLS work happens there, under a per-connection
 //! deadline. Key rotation happens on the main thread, which gives the NTP path
 //! (`Server::set_nts_keys`) and every helper a copy of the new keys. Helpers report finished
 //! connections through a socket in the main poll set.
@@ -297,14 +298,11 @@ impl NtsKeService {
             self.start_helpers();
         }
         fds.push(poll::readable(self.done_rx.as_raw_fd()));
-        let room = self.helpers.iter().any(|h| h.active < self.max_per_helper);
+        // The listeners stay in the poll set even while every helper is full: as chronyd
+        // does, a client arriving then is accepted and closed at once (`accept`), instead of
+        // waiting in the kernel's backlog for SYN retries.
         for l in &self.listeners {
-            // While every helper is full, new clients wait in the kernel's backlog.
-            let mut fd = poll::readable(l.as_raw_fd());
-            if !room {
-                fd.fd = -1;
-            }
-            fds.push(fd);
+            fds.push(poll::readable(l.as_raw_fd()));
         }
         if RELOAD.load(Ordering::Relaxed) {
             return 0;
@@ -399,6 +397,8 @@ impl NtsKeService {
                 self.counters.rate_limited += 1;
                 continue;
             }
+            // Every helper at `maxntsconnections`: dropping `stream` closes the connection
+            // now, as chronyd does; the client sees EOF and retries later.
             let Some(helper) = self
                 .helpers
                 .iter_mut()

@@ -309,7 +309,9 @@ fn silent_and_trickling_nts_ke_servers_hold_neither_ntp_service_nor_other_source
 
 /// Case 30 (server side), the slow variant: clients that trickle a TLS record one octet at a
 /// time into gnomond's NTS-KE server are cut at its 2 s handshake deadline although they are
-/// never idle, NTP is answered promptly meanwhile, and a real TLS client is served afterwards.
+/// never idle, NTP is answered promptly meanwhile, a client arriving while they hold both
+/// slots is accepted and closed at once (as chronyd does), and a real TLS client is served
+/// afterwards.
 #[test]
 fn trickling_nts_ke_clients_are_cut_at_the_server_deadline() {
     let dir = TempDir::new("sec-ke-server");
@@ -353,6 +355,15 @@ fn trickling_nts_ke_clients_are_cut_at_the_server_deadline() {
         .collect();
     // NTP service while both KE slots are taken by tricklers.
     std::thread::sleep(Duration::from_millis(300));
+    // A third client meanwhile is closed at once, not left in the backlog until a trickler's
+    // deadline (1.7 s away at least).
+    let extra = TcpStream::connect_timeout(&ke, Duration::from_secs(2)).unwrap();
+    assert!(
+        closed_within(&extra, Duration::from_millis(500)),
+        "a client beyond maxntsconnections was not closed at once:\n{}",
+        d.stderr()
+    );
+    drop(extra);
     for i in 0..8 {
         assert!(
             query(d.addr_v4(), Duration::from_millis(500)).is_some(),
@@ -435,6 +446,20 @@ fn closed_within(s: &TcpStream, wait: Duration) -> bool {
     }
 }
 
+/// Whether the server has already closed `s` (EOF or reset), without waiting.
+fn closed_now(s: &TcpStream) -> bool {
+    s.set_nonblocking(true).unwrap();
+    let mut b = [0u8; 64];
+    let mut r = s;
+    let closed = match r.read(&mut b) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() != ErrorKind::WouldBlock,
+    };
+    s.set_nonblocking(false).unwrap();
+    closed
+}
+
 /// Resident set size of process `pid`, KiB.
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -446,10 +471,11 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 /// Case 30 (server side), the flood: silent connections from 150 addresses exceed the default
-/// `maxntsconnections` (100), the excess waits in the backlog and all end by the deadlines; 30 quick connections from one
-/// address meet `ntsratelimit` with its defaults (burst 8, leak 1/4; like chronyd, no limit
-/// without the directive), while another address is not limited; NTP is answered promptly throughout, every held connection ends at the deadline,
-/// and the daemon's memory grows by little.
+/// `maxntsconnections` (100): 100 are held until the deadline and the other 50 are accepted
+/// and closed at once, as chronyd does; 30 quick connections from one address meet
+/// `ntsratelimit` with its defaults (burst 8, leak 1/4; like chronyd, no limit without the
+/// directive), while another address is not limited; NTP is answered promptly throughout,
+/// every held connection ends at the deadline, and the daemon's memory grows by little.
 #[test]
 fn nts_ke_flood_is_rate_limited_per_address_and_every_session_ends() {
     let dir = TempDir::new("sec-ke-flood");
@@ -494,8 +520,7 @@ fn nts_ke_flood_is_rate_limited_per_address_and_every_session_ends() {
     std::thread::sleep(Duration::from_millis(2500));
 
     // 150 addresses, one silent connection each, from a helper thread: gnomond holds at most
-    // 100 sessions and leaves the rest in the kernel's backlog until a slot frees (the
-    // listener leaves its poll set while full), so some connects wait for SYN retries.
+    // 100 sessions and closes the rest as soon as it accepts them.
     let opened = Instant::now();
     let connector = std::thread::spawn(move || -> Vec<TcpStream> {
         (1..=150u8)
@@ -515,8 +540,19 @@ fn nts_ke_flood_is_rate_limited_per_address_and_every_session_ends() {
     }
     let many = connector.join().unwrap();
     assert_eq!(many.len(), 150);
-    // Every session ends: 100 at a time, each within the 2 s deadline, the queued ones after
-    // the SYN retries that got them in; 20 s bounds this many times over.
+    // Well before the 2 s deadline, exactly the 50 beyond the cap are closed (checked without
+    // waiting, so the scan itself cannot reach the deadline).
+    std::thread::sleep(Duration::from_millis(400));
+    let closed_at_once = many.iter().filter(|s| closed_now(s)).count();
+    assert_eq!(
+        closed_at_once,
+        50,
+        "connections closed before the deadline ({:?} after the first connect):\n{}",
+        opened.elapsed(),
+        d.stderr()
+    );
+    // Every session ends: the 100 held ones at the 2 s deadline; 20 s bounds this many
+    // times over.
     let deadline = opened + Duration::from_secs(20);
     for s in &many {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -552,6 +588,7 @@ fn nts_ke_flood_is_rate_limited_per_address_and_every_session_ends() {
             .unwrap_or_else(|| panic!("no {label} in {stats}"))
     };
     assert!(count("rate-limited") >= 8, "{stats}");
+    assert!(count("refused-full") >= 50, "{stats}");
     assert!(
         count("accepted") <= 30 + 4 + 150 - count("rate-limited"),
         "{stats}"
