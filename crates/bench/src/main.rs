@@ -12,11 +12,13 @@
 //! gnomon-bench probe  HOST:PORT [--timeout-ms 2000]
 //! gnomon-bench nts    [--servers chronyd,gnomond] [--clients 4] [--reps 5] [--duration 2]
 //!                     [server options as above]
+//! gnomon-bench mac-timing [--iterations 300000] [--batch 1000]
 //! ```
 
 mod bare;
 mod histogram;
 mod load;
+mod mac_timing;
 mod nts;
 mod packet;
 mod probe;
@@ -39,7 +41,8 @@ const USAGE: &str = "usage:
                       [--noclock PATH] [--conf LINE]...
   gnomon-bench probe  HOST:PORT [--timeout-ms 2000]
   gnomon-bench nts    [--servers chronyd,gnomond] [--clients 4] [--reps 5] [--duration 2]
-                      [server options as above]";
+                      [server options as above]
+  gnomon-bench mac-timing [--iterations 300000] [--batch 1000]";
 
 /// Options as `--name value` pairs (repeatable ones collect), plus positional arguments.
 struct Args {
@@ -189,6 +192,25 @@ fn cmd_nts(a: &Args) -> Result<ExitCode, String> {
     })
 }
 
+/// `gnomon-bench mac-timing` (mac_timing.rs): case 17's timing smoke check of `Key::verify`.
+fn cmd_mac_timing(a: &Args) -> Result<ExitCode, String> {
+    a.check(&["iterations", "batch"])?;
+    let opts = mac_timing::MacTimingOptions {
+        iterations: a.num("iterations", 300_000)?,
+        batch: a.num("batch", 1000)?,
+    };
+    if opts.batch == 0 || opts.iterations < opts.batch || opts.iterations > 100_000_000 {
+        return Err("--batch must be at least 1 and at most --iterations (<= 1e8)".into());
+    }
+    let (text, ok) = mac_timing::run(opts);
+    print!("{text}");
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 /// The server options shared by `server` and `nts` (`more`: options only the caller takes).
 fn server_options(
     a: &Args,
@@ -271,6 +293,7 @@ fn main() -> ExitCode {
         "server" => cmd_server(&args),
         "probe" => cmd_probe(&args),
         "nts" => cmd_nts(&args),
+        "mac-timing" => cmd_mac_timing(&args),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

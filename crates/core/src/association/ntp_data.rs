@@ -155,8 +155,11 @@ impl NtpDataLog {
             RxOutcome::Rejected(Rejection::Malformed) => return,
             RxOutcome::Rejected(reason) => failed_test(*reason),
         };
-        // Packets failing tests 1–3 are not the source's answer: its fields are not shown.
-        if failed & (test_bit::DUPLICATE | test_bit::BOGUS | test_bit::INVALID) != 0 {
+        // Packets failing tests 1–3 are not the source's answer, and one failing test 5 may
+        // be forged: chronyd 4.3 neither counts them as valid RX nor shows their fields
+        // (checked against a peer signing with the wrong key, tests/auth_peers.rs).
+        let not_valid = test_bit::DUPLICATE | test_bit::BOGUS | test_bit::INVALID | test_bit::AUTH;
+        if failed & not_valid != 0 {
             if !self.seen_valid {
                 r.tests = test_bit::ALL & !failed;
             }
