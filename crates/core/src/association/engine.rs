@@ -173,7 +173,7 @@ const POOL_FALSETICKER_ROUNDS: u32 = 8;
 /// The engine.
 #[derive(Debug)]
 pub struct Engine {
-    sources: BTreeMap<SourceId, Entry>,
+    sources: source_table::SourceTable,
     pools: BTreeMap<PoolId, Pool>,
     next_id: u32,
     selector: Selector,
@@ -209,7 +209,7 @@ impl Engine {
     /// A new engine with no sources.
     pub fn new(cfg: EngineConfig) -> Self {
         Engine {
-            sources: BTreeMap::new(),
+            sources: source_table::SourceTable::default(),
             pools: BTreeMap::new(),
             next_id: 0,
             selector: Selector::new(cfg.selection),
@@ -380,11 +380,7 @@ impl Engine {
         if self.finished {
             return None;
         }
-        let mut t = self
-            .sources
-            .values()
-            .filter_map(|e| e.assoc.next_timeout())
-            .reduce(f64::min);
+        let mut t = self.sources.earliest_timeout();
         if let Some((at, _)) = self.leap_at {
             // Cooked and raw differ by the slew in progress, at most a few milliseconds
             // around a leap; the handler checks the cooked time itself.
@@ -817,6 +813,7 @@ mod auth_tests;
 mod security_tests;
 // ---- source options: copy, auto_offline, maxunreach ----
 mod source_options;
+mod source_table;
 // ---- control: chronyc's commands on sources and the clock ----
 mod control;
 pub use control::{AuthReport, RejectedMeasurement, SelectReport, SourceSetting};
