@@ -13,6 +13,8 @@
 //! gnomon-bench nts    [--servers chronyd,gnomond] [--clients 4] [--reps 5] [--duration 2]
 //!                     [server options as above]
 //! gnomon-bench mac-timing [--iterations 300000] [--batch 1000]
+//! gnomon-bench nts-flood [--servers gnomond,chronyd] [--silent 10000] [--slow 1000]
+//!                     [--addresses 1000] [--flood 30] [--quiet 3] [server options as above]
 //! ```
 
 mod bare;
@@ -20,6 +22,7 @@ mod histogram;
 mod load;
 mod mac_timing;
 mod nts;
+mod nts_flood;
 mod packet;
 mod probe;
 mod server;
@@ -42,7 +45,9 @@ const USAGE: &str = "usage:
   gnomon-bench probe  HOST:PORT [--timeout-ms 2000]
   gnomon-bench nts    [--servers chronyd,gnomond] [--clients 4] [--reps 5] [--duration 2]
                       [server options as above]
-  gnomon-bench mac-timing [--iterations 300000] [--batch 1000]";
+  gnomon-bench mac-timing [--iterations 300000] [--batch 1000]
+  gnomon-bench nts-flood [--servers gnomond,chronyd] [--silent 10000] [--slow 1000]
+                      [--addresses 1000] [--flood 30] [--quiet 3] [server options as above]";
 
 /// Options as `--name value` pairs (repeatable ones collect), plus positional arguments.
 struct Args {
@@ -211,6 +216,44 @@ fn cmd_mac_timing(a: &Args) -> Result<ExitCode, String> {
     })
 }
 
+/// `gnomon-bench nts-flood` (nts_flood.rs): case 30 at scale, NTS-KE connection exhaustion.
+fn cmd_nts_flood(a: &Args) -> Result<ExitCode, String> {
+    let more = ["silent", "slow", "addresses", "flood", "quiet"];
+    let mut base = server_options(a, "gnomond,chronyd", 1, &more)?;
+    // Unlike the throughput benches, the daemons keep ordinary priority unless asked: a
+    // real-time daemon under a connection flood would starve the flood and the machine.
+    if a.str("nice").is_none() {
+        base.nice = 0;
+    }
+    if a.str("fifo").is_none() {
+        base.fifo = 0;
+    }
+    let opts = nts_flood::FloodOptions {
+        base,
+        silent: a.num("silent", 10_000)?,
+        slow: a.num("slow", 1000)?,
+        addresses: a.num("addresses", 1000)?,
+        flood: seconds(a.num("flood", 30.0)?)?,
+        quiet: seconds(a.num("quiet", 3.0)?)?,
+    };
+    if opts.silent > 50_000 || opts.slow > 10_000 {
+        return Err("--silent must be at most 50000 and --slow at most 10000".into());
+    }
+    if opts.addresses == 0 || opts.addresses > 60_000 {
+        return Err("--addresses must be 1..=60000".into());
+    }
+    if opts.flood > Duration::from_secs(300) || opts.quiet > Duration::from_secs(60) {
+        return Err("--flood must be at most 300 s and --quiet at most 60 s".into());
+    }
+    let (text, ok) = nts_flood::run(&opts)?;
+    print!("{text}");
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 /// The server options shared by `server` and `nts` (`more`: options only the caller takes).
 fn server_options(
     a: &Args,
@@ -294,6 +337,7 @@ fn main() -> ExitCode {
         "probe" => cmd_probe(&args),
         "nts" => cmd_nts(&args),
         "mac-timing" => cmd_mac_timing(&args),
+        "nts-flood" => cmd_nts_flood(&args),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

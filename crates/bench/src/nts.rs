@@ -36,7 +36,11 @@ fn mono(t0: Instant) -> f64 {
 }
 
 /// One complete NTS-KE exchange with `addr`.
-fn key_exchange(trust: &NtsTrust, addr: SocketAddr, t0: Instant) -> Result<NtsKeOutcome, String> {
+pub(crate) fn key_exchange(
+    trust: &NtsTrust,
+    addr: SocketAddr,
+    t0: Instant,
+) -> Result<NtsKeOutcome, String> {
     fn e(what: &'static str) -> impl Fn(std::io::Error) -> String {
         move |err| format!("{what}: {err}")
     }
@@ -181,7 +185,7 @@ fn responses(
 }
 
 /// A self-signed P-256 certificate for localhost/127.0.0.1: (cert, key) paths.
-fn make_cert(dir: &Path) -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
+pub(crate) fn make_cert(dir: &Path) -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
     let cert = dir.join("cert.pem");
     let key = dir.join("key.pem");
     let st = Command::new("openssl")
@@ -216,7 +220,7 @@ fn make_cert(dir: &Path) -> Result<(std::path::PathBuf, std::path::PathBuf), Str
 
 /// A loopback TCP port in 20000-60000 free now and not in `taken` (the NTS-KE ports of the
 /// servers already started: chronyd's listener would take connections meant for the next).
-fn free_tcp_port(seed: u64, taken: &[u16]) -> Option<u16> {
+pub(crate) fn free_tcp_port(seed: u64, taken: &[u16]) -> Option<u16> {
     let mut x = seed | 1;
     for _ in 0..200 {
         x ^= x << 13;

@@ -1,5 +1,6 @@
 //! The bench's OS layer: batched UDP receive and send (`recvmmsg(2)` / `sendmmsg(2)`), kernel
-//! receive timestamps (`SO_TIMESTAMPNS`), `poll(2)` and CPU pinning (`sched_setaffinity(2)`).
+//! receive timestamps (`SO_TIMESTAMPNS`), `poll(2)`, CPU pinning (`sched_setaffinity(2)`), the
+//! open-files limit and TCP connections from a chosen loopback address (the NTS-KE flood).
 //!
 //! This is the only module of the bench that uses `unsafe`: every block is a single libc call on
 //! buffers owned by the struct that makes the call, rebuilt just before the call so no pointer
@@ -452,6 +453,77 @@ pub fn realtime_now() -> (i64, u32) {
     match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
         Ok(d) => (d.as_secs() as i64, d.subsec_nanos()),
         Err(_) => (0, 0),
+    }
+}
+
+/// Raises this process's RLIMIT_NOFILE soft limit to `want` (at most the hard limit);
+/// returns the soft limit in force afterwards.
+pub fn raise_nofile(want: u64) -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit on a struct owned by this frame.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 0;
+        }
+        if lim.rlim_cur >= want {
+            return lim.rlim_cur;
+        }
+        let old = lim.rlim_cur;
+        lim.rlim_cur = want.min(lim.rlim_max);
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+            return old;
+        }
+    }
+    lim.rlim_cur
+}
+
+/// Starts a non-blocking TCP connection from loopback address `src` to `dst` (any 127/8
+/// address is local on Linux's loopback, so one process plays many clients). The connection
+/// completes in the background; the descriptor is owned by the returned stream.
+pub fn connect_from(
+    src: std::net::Ipv4Addr,
+    dst: std::net::SocketAddr,
+) -> std::io::Result<std::net::TcpStream> {
+    use std::os::fd::FromRawFd;
+    let std::net::SocketAddr::V4(dst) = dst else {
+        return Err(io::ErrorKind::Unsupported.into());
+    };
+    let sin = |a: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(a).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let (local, remote) = (sin(src, 0), sin(*dst.ip(), dst.port()));
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: socket calls on a descriptor this function owns; the sockaddr structs live across
+    // the calls and `len` is their size. The descriptor goes to a TcpStream (which closes it) as
+    // soon as it exists, so every error path below closes it too.
+    unsafe {
+        let fd = libc::socket(
+            libc::AF_INET,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        );
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let stream = std::net::TcpStream::from_raw_fd(fd);
+        if libc::bind(fd, (&local as *const libc::sockaddr_in).cast(), len) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if libc::connect(fd, (&remote as *const libc::sockaddr_in).cast(), len) != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EINPROGRESS) {
+                return Err(e);
+            }
+        }
+        Ok(stream)
     }
 }
 

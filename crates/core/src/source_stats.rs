@@ -57,6 +57,8 @@ pub struct SourceStats {
     min_samples: usize,
     max_samples: usize,
     estimate: Option<Estimate>,
+    /// Slow average of the fits' residual variance (see `weights`), seconds squared.
+    scatter: f64,
 }
 
 impl SourceStats {
@@ -77,6 +79,7 @@ impl SourceStats {
             min_samples,
             max_samples,
             estimate: None,
+            scatter: 0.0,
         }
     }
 
@@ -104,6 +107,7 @@ impl SourceStats {
     pub fn clear(&mut self) {
         self.samples.clear();
         self.estimate = None;
+        self.scatter = 0.0;
     }
 
     /// Keeps only the newest `keep` samples (at least `minsamples`) and recomputes the
@@ -293,6 +297,12 @@ impl SourceStats {
             )
         });
         self.samples.drain(..start);
+        let v = fit.std_dev * fit.std_dev;
+        self.scatter = if self.scatter > 0.0 {
+            self.scatter + SCATTER_GAIN * (v - self.scatter)
+        } else {
+            v
+        };
         let span = last.time - self.samples[0].time;
         self.estimate = Some(Estimate {
             ref_time: last.time,
@@ -307,14 +317,19 @@ impl SourceStats {
     }
 
     /// Weights from each sample's excess delay over the smallest held: see [`delay_weights`].
-    /// The scatter the delays do not explain is taken from the previous fit.
+    /// The scatter the delays may explain is a slow average of the past fits' (`scatter`):
+    /// taken from the last fit alone, the weights fed back into themselves and the estimate
+    /// swung between two states at every update (seen on loopback as Last offsets alternating
+    /// in sign).
     fn weights(&self) -> Vec<f64> {
         let delays: Vec<f64> = self.samples.iter().map(|s| s.peer_delay).collect();
         let disp: Vec<f64> = self.samples.iter().map(|s| s.peer_dispersion).collect();
-        let scatter = self.estimate.map_or(0.0, |e| e.std_dev);
-        delay_weights(&delays, &disp, scatter)
+        delay_weights(&delays, &disp, self.scatter.sqrt())
     }
 }
+
+/// Share of each new fit's residual variance in the slow average the weights use.
+const SCATTER_GAIN: f64 = 0.3;
 
 /// Fraction of the median excess delay below which no sample's error is assumed to fall.
 const EXCESS_FLOOR_FRACTION: f64 = 0.05;

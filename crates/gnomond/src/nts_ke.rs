@@ -5,11 +5,12 @@
 //!
 //! Architecture rule 5: the main thread only accepts (non-blocking, a bounded number per
 //! wake-up), checks `allow`/`deny` and `ntsratelimit`, and hands each connection to the least
-//! busy helper thread (worker.rs); when every helper holds `maxntsconnections`, the connection
-//! is accepted and closed at once, as chronyd does (no client waits in the backlog); the TLS work happens there, under a per-connection
-//! deadline. Key rotation happens on the main thread, which gives the NTP path
-//! (`Server::set_nts_keys`) and every helper a copy of the new keys. Helpers report finished
-//! connections through a socket in the main poll set.
+//! busy helper thread (worker.rs), where the TLS work happens under a per-connection deadline.
+//! When every helper holds `maxntsconnections`, a new connection is accepted and closed at
+//! once, as chronyd does, rather than left waiting in the kernel's backlog. Key rotation
+//! happens on the main thread, which gives the NTP path (`Server::set_nts_keys`) and every
+//! helper a copy of the new keys. Helpers report finished connections through a socket in the
+//! main poll set.
 
 pub(crate) mod dump;
 mod worker;

@@ -208,7 +208,8 @@ fn silent_nts_ke_clients_hold_neither_ntp_nor_later_handshakes() {
             "NTP query {i} unanswered while NTS-KE is full"
         );
     }
-    // A real client's handshake waits at most for the deadline to free a slot.
+    // A real client arriving while every slot is held is accepted and closed at once (as
+    // chronyd does when full) and retries; it gets through once a deadline frees a slot.
     let (c, cmdport) = nts_client(d.port, ntsport, &cert, -2);
     // The server closes each silent connection at its 2 s deadline.
     for s in &mut silent {

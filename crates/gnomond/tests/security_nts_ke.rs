@@ -519,13 +519,40 @@ fn nts_ke_flood_is_rate_limited_per_address_and_every_session_ends() {
     // Let those sessions end (deadline 2 s) before the capacity test.
     std::thread::sleep(Duration::from_millis(2500));
 
-    // 150 addresses, one silent connection each, from a helper thread: gnomond holds at most
-    // 100 sessions and closes the rest as soon as it accepts them.
+    // 150 addresses, one silent connection each, from a helper thread, 5 ms apart so the
+    // listener's backlog (16) does not overflow: gnomond holds at most 100 sessions and closes
+    // the rest as soon as it accepts them. A watcher thread notes when each connection is
+    // closed, so "closed at once" is measured per connection, whatever the connects cost.
+    type Watched = (TcpStream, Instant, Option<Instant>);
+    let conns: Arc<Mutex<Vec<Watched>>> = Arc::new(Mutex::new(Vec::new()));
     let opened = Instant::now();
-    let connector = std::thread::spawn(move || -> Vec<TcpStream> {
-        (1..=150u8)
-            .filter_map(|i| connect_from([127, 0, 3, i].into(), ke))
-            .collect()
+    let deadline = opened + Duration::from_secs(20);
+    let list = conns.clone();
+    let connector = std::thread::spawn(move || {
+        for i in 1..=150u8 {
+            if let Some(s) = connect_from([127, 0, 3, i].into(), ke) {
+                list.lock().unwrap().push((s, Instant::now(), None));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    });
+    let list = conns.clone();
+    let watcher = std::thread::spawn(move || {
+        // Bounded by the 20 s deadline: every session must have ended by then.
+        while Instant::now() < deadline {
+            let mut all = list.lock().unwrap();
+            let now = Instant::now();
+            for (s, _, closed) in all.iter_mut().filter(|c| c.2.is_none()) {
+                if closed_now(s) {
+                    *closed = Some(now);
+                }
+            }
+            if all.len() == 150 && all.iter().all(|c| c.2.is_some()) {
+                return;
+            }
+            drop(all);
+            std::thread::sleep(Duration::from_millis(10));
+        }
     });
     // NTP is answered promptly while the flood arrives and 100 sessions are held.
     let mut answered = 0;
@@ -535,34 +562,51 @@ fn nts_ke_flood_is_rate_limited_per_address_and_every_session_ends() {
             "NTP query {answered} unanswered during the NTS-KE flood"
         );
         answered += 1;
-        assert!(answered < 200, "connector never finished");
+        assert!(answered < 400, "connector never finished");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let many = connector.join().unwrap();
-    assert_eq!(many.len(), 150);
-    // Well before the 2 s deadline, exactly the 50 beyond the cap are closed (checked without
-    // waiting, so the scan itself cannot reach the deadline).
-    std::thread::sleep(Duration::from_millis(400));
-    let closed_at_once = many.iter().filter(|s| closed_now(s)).count();
-    assert_eq!(
-        closed_at_once,
-        50,
-        "connections closed before the deadline ({:?} after the first connect):\n{}",
-        opened.elapsed(),
+    connector.join().unwrap();
+    watcher.join().unwrap();
+    let many = std::mem::take(&mut *conns.lock().unwrap());
+    assert_eq!(many.len(), 150, "connections refused by the kernel");
+    // Every session ends (the held ones at the 2 s deadline; 20 s bounds this many times
+    // over), either at once (under 1 s: refused because full) or held to the deadline.
+    let mut held: Vec<(Instant, Instant)> = Vec::new();
+    let mut at_once = 0u64;
+    for (_, connected, closed) in &many {
+        let closed = closed.unwrap_or_else(|| {
+            panic!(
+                "a silent connection outlived every deadline ({:?}):\n{}",
+                opened.elapsed(),
+                d.stderr()
+            )
+        });
+        if closed.duration_since(*connected) < Duration::from_secs(1) {
+            at_once += 1;
+        } else {
+            held.push((*connected, closed));
+        }
+    }
+    // The cap was filled, the excess closed at once (50 when the connects take under 2 s; fewer
+    // if slow connects let deadlines free slots first, so the bound is loose), and never more
+    // than 100 held at a time (observed intervals start at the connect and end up to one scan
+    // late, so they may overlap a little more than the real sessions).
+    let peak = held
+        .iter()
+        .map(|(from, _)| held.iter().filter(|(a, b)| a <= from && from < b).count())
+        .max()
+        .unwrap_or(0);
+    eprintln!(
+        "flood: held {}, at most {peak} at once, closed at once {at_once}",
+        held.len()
+    );
+    assert!(
+        held.len() >= 100 && at_once >= 10 && peak <= 110,
+        "held {} (at most {peak} at once), closed at once {at_once}, connects took {:?}:\n{}",
+        held.len(),
+        many.last().map(|c| c.1.duration_since(opened)),
         d.stderr()
     );
-    // Every session ends: the 100 held ones at the 2 s deadline; 20 s bounds this many
-    // times over.
-    let deadline = opened + Duration::from_secs(20);
-    for s in &many {
-        let left = deadline.saturating_duration_since(Instant::now());
-        assert!(
-            closed_within(s, left.max(Duration::from_millis(10))),
-            "a silent connection outlived every deadline ({:?}):\n{}",
-            opened.elapsed(),
-            d.stderr()
-        );
-    }
     for i in 0..5 {
         assert!(
             query(d.addr_v4(), Duration::from_millis(500)).is_some(),
@@ -588,7 +632,7 @@ fn nts_ke_flood_is_rate_limited_per_address_and_every_session_ends() {
             .unwrap_or_else(|| panic!("no {label} in {stats}"))
     };
     assert!(count("rate-limited") >= 8, "{stats}");
-    assert!(count("refused-full") >= 50, "{stats}");
+    assert!(count("refused-full") >= at_once, "{stats}");
     assert!(
         count("accepted") <= 30 + 4 + 150 - count("rate-limited"),
         "{stats}"

@@ -83,6 +83,8 @@ fn compare(scenario: &str, imp: Impairment) {
     let mut texts = [String::new(), String::new()];
     let mut served = Vec::new();
     let mut next_sample = 0.0;
+    // GNOMON_SYNC_TRACE=1 prints every second's figures and gnomond's `sourcestats` row.
+    let trace = std::env::var_os("GNOMON_SYNC_TRACE").is_some();
     while start.elapsed() < RUN {
         let t = start.elapsed().as_secs_f64();
         for (i, cmd) in [chrony_cmd, gnomond.cmdport].into_iter().enumerate() {
@@ -100,6 +102,22 @@ fn compare(scenario: &str, imp: Impairment) {
         if t >= SETTLE && t >= next_sample {
             if let Some(o) = served_offset(gnomond.addr_v4(), 3) {
                 served.push(o);
+            }
+            if trace {
+                let stats = std::process::Command::new("chronyc")
+                    .args(["-n", "-h", "127.0.0.1", "-p"])
+                    .arg(gnomond.cmdport.to_string())
+                    .arg("sourcestats")
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                    .unwrap_or_default();
+                println!(
+                    "{scenario} {t:6.1} chronyd {:+9.1} us gnomond {:+9.1} us served {:+9.1} us | {}",
+                    last[0].last().copied().unwrap_or(f64::NAN) * 1e6,
+                    last[1].last().copied().unwrap_or(f64::NAN) * 1e6,
+                    served.last().copied().unwrap_or(f64::NAN) * 1e6,
+                    stats.lines().last().unwrap_or("").trim()
+                );
             }
             next_sample = t + 1.0;
         }
