@@ -108,6 +108,16 @@ pub struct NtsKeService {
     counters: NtsKeCounters,
 }
 
+impl NtsKeService {
+    /// `serverstats`' NTS-KE counters: (accepted, dropped). Like chronyd, every connection
+    /// past `allow`/`deny` is "accepted" (also those closed at once because every slot is
+    /// busy), and "dropped" are those `ntsratelimit` refused.
+    pub fn serverstats(&self) -> (u64, u64) {
+        let c = &self.counters;
+        (c.accepted + c.full + c.rate_limited, c.rate_limited)
+    }
+}
+
 impl std::fmt::Debug for NtsKeService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NtsKeService")

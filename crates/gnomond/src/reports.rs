@@ -184,6 +184,8 @@ pub fn server_stats(
     let daemon_rx = io.no_kernel_timestamp.min(core.ntp_received);
     ServerStats {
         ntp_hits: core.ntp_received,
+        nke_hits: io.nke_hits,
+        nke_drops: io.nke_drops,
         cmd_hits: commands.hits,
         ntp_drops: core.ntp_rate_limited,
         cmd_drops: commands.drops,

@@ -69,6 +69,11 @@ pub struct Counters {
     pub other_drops: u64,
     /// Datagrams without a kernel receive timestamp (a CLOCK_REALTIME read was used).
     pub no_kernel_timestamp: u64,
+    /// NTS-KE connections that passed `allow`/`deny` (nts_ke.rs; copied each loop turn), as
+    /// chronyd's "NTS-KE connections accepted".
+    pub nke_hits: u64,
+    /// NTS-KE connections refused by `ntsratelimit`, as chronyd's "NTS-KE connections dropped".
+    pub nke_drops: u64,
 }
 
 impl Counters {

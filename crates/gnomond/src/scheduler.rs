@@ -150,6 +150,9 @@ impl Scheduler {
             // NTS-KE (nts_ke.rs): hand connections to helpers, rotate keys.
             let nts_fds = fds.get(nts_base..).unwrap_or(&[]);
             crate::nts_ke::service(&mut self.nts_ke, nts_fds, responder);
+            if let Some(nke) = &self.nts_ke {
+                (server.counters.nke_hits, server.counters.nke_drops) = nke.serverstats();
+            }
             if ready == 0 {
                 if let Some(sig) = self.signals.take() {
                     return Ok(Exit::Signal(sig));

@@ -82,6 +82,11 @@ fn nts_client(port: u16, ntsport: u16, trusted: &Path, poll: i32) -> (Chronyd, u
 
 /// "Authenticated NTP packets" from `chronyc serverstats` on gnomond's command socket.
 fn authenticated_packets(d: &Daemon) -> u64 {
+    serverstats_value(d, "Authenticated NTP packets")
+}
+
+/// One counter of `chronyc serverstats` on gnomond's command socket.
+fn serverstats_value(d: &Daemon, label: &str) -> u64 {
     let out = run_bounded(
         Command::new(require_tool("chronyc"))
             .arg("-h")
@@ -91,12 +96,8 @@ fn authenticated_packets(d: &Daemon) -> u64 {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines()
-        .find_map(|l| {
-            l.strip_prefix("Authenticated NTP packets")?
-                .split(':')
-                .nth(1)
-        })
-        .unwrap_or_else(|| panic!("no authenticated count in:\n{text}"))
+        .find_map(|l| l.strip_prefix(label)?.split(':').nth(1))
+        .unwrap_or_else(|| panic!("no {label} in:\n{text}"))
         .trim()
         .parse()
         .unwrap()
@@ -117,6 +118,9 @@ fn nts_chronyd_synchronises_with_trusted_certificate() {
         d.stderr()
     );
     assert!(authenticated_packets(&d) > 0, "{}", d.stderr());
+    // chronyd made at least one key exchange with us; none was rate limited.
+    assert!(serverstats_value(&d, "NTS-KE connections accepted") >= 1);
+    assert_eq!(serverstats_value(&d, "NTS-KE connections dropped"), 0);
 }
 
 #[test]
