@@ -79,6 +79,9 @@ pub struct SavedSession {
     pub ntp_addr: std::net::SocketAddr,
     /// Start of the key exchange (daemon time base, Unix seconds): the session's age.
     pub started: f64,
+    /// Successful key exchanges with this source so far (`authdata`'s KeyID, which chronyd
+    /// keeps across restarts with the cookies).
+    pub key_establishments: u32,
     /// AEAD keys.
     pub keys: crate::nts::SessionKeys,
     /// Unused cookies, oldest first.
@@ -100,6 +103,10 @@ pub struct NtsState {
     ke_started: f64,
     /// When the key exchange of the current session started (its age counts from there).
     session_start: f64,
+    /// Successful key exchanges (a restored session counts as one): `authdata`'s KeyID.
+    ke_successes: u32,
+    /// Key exchanges started since the last successful one: `authdata`'s Atmp.
+    ke_attempts: u32,
 }
 
 impl NtsState {
@@ -115,6 +122,8 @@ impl NtsState {
             ke_ip: None,
             ke_started: now,
             session_start: now,
+            ke_successes: 0,
+            ke_attempts: 0,
         }
     }
 
@@ -149,6 +158,7 @@ impl NtsState {
         }
         self.running = true;
         self.ke_started = now;
+        self.ke_attempts = self.ke_attempts.saturating_add(1);
         self.next_ke = now + self.backoff;
         self.backoff = (self.backoff * 2.0).min(MAX_KE_BACKOFF);
         let ip = *self.ke_ip.get_or_insert(ip);
@@ -171,6 +181,8 @@ impl NtsState {
             self.session = Some(NtsSession::new(o.keys.clone(), &o.cookies));
             self.nak = false;
             self.session_start = self.ke_started;
+            self.ke_successes = self.ke_successes.saturating_add(1);
+            self.ke_attempts = 0;
         }
     }
 
@@ -208,6 +220,7 @@ impl NtsState {
             ke_ip,
             ntp_addr,
             started: self.session_start,
+            key_establishments: self.ke_successes,
             keys: session.keys().clone(),
             cookies: session.take_cookies(),
         })
@@ -218,12 +231,56 @@ impl NtsState {
     pub fn restored(&mut self, saved: &SavedSession) {
         self.session_start = saved.started;
         self.ke_ip = Some(saved.ke_ip);
+        // The installed session was established at least once.
+        self.ke_successes = saved.key_establishments.max(1);
     }
 
     /// Cookies left.
     pub fn cookies(&self) -> usize {
         self.session.as_ref().map_or(0, |s| s.jar().len())
     }
+
+    /// What `authdata` shows for this source at `now` (chronyc's columns, as chronyd 4.3
+    /// fills them for an NTS source).
+    pub fn auth_status(&self, now: f64) -> NtsAuthStatus {
+        NtsAuthStatus {
+            key_establishments: self.ke_successes,
+            attempts: self.ke_attempts,
+            has_keys: self.session.is_some(),
+            last_ke_ago: self
+                .session
+                .as_ref()
+                .map(|_| (now - self.session_start).max(0.0)),
+            nak: self.nak,
+            cookies: self.cookies(),
+            next_cookie_len: self
+                .session
+                .as_ref()
+                .and_then(|s| s.jar().next_len())
+                .unwrap_or(0),
+        }
+    }
+}
+
+/// The key-exchange and cookie state `authdata` reports for an NTS source.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NtsAuthStatus {
+    /// Successful key exchanges so far (a session restored from `ntsdumpdir` counts as one):
+    /// chronyc's KeyID column for NTS.
+    pub key_establishments: u32,
+    /// Key exchanges started since the last successful one, the running one included (Atmp).
+    pub attempts: u32,
+    /// A key exchange gave keys (Type and KLen are the AEAD's, else 0).
+    pub has_keys: bool,
+    /// Seconds since the key exchange of the current session started (Last); `None` before
+    /// the first.
+    pub last_ke_ago: Option<f64>,
+    /// An NTS NAK answered a request and no key exchange has succeeded since (NAK).
+    pub nak: bool,
+    /// Cookies held (Cook).
+    pub cookies: usize,
+    /// Length, octets, of the cookie the next request will carry; 0 with none (CLen).
+    pub next_cookie_len: usize,
 }
 
 /// The NTP address after a key exchange: the Server record's address (an IP literal, or
@@ -311,6 +368,7 @@ mod tests {
         let saved = s.take_saved("127.0.0.1:123".parse().unwrap()).unwrap();
         assert_eq!(saved.cookies.len(), 8);
         assert_eq!((saved.ke_ip, saved.started), (IP, 10.0));
+        assert_eq!(saved.key_establishments, 1);
         // Nothing left to send: the saved cookies are never used here again.
         assert!(!s.is_ready());
         let mut t = NtsState::new(NtsSource::new("localhost"), 500.0);
@@ -320,9 +378,50 @@ mod tests {
             ntp_server: None,
             ntp_port: None,
         }));
-        t.restored(&saved);
+        t.restored(&SavedSession {
+            key_establishments: 3,
+            ..saved.clone()
+        });
         assert!(t.is_ready());
+        assert_eq!(t.auth_status(10.0).key_establishments, 3);
         assert_eq!(t.ke_due(), Some(10.0 + f64::from(DEFAULT_NTS_REFRESH)));
+    }
+
+    #[test]
+    fn auth_status_counts_key_exchanges_attempts_and_cookies_as_authdata_shows_them() {
+        let mut s = NtsState::new(NtsSource::new("localhost"), 0.0);
+        let st = s.auth_status(3.0);
+        assert_eq!(
+            (st.key_establishments, st.attempts, st.has_keys),
+            (0, 0, false)
+        );
+        assert_eq!(
+            (st.last_ke_ago, st.cookies, st.next_cookie_len),
+            (None, 0, 0)
+        );
+        // A failed exchange is one attempt; so is the running one.
+        s.start_ke(0.0, IP);
+        s.finish_ke(None);
+        assert_eq!(s.auth_status(1.0).attempts, 1);
+        s.start_ke(MIN_KE_BACKOFF, IP);
+        assert_eq!(s.auth_status(MIN_KE_BACKOFF).attempts, 2);
+        s.finish_ke(Some(outcome()));
+        let st = s.auth_status(MIN_KE_BACKOFF + 5.0);
+        assert_eq!(
+            (st.key_establishments, st.attempts, st.has_keys),
+            (1, 0, true)
+        );
+        assert_eq!(st.last_ke_ago, Some(5.0));
+        assert_eq!((st.cookies, st.next_cookie_len, st.nak), (8, 100, false));
+        // A NAK empties the jar; the keys stay until the next exchange.
+        s.nak();
+        let st = s.auth_status(MIN_KE_BACKOFF + 6.0);
+        assert_eq!((st.nak, st.cookies, st.next_cookie_len), (true, 0, 0));
+        assert!(st.has_keys);
+        s.start_ke(100.0, IP);
+        s.finish_ke(Some(outcome()));
+        let st = s.auth_status(100.0);
+        assert_eq!((st.key_establishments, st.nak, st.cookies), (2, false, 8));
     }
 
     #[test]

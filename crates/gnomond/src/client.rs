@@ -264,16 +264,16 @@ impl Client {
             }
         }
         let now = clock.read();
-        for (i, plan) in self.plans.iter().enumerate() {
+        let plans = self.plans.clone();
+        for (i, plan) in plans.iter().enumerate() {
             if let Some(max) = plan.pool_max {
                 let id = self
                     .engine
                     .add_pool_auth(&plan.host, plan.cfg, &plan.auth, max);
                 self.pool_ports.insert(id, (plan.port, plan.host.clone()));
             } else if let Ok(ip) = plan.host.parse::<IpAddr>() {
-                let addr = SocketAddr::new(ip, plan.port);
-                let id = self.engine.add_source_auth(addr, plan.cfg, &plan.auth, now);
-                self.names.insert(id, plan.host.clone());
+                // A second source at the same IP address is skipped (commands.rs).
+                self.add_unless_present(SocketAddr::new(ip, plan.port), plan, now);
             } else if let Some(r) = self.resolver.as_mut() {
                 r.resolve(Token::Source(i), &plan.host, plan.port);
             }

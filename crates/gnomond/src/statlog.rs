@@ -1,9 +1,11 @@
-//! chronyd's statistics logs: `logdir`, `log tracking measurements statistics`, `logbanner`,
-//! `logchange`, and the close/re-open of `chronyc cyclelogs` that logrotate relies on.
+//! chronyd's statistics logs: `logdir`, `log tracking measurements rawmeasurements statistics
+//! selection`, `logbanner`, `logchange`, and the close/re-open of `chronyc cyclelogs` that
+//! logrotate relies on.
 //!
 //! Behaviour copied from chronyd 4.3 (observed black-box, features.md §3.11):
-//! * files `tracking.log`, `measurements.log`, `statistics.log` in `logdir` (created when
-//!   missing), opened on their first entry, appending, never through a symbolic link;
+//! * files `tracking.log`, `measurements.log`, `statistics.log`, `selection.log` in `logdir`
+//!   (created when missing), opened on their first entry, appending, never through a
+//!   symbolic link;
 //! * before the first entry of a file and then every `logbanner` entries (default 32) a
 //!   banner: `=` ruler, column headings, ruler; `logbanner 0` writes no banner at all;
 //! * `cyclelogs` closes every file; the next entry opens the path afresh (so a renamed file
@@ -12,6 +14,14 @@
 //!   unsynchronised state before the first update); a measurement entry for every accepted
 //!   sample and a statistics entry for the regression it fed, with the values from before
 //!   the clock update they caused;
+//! * `measurements` also writes the packets that passed RFC 5905 tests 1–7 but failed one
+//!   of the tests A–D (maxdelay, maxdelayratio, maxdelaydevratio, loop);
+//!   `rawmeasurements` writes, in the same file and layout, every packet that passed tests
+//!   1–3, including those failing 5–7 (an unsynchronised server: leap `?`, and chronyd
+//!   computes no measurement for it, so offset, delay, dispersion and tests A–D show 0).
+//!   A packet failing test A or any of 5–7 shows `LP`/`RP` 0 and score 1.00, as chronyd's;
+//! * a `selection.log` round (one entry per source, [`selection`]) after every engine call
+//!   that took a sample (chronyd: after every sample's selection);
 //! * `logchange`: a warning `System clock wrong by X seconds, adjustment started` when an
 //!   update's offset exceeds the threshold (chronyd -x leaves out ", adjustment started").
 //!
@@ -19,6 +29,7 @@
 //! reported once and retried at the next `cyclelogs`.
 
 pub mod format;
+pub mod selection;
 
 use std::collections::BTreeMap;
 use std::fs::{DirBuilder, File, OpenOptions};
@@ -37,7 +48,7 @@ use gnomon_core::reports::{LeapStatus, SourceState, SourceStatsReport, TrackingR
 
 use format::{
     MeasurementLine, StampSource, StatisticsExtra, TestBits, TrackingExtra, MEASUREMENTS_HEADER,
-    STATISTICS_HEADER, TRACKING_HEADER,
+    SELECTION_HEADER, STATISTICS_HEADER, TRACKING_HEADER,
 };
 
 /// Skew assumed before a source has a frequency estimate (chronyd's worst-case bound,
@@ -65,8 +76,12 @@ pub struct StatLogSettings {
     pub tracking: bool,
     /// `log measurements` (or `rawmeasurements`).
     pub measurements: bool,
+    /// `log rawmeasurements`: also packets that failed tests 5–7.
+    pub raw_measurements: bool,
     /// `log statistics`.
     pub statistics: bool,
+    /// `log selection`.
+    pub selection: bool,
     /// `logbanner`: entries between banners, 0 = no banner.
     pub banner_every: u32,
     /// `logchange` threshold, seconds.
@@ -83,7 +98,9 @@ impl StatLogSettings {
             dir: s.logdir.clone(),
             tracking: has(LogKind::Tracking),
             measurements: has(LogKind::Measurements) || has(LogKind::RawMeasurements),
+            raw_measurements: has(LogKind::RawMeasurements),
             statistics: has(LogKind::Statistics),
+            selection: has(LogKind::Selection),
             banner_every: u32::try_from(s.logbanner).unwrap_or(0),
             logchange: s.logchange,
             clock_control,
@@ -91,7 +108,7 @@ impl StatLogSettings {
     }
 
     fn any_file(&self) -> bool {
-        self.tracking || self.measurements || self.statistics
+        self.tracking || self.measurements || self.statistics || self.selection
     }
 }
 
@@ -208,6 +225,9 @@ pub struct StatLogs {
     tracking: Option<LogFile>,
     measurements: Option<LogFile>,
     statistics: Option<LogFile>,
+    selection: Option<LogFile>,
+    /// A sample entered since the last [`StatLogs::observe`]: its selection round is due.
+    selection_due: bool,
     generation: u64,
     last_tracking: Option<TrackingKey>,
     /// Each source's regression after the last engine call: (frequency ppm, skew ppm,
@@ -246,6 +266,8 @@ impl StatLogs {
                 MEASUREMENTS_HEADER,
             ),
             statistics: file(settings.statistics, "statistics.log", STATISTICS_HEADER),
+            selection: file(settings.selection, "selection.log", SELECTION_HEADER),
+            selection_due: false,
             settings,
             generation: REOPEN_GENERATION.load(Ordering::SeqCst),
             last_tracking: None,
@@ -262,6 +284,7 @@ impl StatLogs {
             &mut self.tracking,
             &mut self.measurements,
             &mut self.statistics,
+            &mut self.selection,
         ]
         .into_iter()
         .flatten()
@@ -311,14 +334,27 @@ impl StatLogs {
         }
     }
 
+    /// Writes a `selection.log` round at UTC `t`.
+    pub fn record_selection(&mut self, t: f64, round: &[format::SelectionLine]) {
+        self.check_reopen();
+        let every = self.settings.banner_every;
+        if let Some(f) = &mut self.selection {
+            for l in round {
+                // Banners fall between entries, even inside a round (as chronyd's).
+                f.write(&format::selection_line(t, l), every);
+            }
+        }
+    }
+
     /// An accepted sample ([`Engine::handle_packet_recorded`]) received at UTC `t`: its
     /// measurement entry and the statistics entry of the regression it fed. `rx_stamp` says
     /// where the receive timestamp came from (transmit times are read by the daemon).
     pub fn record_sample(&mut self, t: f64, rec: &SampleRecord, rx_stamp: StampSource) {
         let s = &rec.sample;
+        self.selection_due = true;
         let m = MeasurementLine {
             addr: rec.remote.ip(),
-            leap: s.leap,
+            leap: Some(s.leap),
             stratum: s.stratum,
             tests: TestBits::PASSED,
             local_poll: rec.local_poll,
@@ -362,7 +398,9 @@ impl StatLogs {
 
     /// A packet received at UTC `t` that passed tests 1–3 but failed a later one: its
     /// measurement entry with the failed tests as 0 (no statistics entry: nothing entered
-    /// the regression).
+    /// the regression). Without `rawmeasurements` only packets that passed tests 1–7 are
+    /// written (chronyd 4.3: `measurements` shows maxdelay failures, not an unsynchronised
+    /// server).
     pub fn record_rejected(&mut self, t: f64, rec: &RejectedMeasurement, rx_stamp: StampSource) {
         let r = &rec.report;
         let mut tests = [true; 10];
@@ -370,21 +408,37 @@ impl StatLogs {
             // Test 1 is the flags' bit 9 (ntp_data.rs).
             *t = r.tests >> (9 - i) & 1 == 1;
         }
+        // Columns 3..6 are tests 5–7.
+        let failed_5_to_7 = tests[3..6].iter().any(|t| !t);
+        if failed_5_to_7 && !self.settings.raw_measurements {
+            return;
+        }
+        if failed_5_to_7 {
+            // chronyd stops there: tests A–D are not run and no measurement is computed.
+            tests[6..].fill(false);
+        }
+        // A packet dropped by test 5–7 or by maxdelay (test A) shows chronyd's reset
+        // polls and score (captured: `0  0 1.00`); failing maxdelayratio (B) or
+        // maxdelaydevratio (C) keeps the source's (captured too; D, the loop test, was not
+        // provoked and is assumed to be like B and C).
+        let reset_polls = failed_5_to_7 || !tests[6];
+        let measured = |x: f64| if failed_5_to_7 { 0.0 } else { x };
         let m = MeasurementLine {
             addr: rec.remote.ip(),
             leap: match r.leap {
-                1 => LeapState::Insert,
-                2 => LeapState::Delete,
-                _ => LeapState::Normal,
+                0 => Some(LeapState::Normal),
+                1 => Some(LeapState::Insert),
+                2 => Some(LeapState::Delete),
+                _ => None,
             },
             stratum: r.stratum,
             tests: TestBits(tests),
-            local_poll: rec.local_poll,
-            remote_poll: r.poll,
-            score: rec.poll_score,
-            offset: -r.offset,
-            peer_delay: r.peer_delay,
-            peer_dispersion: r.peer_dispersion,
+            local_poll: if reset_polls { 0 } else { rec.local_poll },
+            remote_poll: if reset_polls { 0 } else { r.poll },
+            score: if reset_polls { 1.0 } else { rec.poll_score },
+            offset: measured(-r.offset) + 0.0,
+            peer_delay: measured(r.peer_delay),
+            peer_dispersion: measured(r.peer_dispersion),
             root_delay: r.root_delay,
             root_dispersion: r.root_dispersion,
             reference_id: r.reference_id,
@@ -415,6 +469,10 @@ impl StatLogs {
     /// when the reference changed, warns per `logchange`, and remembers each source's
     /// regression as corrected by the updates.
     pub fn observe(&mut self, t: f64, engine: &Engine, now: f64, clock: &dyn ClockDriver) {
+        if std::mem::take(&mut self.selection_due) && self.selection.is_some() {
+            let round = selection::round(engine, now, clock);
+            self.record_selection(t, &round);
+        }
         let stats = engine.source_stats(now, clock);
         self.prev_stats = stats
             .iter()

@@ -312,6 +312,15 @@ fn nts_cookies_saved_at_exit_spare_the_next_key_exchange() {
     // that they are never sent twice.
     assert_eq!(s.serverstat("NTS-KE connections accepted"), handshakes);
     assert!(!saved.exists());
+    // As chronyd's authdata after such a restart: the saved session's one key
+    // establishment, no attempt since, and its age kept.
+    let row = authdata_row(&d.socket);
+    assert_eq!(
+        (row[1].as_str(), row[2].as_str(), row[6].as_str()),
+        ("NTS", "1", "0"),
+        "{row:?}"
+    );
+    assert_ne!(row[5], "-", "{row:?}");
 }
 
 #[test]
@@ -361,4 +370,226 @@ fn nts_source_named_by_host_name_synchronises_in_a_namespace() {
         ));
         assert_synchronises(&d, &s, "NTS to localhost");
     });
+}
+
+/// The `authdata` row of 127.0.0.1 (`chronyc -n -h SOCKET authdata`), split into its columns:
+/// Name, Mode, KeyID, Type, KLen, Last, Atmp, NAK, Cook, CLen.
+fn authdata_row(socket: &Path) -> Vec<String> {
+    let out = run_bounded(
+        Command::new(require_tool("chronyc"))
+            .args(["-n", "-h"])
+            .arg(socket)
+            .arg("authdata"),
+        Duration::from_secs(5),
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines()
+        .find(|l| l.starts_with("127.0.0.1"))
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_else(|| panic!("no authdata row:\n{text}{out:?}"))
+}
+
+/// `chronyc -h SOCKET COMMAND...`, its standard output.
+fn chronyc_at(socket: &Path, args: &[&str]) -> String {
+    let out = run_bounded(
+        Command::new(require_tool("chronyc"))
+            .arg("-h")
+            .arg(socket)
+            .args(args),
+        Duration::from_secs(5),
+    );
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Waits up to `limit` until the `authdata` row of `socket` satisfies `ok`; the last row.
+fn wait_authdata(socket: &Path, limit: Duration, ok: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let start = Instant::now();
+    loop {
+        let row = authdata_row(socket);
+        if ok(&row) || start.elapsed() > limit {
+            return row;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// chronyc's Last column in seconds (`-` is `None`; m, h, d, y suffixes).
+fn last_seconds(col: &str) -> Option<u64> {
+    let (digits, unit) = match col.char_indices().last()? {
+        (i, c) if c.is_ascii_alphabetic() => (&col[..i], c),
+        _ => (col, 's'),
+    };
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        'm' => n * 60,
+        'h' => n * 3600,
+        'd' => n * 86_400,
+        'y' => n * 31_536_000,
+        _ => n,
+    })
+}
+
+#[test]
+fn nts_authdata_shows_what_chronyd_shows_for_the_same_server() {
+    let dir = TempDir::new("auth-client-ntsauthdata");
+    let (cert, key) = make_cert(dir.path(), "server");
+    world_readable(dir.path());
+    let (s, ntsport) = nts_server(&cert, &key, dir.path());
+    // chronyd 4.3 as an NTS client of the same server, for its own authdata.
+    let sock_dir = TempDir::new("auth-client-ntsauthdata-sock");
+    std::fs::set_permissions(sock_dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let chronyd_sock = sock_dir.join("client.sock");
+    let reference = Chronyd::start(&format!(
+        "server 127.0.0.1 port {} nts ntsport {ntsport} iburst minpoll -2 maxpoll -2\n\
+         port 0\ncmdport 0\nbindcmdaddress {}\nntstrustedcerts {}\nnosystemcert",
+        s.port,
+        chronyd_sock.display(),
+        cert.display()
+    ));
+    let d = client(
+        s.port,
+        &format!("nts ntsport {ntsport}"),
+        &format!("ntstrustedcerts {}\nnosystemcert", cert.display()),
+    );
+    let started = Instant::now();
+    assert_synchronises(&d, &s, "NTS for authdata");
+    // Both after one key exchange, with a full jar (polling every 0.25 s, each answer
+    // brings a cookie back).
+    let settled = |r: &[String]| r.len() == 10 && r[2] == "1" && r[8] == "8";
+    let theirs = wait_authdata(&chronyd_sock, Duration::from_secs(20), settled);
+    let ours = wait_authdata(&d.socket, Duration::from_secs(10), settled);
+    assert!(
+        settled(&theirs),
+        "chronyd: {theirs:?}\n{}",
+        reference.output()
+    );
+    assert!(settled(&ours), "gnomond: {ours:?}\n{}", d.stderr());
+    // Mode, KeyID (one key establishment), Type (AEAD 15), KLen, Atmp (none since the
+    // success), NAK, Cook and CLen (the server's cookie length) are the same.
+    for (i, column) in ["Mode", "KeyID", "Type", "KLen"].iter().enumerate() {
+        assert_eq!(
+            ours[i + 1],
+            theirs[i + 1],
+            "{column}: {ours:?} vs {theirs:?}"
+        );
+    }
+    for (i, column) in ["Atmp", "NAK", "Cook", "CLen"].iter().enumerate() {
+        assert_eq!(
+            ours[i + 6],
+            theirs[i + 6],
+            "{column}: {ours:?} vs {theirs:?}"
+        );
+    }
+    assert_eq!(&ours[1..5], ["NTS", "1", "15", "256"], "{ours:?}");
+    assert_ne!(ours[9], "0", "{ours:?}");
+    // Last: the key exchange was made during this test.
+    let last = last_seconds(&ours[5]).unwrap_or_else(|| panic!("Last: {ours:?}"));
+    assert!(last <= started.elapsed().as_secs() + 1, "{ours:?}");
+}
+
+#[test]
+fn nts_authdata_counts_failed_key_exchange_attempts() {
+    // Nothing listens on the NTS-KE port: every attempt fails, none succeeds.
+    let s = Server::start("");
+    let ke_port = free_tcp_port();
+    let dir = TempDir::new("auth-client-ntsatmp");
+    let (cert, _) = make_cert(dir.path(), "server");
+    let d = client(
+        s.port,
+        &format!("nts ntsport {ke_port}"),
+        &format!("ntstrustedcerts {}\nnosystemcert", cert.display()),
+    );
+    let row = wait_authdata(&d.socket, Duration::from_secs(5), |r| {
+        r.len() == 10 && r[6] != "0"
+    });
+    // As chronyd 4.3: KeyID 0, no AEAD, Last `-`, the attempt counted, no cookie.
+    assert_eq!(
+        row[1..],
+        ["NTS", "0", "0", "0", "-", "1", "0", "0", "0"],
+        "{row:?}"
+    );
+}
+
+#[test]
+fn nts_source_added_by_chronyc_uses_its_certset_and_ntsrefresh() {
+    let dir = TempDir::new("auth-client-ntsadd");
+    let (cert, key) = make_cert(dir.path(), "server");
+    let trusted = dir.join("trusted");
+    std::fs::create_dir(&trusted).unwrap();
+    std::fs::copy(&cert, trusted.join("server.pem")).unwrap();
+    world_readable(dir.path());
+    let (s, ntsport) = nts_server(&cert, &key, dir.path());
+    // No source at start; set 0 is empty (nosystemcert), only set 2 trusts the server; the
+    // shortest refresh makes a second key exchange due as soon as the back-off allows.
+    let d = Daemon::start(&format!(
+        "allow 127.0.0.1\nntstrustedcerts 2 {}\nnosystemcert\nntsrefresh 1",
+        trusted.display()
+    ));
+    let port = s.port.to_string();
+    let ke = ntsport.to_string();
+    let reply = chronyc_at(
+        &d.socket,
+        &[
+            "add",
+            "server",
+            "127.0.0.1",
+            "port",
+            &port,
+            "nts",
+            "ntsport",
+            &ke,
+            "certset",
+            "2",
+            "iburst",
+            "minpoll",
+            "-2",
+            "maxpoll",
+            "-2",
+        ],
+    );
+    assert!(reply.contains("200 OK"), "{reply}");
+    assert_synchronises(&d, &s, "NTS source added with certset 2");
+    // ntsrefresh reached the added source: a second key establishment follows the first
+    // once the minimum key-exchange interval (16 s) has passed.
+    let row = wait_authdata(&d.socket, Duration::from_secs(30), |r| {
+        r.len() == 10 && r[2].parse::<u32>().is_ok_and(|n| n >= 2)
+    });
+    assert!(
+        row[2].parse::<u32>().is_ok_and(|n| n >= 2),
+        "no refresh: {row:?}\n{}",
+        d.stderr()
+    );
+}
+
+#[test]
+fn second_source_at_the_same_address_is_refused_as_chronyd_does() {
+    let s = Server::start("");
+    let other = free_udp_port();
+    // chronyd 4.3 logs "Could not add source 127.0.0.1" for the second line (whatever its
+    // port) and runs with the first.
+    let d = Daemon::start(&format!(
+        "server 127.0.0.1 port {} iburst minpoll -2 maxpoll -2\n\
+         server 127.0.0.1 port {other} iburst\nallow 127.0.0.1",
+        s.port
+    ));
+    let (ok, listing) = wait_selected(d.cmdport, Duration::from_secs(20));
+    assert!(ok, "{listing}\n{}", d.stderr());
+    assert_eq!(
+        listing.lines().filter(|l| l.contains("127.0.0.1")).count(),
+        1,
+        "{listing}"
+    );
+    assert!(
+        d.stderr().contains("Could not add source 127.0.0.1"),
+        "{}",
+        d.stderr()
+    );
+    // `add` of the same address on another port: 511, as chronyd answers.
+    let third = free_udp_port().to_string();
+    let reply = chronyc_at(&d.socket, &["add", "server", "127.0.0.1", "port", &third]);
+    assert!(reply.contains("511 Source already present"), "{reply}");
 }

@@ -3,6 +3,9 @@
 //! files with chronyd 4.3's banners and columns, and after the file is renamed, the real
 //! chronyc's `cyclelogs` over the Unix socket makes it start a new one (Debian's logrotate
 //! stanza). The banner and column layouts were captured from chronyd 4.3 in the same setup.
+//! A second run adds an unsynchronised chronyd (no `local`) and `log rawmeasurements
+//! selection`: its packets appear in measurements.log as chronyd 4.3 writes them, and every
+//! sample writes a selection.log round in chronyd's layout.
 
 // Tests read the real clock for their deadlines and panic on a broken environment.
 #![allow(clippy::disallowed_methods, clippy::unwrap_used)]
@@ -16,6 +19,8 @@ use support::*;
 
 const TRACKING_HEADER: &str = "   Date (UTC) Time     IP Address   St   Freq ppm   Skew ppm     Offset L Co  Offset sd Rem. corr. Root delay Root disp. Max. error";
 const MEASUREMENTS_HEADER: &str = "   Date (UTC) Time     IP Address   L St 123 567 ABCD  LP RP Score    Offset  Peer del. Peer disp.  Root del. Root disp. Refid     MTxRx";
+const SELECTION_HEADER: &str =
+    "   Date (UTC) Time     IP Address   S EOpts Reach Score Last sample  Low end   High end";
 const STATISTICS_HEADER: &str = "   Date (UTC) Time     IP Address    Std dev'n Est offset  Offset sd  Diff freq   Est skew  Stress  Ns  Bs  Nr  Asym";
 
 /// Entries between banners in the test configuration.
@@ -223,4 +228,115 @@ fn statistics_logs_have_chronyd_layout_and_cyclelogs_starts_new_files() {
     assert_eq!(entries(&rotated, TRACKING_HEADER).len(), old_len);
     drop(client);
     drop(chronyd);
+}
+
+/// chronyd 4.3's `measurements.log` columns for a packet from a server without a reference
+/// (captured; `log rawmeasurements` only): leap `?`, stratum 0, test 6 failed, no
+/// measurement, tests A–D not run, polls and score reset.
+const UNSYNCED_COLUMNS: &str =
+    " ?  0 111 101 0000   0  0 1.00  0.000e+00  0.000e+00  0.000e+00  1.000e+00  1.000e+00 00000000 4B ";
+
+/// A `selection.log` entry: `%-15s %c %s %4o %5.2f %10.3e %10.3e %10.3e` after the date.
+fn check_selection(line: &str) -> (String, char) {
+    assert_eq!(line.len(), SELECTION_HEADER.len(), "{line}");
+    let t: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(t.len(), 10, "{line}");
+    assert!(is_date_time(t[0], t[1]), "{line}");
+    assert_eq!(line.as_bytes()[35], b' ', "{line}");
+    let state = line.as_bytes()[36] as char;
+    assert_eq!(&line[37..44], " ----- ", "{line}");
+    assert!(
+        u8::from_str_radix(line[44..48].trim(), 8).is_ok(),
+        "reach: {line}"
+    );
+    assert_eq!(&line[48..54], "  1.00", "{line}");
+    for v in &t[7..10] {
+        assert!(is_sci(v), "{line}");
+    }
+    (t[2].to_string(), state)
+}
+
+#[test]
+fn rawmeasurements_and_selection_have_chronyd_layout() {
+    let port = free_udp_port();
+    let synced = Chronyd::start(&format!(
+        "port {port}\nallow 127.0.0.1\nlocal stratum 8\ncmdport 0"
+    ));
+    let unsynced_port = free_udp_port();
+    let unsynced = Chronyd::start(&format!(
+        "port {unsynced_port}\nallow 127.0.0.0/8\ncmdport 0"
+    ));
+    wait_answers(
+        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_secs(10),
+        "chronyd",
+    );
+    wait_answers(
+        std::net::SocketAddr::from(([127, 0, 0, 1], unsynced_port)),
+        Duration::from_secs(10),
+        "unsynchronised chronyd",
+    );
+    let logs = TempDir::new("statlog-raw");
+    let logdir = logs.join("chrony");
+    let client = Daemon::start(&format!(
+        "server 127.0.0.1 port {port} minpoll -2 maxpoll -2 iburst\n\
+         server 127.0.0.2 port {unsynced_port} minpoll -2 maxpoll -2\n\
+         allow 127.0.0.1\nlogdir {}\nlog rawmeasurements selection\nlogbanner {BANNER_EVERY}",
+        logdir.display()
+    ));
+    let limit = Duration::from_secs(25);
+    let measurements = logdir.join("measurements.log");
+    let start = Instant::now();
+    let m = loop {
+        let m = entries(&measurements, MEASUREMENTS_HEADER);
+        let done = m.iter().filter(|l| l.contains(" 127.0.0.2 ")).count() >= 3
+            && m.iter().filter(|l| l.contains(" 127.0.0.1 ")).count() >= 6;
+        if done || start.elapsed() > limit {
+            break m;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let from_unsynced: Vec<&String> = m.iter().filter(|l| l.contains(" 127.0.0.2 ")).collect();
+    assert!(from_unsynced.len() >= 3, "{m:?}\n{}", client.stderr());
+    for l in from_unsynced {
+        assert_eq!(&l[19..35], " 127.0.0.2      ", "{l}");
+        assert_eq!(&l[35..133], UNSYNCED_COLUMNS, "{l}");
+    }
+    m.iter()
+        .filter(|l| l.contains(" 127.0.0.1 "))
+        .for_each(|l| check_measurement(l));
+
+    // Rounds until the synchronised source is selected.
+    let start = Instant::now();
+    let s = loop {
+        let s = entries(&logdir.join("selection.log"), SELECTION_HEADER);
+        let selected = s.iter().any(|l| l.contains(" 127.0.0.1       * "));
+        if (selected && s.len() >= 12) || start.elapsed() > limit {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(s.len() >= 12, "{s:?}\n{}", client.stderr());
+    let rows: Vec<(String, char)> = s.iter().map(|l| check_selection(l)).collect();
+    // Every round lists both sources; the unsynchronised one as `s` without values.
+    for l in s.iter().filter(|l| l.contains(" 127.0.0.2 ")) {
+        assert!(
+            l.ends_with(" s -----    0  1.00  0.000e+00  0.000e+00  0.000e+00"),
+            "{l}"
+        );
+    }
+    let count = |addr: &str| rows.iter().filter(|(a, _)| a == addr).count();
+    assert!(
+        count("127.0.0.1").abs_diff(count("127.0.0.2")) <= 1,
+        "{s:?}"
+    );
+    assert!(
+        rows.iter().any(|r| *r == ("127.0.0.1".to_string(), '*')),
+        "never selected: {s:?}"
+    );
+    // No other log was asked for.
+    assert!(!logdir.join("tracking.log").exists());
+    drop(client);
+    drop(unsynced);
+    drop(synced);
 }

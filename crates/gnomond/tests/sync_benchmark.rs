@@ -5,7 +5,8 @@
 //! second (`minpoll 0 maxpoll 0 iburst`), both `-x` under noclock. Two scenarios, 150 s each
 //! (one thread, so that they do not share the CPU): `impaired` (5 ms one-way delay, 0–2 ms
 //! jitter, 5 % loss each way) and `clean` (the relay forwards at once; its own scheduling is
-//! the only noise). Reported: time to first synchronisation (first `tracking` with a
+//! the only noise). `GNOMON_SYNC_TRACE=1` also prints every second's figures with gnomond's
+//! `sourcestats` row. Reported: time to first synchronisation (first `tracking` with a
 //! non-zero stratum, polled every 250 ms) and the stability of the offsets each daemon reports
 //! (`Last offset` of `tracking` sampled every second after the first minute: RMS and maximum;
 //! the daemon's own `RMS offset`). For gnomond the true error of its served time against

@@ -56,6 +56,11 @@ impl CookieJar {
         self.cookies.pop_front()
     }
 
+    /// Length of the cookie [`CookieJar::take`] would give next.
+    pub fn next_len(&self) -> Option<usize> {
+        self.cookies.front().map(|c| c.len())
+    }
+
     /// Cookies held.
     pub fn len(&self) -> usize {
         self.cookies.len()
@@ -111,6 +116,17 @@ mod tests {
         assert!(!jar.push(&[1; 4]));
         jar.clear();
         assert!(jar.is_empty());
+    }
+
+    #[test]
+    fn next_len_is_the_length_of_the_cookie_taken_next() {
+        let mut jar = CookieJar::new();
+        assert_eq!(jar.next_len(), None);
+        jar.push(&[1; 100]);
+        jar.push(&[2; 8]);
+        assert_eq!(jar.next_len(), Some(100));
+        jar.take();
+        assert_eq!(jar.next_len(), Some(8));
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub struct ClientAuth {
     dump_dir: Option<std::path::PathBuf>,
     /// Sources whose saved session was already looked for.
     looked_up: std::collections::BTreeSet<gnomon_core::association::SourceId>,
+    /// `ntsrefresh`, for sources added by command or `reload sources` too.
+    ntsrefresh: i32,
 }
 
 impl ClientAuth {
@@ -56,6 +58,7 @@ impl ClientAuth {
             key_gen,
             dump_dir: settings.ntsdumpdir.clone(),
             looked_up: Default::default(),
+            ntsrefresh: settings.ntsrefresh,
         };
         if !nts.is_empty() {
             // At start-up, so that problems are logged (and fatal) before any poll.
@@ -89,6 +92,33 @@ impl ClientAuth {
             .trust
             .get_or_insert_with(|| super::trust::trust_sets(config));
         Some((self.runner.as_mut()?, trust))
+    }
+
+    /// The authentication of a source added after start-up (`add`, `reload sources`): its
+    /// `key`/`nts` with the configured `ntsrefresh`, and its `certset` remembered for its key
+    /// exchanges, as for a configuration line.
+    pub fn plan_auth(
+        &mut self,
+        kind: gnomon_conf::SourceKind,
+        spec: &gnomon_conf::SourceSpec,
+    ) -> gnomon_core::association::SourceAuth {
+        let auth =
+            super::config::with_refresh(super::config::source_auth(kind, spec), self.ntsrefresh);
+        if let Some(nts) = &auth.nts {
+            let set = spec.certset.unwrap_or(0);
+            self.certsets.insert(nts.server_name.clone(), set);
+            let config = &self.trust_config;
+            let trust = self
+                .trust
+                .get_or_insert_with(|| super::trust::trust_sets(config));
+            if !trust.contains_key(&set) {
+                tracing::warn!(
+                    "No trusted certificates for NTS source {} (certificate set {set})",
+                    spec.host
+                );
+            }
+        }
+        auth
     }
 
     /// The descriptor of the key-exchange helpers' results, when any NTS source exists.

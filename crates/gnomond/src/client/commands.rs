@@ -228,6 +228,24 @@ impl Client {
         ids
     }
 
+    /// Adds the source at `addr` unless a source already has its IP address (whatever the
+    /// port): chronyd 4.3 then logs "Could not add source ADDRESS" and goes on without it, for
+    /// a configuration line as for `add` (which chronyc sees answered 511 already).
+    pub(super) fn add_unless_present(
+        &mut self,
+        addr: SocketAddr,
+        plan: &SourcePlan,
+        now: f64,
+    ) -> Option<SourceId> {
+        if !self.ids(&[addr.ip()]).is_empty() {
+            tracing::error!("Could not add source {}", addr.ip());
+            return None;
+        }
+        let id = self.engine.add_source_auth(addr, plan.cfg, &plan.auth, now);
+        self.names.insert(id, plan.host.clone());
+        Some(id)
+    }
+
     /// Online, or in a burst that returns online.
     fn nominally_online(&self, id: SourceId) -> bool {
         self.engine
@@ -274,7 +292,7 @@ impl Client {
             pool_max: (kind == ConfKind::Pool)
                 .then(|| usize::try_from(spec.maxsources.clamp(1, 16)).unwrap_or(4)),
             cfg,
-            auth: config::source_auth(kind, spec),
+            auth: self.auth.plan_auth(kind, spec),
             certset: spec.certset.unwrap_or(0),
         };
         for option in config::unsupported_options(spec) {
@@ -297,9 +315,7 @@ impl Client {
                 .add_pool_auth(&plan.host, plan.cfg, &plan.auth, max);
             self.pool_ports.insert(id, (plan.port, plan.host.clone()));
         } else if let Some(ip) = numeric {
-            let addr = SocketAddr::new(ip, plan.port);
-            let id = self.engine.add_source_auth(addr, plan.cfg, &plan.auth, now);
-            self.names.insert(id, plan.host.clone());
+            self.add_unless_present(SocketAddr::new(ip, plan.port), &plan, now);
         } else if let Some(r) = self.resolver.as_mut() {
             r.resolve(Token::Source(index), &plan.host, plan.port);
         }
@@ -358,6 +374,14 @@ impl Client {
                 .association(*id)
                 .is_some_and(|a| a.remote() == addr)
         }) {
+            return;
+        }
+        // Another source has that address: chronyd 4.3 drops the name without a word.
+        if self
+            .ids(&[addr.ip()])
+            .iter()
+            .any(|id| !existing.contains(id))
+        {
             return;
         }
         for id in existing {
@@ -434,7 +458,7 @@ impl Client {
                 remote_port: select.remote.port(),
                 select: Some(select),
                 bursting: self.engine.is_bursting(id),
-                auth: self.engine.auth_report(id),
+                auth: self.engine.auth_report_at(id, now),
                 burst_returns_offline: self.engine.burst_returns_offline(id),
                 local_ip: None,
             })

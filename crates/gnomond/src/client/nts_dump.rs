@@ -9,6 +9,7 @@
 //! name <certificate name>
 //! ntp <NTP address:port>
 //! started <Unix seconds of the key exchange>
+//! keyid <successful key exchanges so far>   (optional: files of older gnomonds lack it)
 //! c2s <64 hex digits>
 //! s2c <64 hex digits>
 //! cookie <hex>            (1 to 8 lines)
@@ -85,10 +86,11 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
 /// The file's text for `s`.
 pub fn format(s: &SavedSession) -> Zeroizing<String> {
     let mut out = Zeroizing::new(format!(
-        "{MAGIC}\nname {}\nntp {}\nstarted {}\nc2s {}\ns2c {}\n",
+        "{MAGIC}\nname {}\nntp {}\nstarted {}\nkeyid {}\nc2s {}\ns2c {}\n",
         s.server_name,
         s.ntp_addr,
         s.started,
+        s.key_establishments,
         hex(&s.keys.c2s),
         hex(&s.keys.s2c)
     ));
@@ -107,7 +109,7 @@ fn key(value: Option<&str>, name: &'static str) -> Result<[u8; 32], DumpError> {
 
 /// Parses a file's text (the session's key-exchange server is `ke_ip`).
 pub fn parse(text: &str, ke_ip: IpAddr) -> Result<SavedSession, DumpError> {
-    let mut lines = text.lines();
+    let mut lines = text.lines().peekable();
     if lines.next() != Some(MAGIC) {
         return Err(DumpError::BadMagic);
     }
@@ -131,6 +133,21 @@ pub fn parse(text: &str, ke_ip: IpAddr) -> Result<SavedSession, DumpError> {
     if !started.is_finite() {
         return Err(DumpError::BadField("started"));
     }
+    let key_establishments = match lines.peek().and_then(|l| l.strip_prefix("keyid ")) {
+        Some(v) => {
+            let n = v.parse().map_err(|_| DumpError::BadField("keyid"))?;
+            lines.next();
+            n
+        }
+        None => 1,
+    };
+    let mut field = |name: &'static str| {
+        lines
+            .next()
+            .and_then(|l| l.strip_prefix(name))
+            .and_then(|l| l.strip_prefix(' '))
+            .ok_or(DumpError::BadField(name))
+    };
     let c2s = key(field("c2s").ok(), "c2s")?;
     let s2c = key(field("s2c").ok(), "s2c")?;
     let mut cookies = Vec::new();
@@ -152,6 +169,7 @@ pub fn parse(text: &str, ke_ip: IpAddr) -> Result<SavedSession, DumpError> {
         ke_ip,
         ntp_addr,
         started,
+        key_establishments,
         keys: SessionKeys { c2s, s2c },
         cookies,
     })
@@ -195,6 +213,7 @@ mod tests {
             ke_ip: "192.0.2.1".parse().unwrap(),
             ntp_addr: "[2001:db8::1]:1123".parse().unwrap(),
             started: 1_780_000_000.25,
+            key_establishments: 4,
             keys: SessionKeys {
                 c2s: [0xab; 32],
                 s2c: [0x01; 32],
@@ -217,6 +236,7 @@ mod tests {
         assert_eq!((back.ntp_addr, back.started), (s.ntp_addr, s.started));
         assert_eq!(back.keys, s.keys);
         assert_eq!(back.cookies, s.cookies);
+        assert_eq!(back.key_establishments, 4);
         // Removed once read.
         assert!(!p.exists());
         assert!(take(&dir, s.ke_ip).unwrap().is_none());
@@ -229,7 +249,8 @@ mod tests {
         let good = format(&session());
         assert!(parse(&good, ip).is_ok());
         assert!(matches!(parse("", ip), Err(DumpError::BadMagic)));
-        let cases: [(&str, &str); 5] = [
+        let cases: [(&str, &str); 6] = [
+            ("keyid 4", "keyid four"),
             ("ntp [2001:db8::1]:1123", "ntp nowhere"),
             ("started 1780000000.25", "started NaN"),
             (&format!("c2s {}", "ab".repeat(32)), "c2s abc"),
@@ -256,5 +277,13 @@ mod tests {
         assert!(matches!(parse(&nine, ip), Err(DumpError::BadCookie)));
         let odd = good.replacen("cookie 00", "cookie 0", 1);
         assert!(matches!(parse(&odd, ip), Err(DumpError::BadCookie)));
+    }
+
+    #[test]
+    fn file_without_keyid_counts_one_key_exchange() {
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let old = format(&session()).replace("keyid 4\n", "");
+        let s = parse(&old, ip).unwrap();
+        assert_eq!((s.key_establishments, s.cookies.len()), (1, 8));
     }
 }

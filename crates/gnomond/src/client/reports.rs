@@ -282,10 +282,12 @@ pub fn auth_data(a: &AuthReport) -> AuthData {
         key_type: a.key_type,
         key_id: a.key_id,
         key_length: a.key_bits,
+        ke_attempts: a.ke_attempts,
+        // No key exchange yet, or no NTS (chronyc prints `-`).
+        last_ke_ago: a.last_ke_ago.unwrap_or(u32::MAX),
         cookies: a.cookies,
-        // No key exchange yet (chronyc prints `-`).
-        last_ke_ago: u32::MAX,
-        ..AuthData::default()
+        cookie_length: a.cookie_len,
+        nak: u16::from(a.nak),
     }
 }
 

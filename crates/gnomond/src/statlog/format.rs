@@ -1,5 +1,5 @@
 //! Line layouts of chronyd's statistics logs (`tracking.log`, `measurements.log`,
-//! `statistics.log`), as chronyd 4.3 writes them: the banner (a `=` ruler, the column
+//! `statistics.log`, `selection.log`), as chronyd 4.3 writes them: the banner (a `=` ruler, the column
 //! headings, a ruler) and one fixed-width line per entry. Every layout here was checked
 //! byte for byte against files written by chronyd 4.3 (features.md §3.11; the tests below
 //! re-create captured lines from their own numbers).
@@ -11,6 +11,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use gnomon_core::local_clock::LeapState;
 use gnomon_core::reports::{LeapStatus, SourceStatsReport, TrackingReport};
+use gnomon_core::selection::SelectOptions;
 
 /// Column headings of `tracking.log`.
 pub const TRACKING_HEADER: &str = "   Date (UTC) Time     IP Address   St   Freq ppm   Skew ppm     Offset L Co  Offset sd Rem. corr. Root delay Root disp. Max. error";
@@ -18,6 +19,10 @@ pub const TRACKING_HEADER: &str = "   Date (UTC) Time     IP Address   St   Freq
 pub const MEASUREMENTS_HEADER: &str = "   Date (UTC) Time     IP Address   L St 123 567 ABCD  LP RP Score    Offset  Peer del. Peer disp.  Root del. Root disp. Refid     MTxRx";
 /// Column headings of `statistics.log`.
 pub const STATISTICS_HEADER: &str = "   Date (UTC) Time     IP Address    Std dev'n Est offset  Offset sd  Diff freq   Est skew  Stress  Ns  Bs  Nr  Asym";
+
+/// Column headings of `selection.log`.
+pub const SELECTION_HEADER: &str =
+    "   Date (UTC) Time     IP Address   S EOpts Reach Score Last sample  Low end   High end";
 
 /// The banner chronyd writes before the first entry of a file and every `logbanner` entries:
 /// a ruler as long as the headings, the headings, the ruler again (each ending in `\n`).
@@ -94,13 +99,14 @@ pub fn leap_status_char(l: LeapStatus) -> char {
     }
 }
 
-/// Leap column of `measurements.log` (a source that announces no synchronisation fails
-/// test 6 and is not logged by `log measurements`).
-pub fn leap_char(l: LeapState) -> char {
+/// Leap column of `measurements.log`: `N`, `+`, `-`, or `?` (`None`) for a server that
+/// announces no synchronisation (it fails test 6, so only `log rawmeasurements` shows it).
+pub fn leap_char(l: Option<LeapState>) -> char {
     match l {
-        LeapState::Normal => 'N',
-        LeapState::Insert => '+',
-        LeapState::Delete => '-',
+        Some(LeapState::Normal) => 'N',
+        Some(LeapState::Insert) => '+',
+        Some(LeapState::Delete) => '-',
+        None => '?',
     }
 }
 
@@ -200,8 +206,8 @@ impl StampSource {
 pub struct MeasurementLine {
     /// Source address.
     pub addr: IpAddr,
-    /// Leap status announced by the source.
-    pub leap: LeapState,
+    /// Leap status announced by the source (`None`: unsynchronised, leap bits 3).
+    pub leap: Option<LeapState>,
     /// Stratum of the source.
     pub stratum: u8,
     /// Test results.
@@ -297,6 +303,64 @@ pub fn statistics_line(
         extra.dropped,
         st.runs,
         extra.asymmetry,
+    );
+    s
+}
+
+/// One source's entry in a `selection.log` round.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SelectionLine {
+    /// Source address.
+    pub addr: IpAddr,
+    /// State letter (`*`, `+`, `D`, `x`, `~`, `N`, `s`, `M`, ...; chrony.conf(5) `log
+    /// selection`).
+    pub state: char,
+    /// Selection options in effect.
+    pub options: SelectOptions,
+    /// Reachability register.
+    pub reach: u8,
+    /// Reselection score against the selected source.
+    pub score: f64,
+    /// Seconds since the source's last sample.
+    pub last_sample: f64,
+    /// Low end of the interval expected to hold the true offset, seconds.
+    pub lo_limit: f64,
+    /// High end of that interval, seconds.
+    pub hi_limit: f64,
+}
+
+/// The `EOpts` column: five characters, observed with chronyd 4.3 as `-N---` for
+/// `noselect`, `--P--` for `prefer` and `---TR` for `trust require` (the first position
+/// never showed anything but `-`).
+fn selection_options(o: &SelectOptions) -> String {
+    let c = |on: bool, ch: char| if on { ch } else { '-' };
+    [
+        '-',
+        c(o.noselect, 'N'),
+        c(o.prefer, 'P'),
+        c(o.trust, 'T'),
+        c(o.require, 'R'),
+    ]
+    .iter()
+    .collect()
+}
+
+/// One `selection.log` entry at UTC `t` (without the newline): C's
+/// `%s %-15s %c %s %4o %5.2f %10.3e %10.3e %10.3e` layout of the captured lines.
+pub fn selection_line(t: f64, l: &SelectionLine) -> String {
+    let mut s = String::with_capacity(90);
+    let _ = write!(
+        s,
+        "{} {:<15} {} {} {:>4o} {:>5.2} {} {} {}",
+        utc_date_time(t),
+        l.addr.to_string(),
+        l.state,
+        selection_options(&l.options),
+        l.reach,
+        l.score,
+        sci(l.last_sample, 3, 10),
+        sci(l.lo_limit, 3, 10),
+        sci(l.hi_limit, 3, 10),
     );
     s
 }

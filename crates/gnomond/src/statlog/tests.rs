@@ -38,7 +38,9 @@ fn settings(dir: &Path, banner_every: u32) -> StatLogSettings {
         dir: Some(dir.to_path_buf()),
         tracking: true,
         measurements: true,
+        raw_measurements: false,
         statistics: true,
+        selection: true,
         banner_every,
         logchange: 1.0,
         clock_control: false,
@@ -311,8 +313,108 @@ fn rejected_packet_writes_a_measurement_line_with_its_failed_test_only() {
     let m = read(&d.0.join("measurements.log"));
     assert_eq!(
         m,
-        ["2001-09-09 01:46:40 127.0.0.1       N  8 111 111 0111  -2 -2 0.50 -1.300e-06  6.000e-06  2.000e-07  0.000e+00  0.000e+00 7F7F0101 4B D K"]
+        // chronyd 4.3 resets the polls and score of a packet dropped by maxdelay.
+        ["2001-09-09 01:46:40 127.0.0.1       N  8 111 111 0111   0  0 1.00 -1.300e-06  6.000e-06  2.000e-07  0.000e+00  0.000e+00 7F7F0101 4B D K"]
     );
     // Nothing entered the regression: no statistics entry.
     assert!(!d.0.join("statistics.log").exists());
+}
+
+fn rejected(tests: u16, leap: u8) -> RejectedMeasurement {
+    RejectedMeasurement {
+        remote: "127.0.0.6:123".parse().unwrap(),
+        peer: false,
+        local_poll: -2,
+        poll_score: 0.5,
+        report: gnomon_core::association::NtpDataReport {
+            leap,
+            version: 4,
+            mode: 4,
+            stratum: 0,
+            poll: -2,
+            offset: 1.3e-6,
+            peer_delay: 6e-6,
+            peer_dispersion: 2e-7,
+            root_delay: 1.0,
+            root_dispersion: 1.0,
+            tests,
+            ..Default::default()
+        },
+    }
+}
+
+#[test]
+fn unsynchronised_server_is_written_by_rawmeasurements_only() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // Test 6 (the server is synchronised) failed.
+    let rec = rejected(0x3FF & !(1 << 5), 3);
+    let d = TempDir::new("cooked");
+    let mut logs = StatLogs::open(settings(&d.0, 0)).unwrap();
+    logs.record_rejected(1e9, &rec, StampSource::Kernel);
+    assert!(!d.0.join("measurements.log").exists());
+
+    let d = TempDir::new("raw");
+    let mut s = settings(&d.0, 0);
+    s.raw_measurements = true;
+    let mut logs = StatLogs::open(s).unwrap();
+    logs.record_rejected(1e9, &rec, StampSource::Kernel);
+    // The shape of chronyd 4.3's line for such a server (format/tests.rs has the capture).
+    assert_eq!(
+        read(&d.0.join("measurements.log")),
+        ["2001-09-09 01:46:40 127.0.0.6       ?  0 111 101 0000   0  0 1.00  0.000e+00  0.000e+00  0.000e+00  1.000e+00  1.000e+00 00000000 4B D K"]
+    );
+}
+
+#[test]
+fn later_test_failures_keep_the_source_polls() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = TempDir::new("devratio");
+    let mut logs = StatLogs::open(settings(&d.0, 0)).unwrap();
+    // Test C (maxdelaydevratio) failed: chronyd 4.3 writes it with `measurements` too,
+    // with the source's polls and score.
+    logs.record_rejected(1e9, &rejected(0x3FF & !(1 << 1), 0), StampSource::Kernel);
+    assert_eq!(
+        read(&d.0.join("measurements.log")),
+        ["2001-09-09 01:46:40 127.0.0.6       N  0 111 111 1101  -2 -2 0.50 -1.300e-06  6.000e-06  2.000e-07  1.000e+00  1.000e+00 00000000 4B D K"]
+    );
+}
+
+#[test]
+fn selection_rounds_share_the_banner_count_and_reopen() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = TempDir::new("selection");
+    let mut logs = StatLogs::open(settings(&d.0, 4)).unwrap();
+    let line = |state: char| format::SelectionLine {
+        addr: "127.0.0.1".parse().unwrap(),
+        state,
+        options: Default::default(),
+        reach: 0o377,
+        score: 1.0,
+        last_sample: 0.5,
+        lo_limit: -1e-6,
+        hi_limit: 1e-6,
+    };
+    logs.record_selection(1e9, &[line('s'), line('*'), line('+')]);
+    logs.record_selection(1e9, &[line('s'), line('*'), line('+')]);
+    let path = d.0.join("selection.log");
+    // A banner before entries 1 and 5, even in the middle of a round (as chronyd's).
+    let lines = read(&path);
+    let ruler = "=".repeat(SELECTION_HEADER.len());
+    let kinds: String = lines
+        .iter()
+        .map(|l| match l.as_str() {
+            l if l == ruler => '=',
+            SELECTION_HEADER => 'H',
+            _ => 'L',
+        })
+        .collect();
+    assert_eq!(kinds, "=H=LLLL=H=LL");
+    assert_eq!(
+        read(&path)[3],
+        "2001-09-09 01:46:40 127.0.0.1       s -----  377  1.00  5.000e-01 -1.000e-06  1.000e-06"
+    );
+    std::fs::rename(&path, d.0.join("selection.log.1")).unwrap();
+    logs.reopen();
+    logs.record_selection(1e9, &[line('*')]);
+    assert_eq!(read(&path).len(), 4);
 }

@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 
 use super::Action;
 use super::{candidate, Engine, Pool, PoolId, SourceId};
-use crate::association::{AuthState, SourceAuth};
+use crate::association::{AuthReport, AuthState, SourceAuth};
 use crate::association::{SourceConfig, SourceKind};
 use crate::auth::KeyStore;
 use crate::nts_client::ke::DEFAULT_KE_TIMEOUT;
@@ -30,6 +30,42 @@ use crate::nts_client::{
 };
 use crate::selection::AuthSelectMode;
 use crate::selection::Candidate;
+
+/// chrony's number for AEAD_AES_SIV_CMAC_256 (RFC 5297), the only AEAD the client offers.
+const AEAD_AES_SIV_CMAC_256: u16 = 15;
+/// Its key length, bits (RFC 5297: two 128-bit AES keys).
+const AEAD_AES_SIV_CMAC_256_BITS: u16 = 256;
+
+/// `authdata` of an NTS source as chronyd 4.3 fills it: KeyID is the number of successful
+/// key exchanges, Type and KLen are the AEAD's once one gave keys, Last the age of the
+/// current session (with `now`), Atmp the exchanges started since the last success, NAK,
+/// the cookies held and the length of the next one.
+pub(super) fn nts_auth_report(n: &NtsState, now: Option<f64>) -> AuthReport {
+    let st = n.auth_status(now.unwrap_or(0.0));
+    let small = |v: usize| u16::try_from(v).unwrap_or(u16::MAX);
+    AuthReport {
+        mode: 2,
+        key_id: st.key_establishments,
+        key_type: if st.has_keys {
+            AEAD_AES_SIV_CMAC_256
+        } else {
+            0
+        },
+        key_bits: if st.has_keys {
+            AEAD_AES_SIV_CMAC_256_BITS
+        } else {
+            0
+        },
+        cookies: small(st.cookies),
+        ke_attempts: u16::try_from(st.attempts).unwrap_or(u16::MAX),
+        // Whole seconds, as chronyd reports them (u32::MAX on the wire means "never").
+        last_ke_ago: now
+            .and(st.last_ke_ago)
+            .map(|a| a.min(f64::from(u32::MAX - 1)) as u32),
+        nak: st.nak,
+        cookie_len: small(st.next_cookie_len),
+    }
+}
 
 impl Engine {
     /// Adds a source with `key` or `nts` ([`Engine::add_source`] plus authentication).
@@ -232,6 +268,16 @@ impl Engine {
             n.restored(saved);
         }
         true
+    }
+
+    /// [`Engine::auth_report`] with, for an NTS source, the seconds since its session's key
+    /// exchange at `now` (chronyc's Last column).
+    pub fn auth_report_at(&self, id: SourceId, now: f64) -> Option<AuthReport> {
+        let e = self.sources.get(&id)?;
+        match e.assoc.auth() {
+            AuthState::Nts(n) => Some(nts_auth_report(n, Some(now))),
+            _ => self.auth_report(id),
+        }
     }
 
     /// Result of a key exchange for `id` (`None`: failed; the source retries after its

@@ -113,6 +113,15 @@ pub struct AuthReport {
     pub key_bits: u16,
     /// NTS cookies held.
     pub cookies: u16,
+    /// NTS: key exchanges started since the last successful one.
+    pub ke_attempts: u16,
+    /// NTS: seconds since the current session's key exchange (`None`: none yet, or not
+    /// asked with a time: see `Engine::auth_report_at`).
+    pub last_ke_ago: Option<u32>,
+    /// NTS: a NAK was received and no key exchange succeeded since.
+    pub nak: bool,
+    /// NTS: length of the cookie the next request carries, octets.
+    pub cookie_len: u16,
 }
 
 /// chrony's number for a key type (the `Type` column of `authdata`).
@@ -441,8 +450,8 @@ impl Engine {
     }
 
     /// `authdata` for source `id`: the mode, and for a symmetric key its ID, type and
-    /// length; for NTS the cookies held and, once a key exchange succeeded, the AEAD
-    /// (AES-SIV-CMAC-256, 256-bit keys, the only one the client offers).
+    /// length; for NTS the key-exchange and cookie state (auth.rs), without the age of the
+    /// last key exchange, which `Engine::auth_report_at` adds.
     pub fn auth_report(&self, id: SourceId) -> Option<AuthReport> {
         let e = self.sources.get(&id)?;
         Some(match &e.assoc.auth {
@@ -454,15 +463,9 @@ impl Engine {
                 key_bits: key
                     .as_ref()
                     .map_or(0, |k| u16::try_from(k.bits()).unwrap_or(u16::MAX)),
-                cookies: 0,
+                ..AuthReport::default()
             },
-            AuthState::Nts(n) => AuthReport {
-                mode: 2,
-                key_id: 0,
-                key_type: if n.is_ready() { 15 } else { 0 },
-                key_bits: if n.is_ready() { 256 } else { 0 },
-                cookies: u16::try_from(n.cookies()).unwrap_or(u16::MAX),
-            },
+            AuthState::Nts(n) => super::auth::nts_auth_report(n, None),
         })
     }
 
@@ -534,6 +537,27 @@ impl Engine {
             })
             .collect()
     }
+
+    // --- selection.log (gnomond statlog): fractional sample ages ---
+    /// Seconds since each source's last sample at `now`, in source order (`None`: never),
+    /// for selection.log's `Last sample` column (`select_data` rounds it to whole seconds).
+    pub fn last_sample_ages(
+        &self,
+        now: f64,
+        clock: &dyn ClockDriver,
+    ) -> Vec<(SourceId, Option<f64>)> {
+        let cooked = cooked_time(clock, now);
+        self.sources
+            .iter()
+            .map(|(id, e)| {
+                (
+                    *id,
+                    e.assoc.last_sample_time().map(|t| (cooked - t).max(0.0)),
+                )
+            })
+            .collect()
+    }
+    // --- end selection.log ---
 }
 
 #[cfg(test)]

@@ -68,7 +68,7 @@ fn measurement_lines_match_chronyd_byte_for_byte() {
     for (line, remote_poll, score, offset, delay, disp) in captured {
         let m = MeasurementLine {
             addr: "127.0.0.1".parse().unwrap(),
-            leap: LeapState::Normal,
+            leap: Some(LeapState::Normal),
             stratum: 8,
             tests: TestBits::PASSED,
             local_poll: -2,
@@ -174,5 +174,139 @@ fn local_mode_and_unsynchronised_show_the_reference_id() {
     assert_eq!(
         reference_name(Some("::1".parse().unwrap()), 0x1234),
         "::1".to_string()
+    );
+}
+
+#[test]
+fn unsynchronised_server_shows_question_mark_leap_and_zero_measurement() {
+    // Captured from chronyd 4.3 `log rawmeasurements` polling a chronyd without a reference
+    // (test 6 fails; chronyd neither computes the measurement nor runs tests A-D).
+    let line = "2026-11-22 06:54:54 127.0.0.6       ?  0 111 101 0000   0  0 1.00  0.000e+00  0.000e+00  0.000e+00  1.000e+00  1.000e+00 00000000 4B K K";
+    let mut bits = [true; 10];
+    bits[4] = false;
+    bits[6..].fill(false);
+    let m = MeasurementLine {
+        addr: "127.0.0.6".parse().unwrap(),
+        leap: None,
+        stratum: 0,
+        tests: TestBits(bits),
+        local_poll: 0,
+        remote_poll: 0,
+        score: 1.0,
+        offset: 0.0,
+        peer_delay: 0.0,
+        peer_dispersion: 0.0,
+        root_delay: 1.0,
+        root_dispersion: 1.0,
+        reference_id: 0,
+        mode: 4,
+        interleaved: false,
+        tx_stamp: StampSource::Kernel,
+        rx_stamp: StampSource::Kernel,
+    };
+    assert_eq!(measurement_line(1_795_330_494.0, &m), line);
+}
+
+/// Lines captured from chronyd 4.3 (`log selection`, five and three sources on loopback:
+/// a selected and a combined-limit source, `noselect`, one failing `maxdelay`, one
+/// unreachable; `prefer`, `trust require`), with the values they were printed from.
+const SELECTION_CAPTURED: [(&str, char, &str, u8, f64, f64, f64); 7] = [
+    (
+        "2026-11-22 06:54:17 127.0.0.1       * -----  377  1.00  1.321e-01 -2.520e-06  2.622e-06",
+        '*',
+        "",
+        0o377,
+        1.321e-01,
+        -2.520e-06,
+        2.622e-06,
+    ),
+    (
+        "2026-11-22 06:54:17 127.0.0.2       D -----  377  1.00  1.634e-01 -2.497e-06  2.799e-06",
+        'D',
+        "",
+        0o377,
+        1.634e-01,
+        -2.497e-06,
+        2.799e-06,
+    ),
+    (
+        "2026-11-22 06:54:17 127.0.0.3       N -N---  377  1.00  0.000e+00  0.000e+00  0.000e+00",
+        'N',
+        "N",
+        0o377,
+        0.0,
+        0.0,
+        0.0,
+    ),
+    (
+        "2026-11-22 06:54:17 127.0.0.4       M -----    7  1.00  0.000e+00  0.000e+00  0.000e+00",
+        'M',
+        "",
+        0o7,
+        0.0,
+        0.0,
+        0.0,
+    ),
+    (
+        "2026-11-22 06:54:17 127.0.0.5       s -----    0  1.00  0.000e+00  0.000e+00  0.000e+00",
+        's',
+        "",
+        0,
+        0.0,
+        0.0,
+        0.0,
+    ),
+    (
+        "2026-11-22 06:54:55 127.0.0.1       * --P--   17  1.00  3.427e-05 -2.900e-06  2.288e-06",
+        '*',
+        "P",
+        0o17,
+        3.427e-05,
+        -2.900e-06,
+        2.288e-06,
+    ),
+    (
+        "2026-11-22 06:54:54 127.0.0.2       M ---TR    1  1.00  6.028e-05 -1.506e-06  5.262e-06",
+        'M',
+        "TR",
+        1,
+        6.028e-05,
+        -1.506e-06,
+        5.262e-06,
+    ),
+];
+
+#[test]
+fn selection_lines_match_chronyd_byte_for_byte() {
+    for (line, state, opts, reach, last, lo, hi) in SELECTION_CAPTURED {
+        let l = SelectionLine {
+            addr: line[20..35].trim().parse().unwrap(),
+            state,
+            options: SelectOptions {
+                noselect: opts.contains('N'),
+                prefer: opts.contains('P'),
+                trust: opts.contains('T'),
+                require: opts.contains('R'),
+            },
+            reach,
+            score: 1.0,
+            last_sample: last,
+            lo_limit: lo,
+            hi_limit: hi,
+        };
+        // 2026-11-22 06:54:00 UTC plus the captured seconds.
+        let secs: f64 = line[17..19].parse().unwrap();
+        assert_eq!(selection_line(1_795_330_440.0 + secs, &l), line);
+    }
+}
+
+#[test]
+fn selection_banner_is_ruled_to_its_heading() {
+    // chronyd 4.3's selection.log banner, captured.
+    let b = banner(SELECTION_HEADER);
+    let ruler = "=".repeat(87);
+    assert_eq!(
+        b,
+        format!("{ruler}\n   Date (UTC) Time     IP Address   S EOpts Reach Score Last sample  Low end   High end\n{ruler}\n")
     );
 }
