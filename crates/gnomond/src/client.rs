@@ -195,6 +195,9 @@ impl Client {
             logs.map_err(|e| tracing::error!("{e}")).ok()
         };
         let mut engine = Engine::new(cfg);
+        if let Some((min, max)) = settings.fallbackdrift {
+            engine.set_fallback_drift(min, max);
+        }
         let auth =
             auth::ClientAuth::new(settings, &plans, &mut engine).map_err(ClientError::NtsKe)?;
         // Peers' sockets on the NTP port (peers.rs), opened before privileges are dropped.

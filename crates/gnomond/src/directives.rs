@@ -46,6 +46,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "maxdrift",
     "corrtimeratio",
     "maxclockerror",
+    "fallbackdrift",
     "leapsecmode",
     "leapsectz",
     "leapseclist",
