@@ -183,6 +183,8 @@ fn run(opts: &Options, parent: &mut Option<ParentChannel>) -> Result<(), Fatal> 
     } else {
         None
     };
+    // `reload sources` (client/commands.rs) reads the same -f file later, from `/`.
+    crate::client::commands::remember_options(opts);
     if detach {
         *parent = Some(process::daemonize()?);
     }

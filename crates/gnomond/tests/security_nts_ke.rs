@@ -55,16 +55,6 @@ fn make_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     (cert, key)
 }
 
-/// A TCP and UDP port free on 127.0.0.1 and ::1.
-fn free_tcp_port() -> u16 {
-    loop {
-        let p = free_udp_port();
-        if TcpListener::bind(("127.0.0.1", p)).is_ok() && TcpListener::bind(("::1", p)).is_ok() {
-            return p;
-        }
-    }
-}
-
 /// How a fake key-exchange server treats each connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Behaviour {
@@ -91,8 +81,10 @@ struct FakeKe {
 }
 
 impl FakeKe {
-    fn start(behaviour: Behaviour) -> FakeKe {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    /// A fake key-exchange server on `ip` (each NTS source needs its own address: like
+    /// chronyd, gnomond refuses a second source at an address already in use).
+    fn start(behaviour: Behaviour, ip: [u8; 4]) -> FakeKe {
+        let listener = TcpListener::bind(SocketAddr::from((ip, 0))).unwrap();
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
         let conns = Arc::new(Mutex::new(Vec::new()));
@@ -224,14 +216,14 @@ fn silent_and_trickling_nts_ke_servers_hold_neither_ntp_service_nor_other_source
     let dir = TempDir::new("sec-ke-client");
     let (cert, _key) = make_cert(dir.path(), "trusted");
     let (up, up_port) = upstream();
-    let silent = FakeKe::start(Behaviour::Silent);
-    let trickle = FakeKe::start(Behaviour::Trickle);
+    let silent = FakeKe::start(Behaviour::Silent, [127, 0, 0, 1]);
+    let trickle = FakeKe::start(Behaviour::Trickle, [127, 0, 0, 2]);
     let nts_port = free_udp_port();
     // authselectmode ignore: in chronyd's default `mix` the NTS sources would be required, and
     // the point here is that the plain source is used while the key exchanges hang.
     let d = Daemon::start(&format!(
         "server 127.0.0.1 port {nts_port} nts ntsport {} iburst minpoll -2 maxpoll -2\n\
-         server 127.0.0.1 port {nts_port} nts ntsport {} iburst minpoll -2 maxpoll -2\n\
+         server 127.0.0.2 port {nts_port} nts ntsport {} iburst minpoll -2 maxpoll -2\n\
          server 127.0.0.3 port {up_port} iburst minpoll -2 maxpoll -2\n\
          authselectmode ignore\nallow 127.0.0.1\nntstrustedcerts {}\nnosystemcert",
         silent.port,
@@ -286,7 +278,7 @@ fn silent_and_trickling_nts_ke_servers_hold_neither_ntp_service_nor_other_source
     let listing = chronyc_sources(d.cmdport);
     let nts_lines: Vec<&str> = listing
         .lines()
-        .filter(|l| l.starts_with('^') && l.contains("127.0.0.1"))
+        .filter(|l| l.starts_with('^') && (l.contains("127.0.0.1") || l.contains("127.0.0.2")))
         .collect();
     assert_eq!(nts_lines.len(), 2, "{listing}");
     for l in &nts_lines {
@@ -446,6 +438,50 @@ fn closed_within(s: &TcpStream, wait: Duration) -> bool {
     }
 }
 
+/// How soon after its connect completed a connection must be closed to count as dropped at
+/// once (rejected by a limit): well inside the 2 s handshake deadline, which gnomond starts
+/// only when it accepts the connection, so a held session can never count as dropped.
+const DROPPED_WINDOW: Duration = Duration::from_millis(1500);
+
+/// For each `(stream, connect completed)`: whether the server closed it within
+/// [`DROPPED_WINDOW`] of its connect, and whether it could not be judged because it was first
+/// looked at only after that window (connects slower than the window). Polls every 10 ms until
+/// every connection's window has passed.
+fn dropped_at_once<'a>(
+    conns: impl Iterator<Item = &'a (TcpStream, Instant)>,
+) -> (Vec<bool>, Vec<bool>) {
+    let conns: Vec<&(TcpStream, Instant)> = conns.collect();
+    let mut dropped = vec![false; conns.len()];
+    let mut undecided = vec![false; conns.len()];
+    let mut decided = vec![false; conns.len()];
+    let mut first_look = true;
+    // Bounded: each pass either decides every connection whose window has passed or sleeps
+    // 10 ms, and every window ends DROPPED_WINDOW after its connect, already in the past.
+    for _ in 0..(DROPPED_WINDOW.as_millis() / 10 + 10) {
+        let now = Instant::now();
+        for (i, (s, connected)) in conns.iter().enumerate() {
+            if decided[i] {
+                continue;
+            }
+            let age = now.saturating_duration_since(*connected);
+            if age >= DROPPED_WINDOW {
+                // Still open at the end of its window: held. Never looked at inside it: unknown.
+                undecided[i] = first_look;
+                decided[i] = true;
+            } else if closed_now(s) {
+                dropped[i] = true;
+                decided[i] = true;
+            }
+        }
+        first_look = false;
+        if decided.iter().all(|&d| d) {
+            return (dropped, undecided);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("connections still undecided after their {DROPPED_WINDOW:?} windows");
+}
+
 /// Whether the server has already closed `s` (EOF or reset), without waiting.
 fn closed_now(s: &TcpStream) -> bool {
     s.set_nonblocking(true).unwrap();
@@ -491,26 +527,35 @@ fn nts_ke_flood_is_rate_limited_per_address_and_every_session_ends() {
     let rss_before = rss_kib(d.pid());
 
     // One address, 30 connections at once: the rate limit lets the burst (and a leak) in.
-    let one: Vec<TcpStream> = (0..30)
-        .filter_map(|_| connect_from([127, 0, 2, 1].into(), ke))
+    // Each connect is timed: a connection is judged by how soon after its own connect it is
+    // closed, so slow connects under load cannot make held sessions look dropped.
+    let connecting = Instant::now();
+    let one: Vec<(TcpStream, Instant)> = (0..30)
+        .filter_map(|_| connect_from([127, 0, 2, 1].into(), ke).map(|s| (s, Instant::now())))
         .collect();
     assert_eq!(one.len(), 30, "connections refused by the kernel");
     // Another address meanwhile: not limited by the first one's count.
-    let other: Vec<TcpStream> = (0..4)
-        .filter_map(|_| connect_from([127, 0, 2, 2].into(), ke))
+    let other: Vec<(TcpStream, Instant)> = (0..4)
+        .filter_map(|_| connect_from([127, 0, 2, 2].into(), ke).map(|s| (s, Instant::now())))
         .collect();
-    std::thread::sleep(Duration::from_millis(700));
-    let dropped_one = one
-        .iter()
-        .filter(|s| closed_within(s, Duration::from_millis(10)))
-        .count();
-    let dropped_other = other
-        .iter()
-        .filter(|s| closed_within(s, Duration::from_millis(10)))
-        .count();
+    let connect_time = connecting.elapsed();
+    let (drops, undecided) = dropped_at_once(one.iter().chain(&other));
+    let dropped_one = drops[..30].iter().filter(|&&d| d).count();
+    let dropped_other = drops[30..].iter().filter(|&&d| d).count();
+    let undecided_one = undecided[..30].iter().filter(|&&u| u).count();
+    if undecided.iter().any(|&u| u) {
+        // Only when the connects themselves took over DROPPED_WINDOW (a loaded machine):
+        // those connections cannot be told apart, so they count either way below.
+        println!(
+            "note: connects took {connect_time:?}; {} connections were first looked at only \
+             after {DROPPED_WINDOW:?} and are not judged",
+            undecided.iter().filter(|&&u| u).count()
+        );
+    }
     assert!(
-        (8..=22).contains(&dropped_one),
-        "rate limit from one address: {dropped_one} of 30 dropped at once:\n{}",
+        dropped_one <= 22 && dropped_one + undecided_one >= 8,
+        "rate limit from one address: {dropped_one} of 30 dropped at once ({undecided_one} not \
+         judged, connects took {connect_time:?}):\n{}",
         d.stderr()
     );
     assert_eq!(dropped_other, 0, "another address was limited too");

@@ -194,3 +194,70 @@ fn auto_offline_source_goes_offline_when_sends_fail_like_chronyd() {
         wait_one_offline(&g.socket).unwrap_or_else(|l| panic!("gnomond:\n{l}\n{}", g.stderr()));
     });
 }
+
+/// `chronyc -h SOCKET COMMAND` (Unix command socket): its standard output.
+fn chronyc_on(socket: &std::path::Path, command: &str) -> String {
+    let out = run_bounded(
+        std::process::Command::new(require_tool("chronyc"))
+            .args(["-n", "-h"])
+            .arg(socket)
+            .arg(command),
+        Duration::from_secs(5),
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// chronyc(1) `onoffline`: a source is online when a route to it exists. In a namespace
+/// where 127.0.0.2 is `unreachable`, both daemons start with both sources online and, after
+/// `onoffline`, show one online and one offline.
+#[test]
+fn onoffline_takes_sources_without_a_route_offline_like_chronyd() {
+    let ns = Netns::new();
+    let route = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.name,
+            "ip",
+            "route",
+            "add",
+            "unreachable",
+        ])
+        .args(["127.0.0.2/32", "table", "local"])
+        .status()
+        .unwrap();
+    assert!(route.success());
+    in_netns(&ns, || {
+        let sources = "server 127.0.0.2 port 9 minpoll 6\nserver 127.0.0.1 port 9 minpoll 6";
+        let g = Daemon::start_with(sources, &[], Ready::PidFile);
+        let dir = TempDir::new("onoffline");
+        let run = dir.join("run");
+        std::fs::create_dir(&run).unwrap();
+        std::fs::set_permissions(&run, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .unwrap();
+        let sock = run.join("chronyd.sock");
+        let c = Chronyd::start(&format!(
+            "port 0\ncmdport 0\nbindcmdaddress {}\n{sources}",
+            sock.display()
+        ));
+        for (name, socket, log) in [
+            ("chronyd", &sock, c.output()),
+            ("gnomond", &g.socket, g.stderr()),
+        ] {
+            let start = Instant::now();
+            let mut before = activity(socket);
+            while !before.contains("2 sources online") && start.elapsed() < Duration::from_secs(10)
+            {
+                std::thread::sleep(Duration::from_millis(200));
+                before = activity(socket);
+            }
+            assert!(
+                before.contains("2 sources online"),
+                "{name} before:\n{before}\n{log}"
+            );
+            let reply = chronyc_on(socket, "onoffline");
+            assert!(reply.contains("200 OK"), "{name}: {reply}");
+            wait_one_offline(socket).unwrap_or_else(|l| panic!("{name}:\n{l}\n{log}"));
+        }
+    });
+}

@@ -107,16 +107,29 @@ impl SourceDir {
     }
 }
 
+/// The command-line options the daemon started with, its `-f` file made absolute before
+/// the daemon detached (daemonising changes the working directory to `/`).
+static STARTED_WITH: std::sync::OnceLock<crate::cli::Options> = std::sync::OnceLock::new();
+
+/// Remembers `opts` for `reload sources`; call before daemonising.
+pub fn remember_options(opts: &crate::cli::Options) {
+    let mut opts = opts.clone();
+    if let Some(file) = &opts.config_file {
+        if let Ok(abs) = std::path::Path::new(file).canonicalize() {
+            opts.config_file = Some(abs.to_string_lossy().into_owned());
+        }
+    }
+    let _ = STARTED_WITH.set(opts);
+}
+
 /// The configuration as the daemon's command line names it, read again.
 fn reread_settings() -> Result<Settings, String> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match crate::cli::parse(&args) {
-        Ok(crate::cli::Command::Run(opts)) => crate::daemon::load_config(&opts)
-            .map(|c| Settings::from_config(&c))
-            .map_err(|e| e.chrony_message()),
-        Ok(_) => Err("not running as a daemon".to_string()),
-        Err(e) => Err(e.to_string()),
-    }
+    let Some(opts) = STARTED_WITH.get() else {
+        return Err("not running as a daemon".to_string());
+    };
+    crate::daemon::load_config(opts)
+        .map(|c| Settings::from_config(&c))
+        .map_err(|e| e.chrony_message())
 }
 
 fn count(v: Option<i32>) -> usize {
@@ -148,14 +161,19 @@ impl Client {
                     }
                 }
                 SourceCommand::OnOffline => {
-                    // Every source has a route on loopback and the networks we are given; a
-                    // route check per source is not made.
+                    // chronyc(1): online when a request can be sent, i.e. the routing table
+                    // has a route to the source (a connect(2) of a UDP socket; nothing sent).
                     let all: Vec<SourceId> = self.engine.source_ids().collect();
                     for id in all {
                         let was = self.nominally_online(id);
-                        if !was {
-                            self.engine.set_online_commanded(id, true, now);
-                            tracing::info!("Source {} online", self.ip_of(id));
+                        let Some(remote) = self.engine.association(id).map(|a| a.remote()) else {
+                            continue;
+                        };
+                        let online = local_address(remote.ip()).is_some();
+                        if was != online {
+                            self.engine.set_online_commanded(id, online, now);
+                            let word = if online { "online" } else { "offline" };
+                            tracing::info!("Source {} {word}", self.ip_of(id));
                         }
                     }
                 }
@@ -174,9 +192,7 @@ impl Client {
                 SourceCommand::Add(a) => self.add_commanded(&a, now),
                 SourceCommand::Delete(ip) => {
                     for id in self.ids(&[ip]) {
-                        self.engine.remove_source(id);
-                        self.names.remove(&id);
-                        self.sockets.remove(&id);
+                        self.forget_source(id);
                     }
                 }
                 SourceCommand::MakeStep => match self.engine.make_step(clock) {
@@ -215,17 +231,29 @@ impl Client {
         self.refresh(clock);
     }
 
-    /// The engine's sources at these addresses.
+    /// Removes source `id` with everything the client keeps for it: its name, its socket and,
+    /// for a peer, its socket on the NTP port (peers.rs).
+    fn forget_source(&mut self, id: SourceId) {
+        if let Some(remote) = self.engine.association(id).map(|a| a.remote()) {
+            self.peers.close(remote);
+        }
+        self.engine.remove_source(id);
+        self.names.remove(&id);
+        self.sockets.remove(&id);
+    }
+
+    /// The engine's sources at these addresses: one pass over the sources whatever the number
+    /// of addresses (`offline` with a mask can name every one of 10,000 sources).
     fn ids(&self, ips: &[IpAddr]) -> Vec<SourceId> {
-        let mut ids = Vec::new();
-        for ip in ips {
-            ids.extend(self.engine.source_ids().filter(|id| {
+        let wanted: std::collections::HashSet<&IpAddr> = ips.iter().collect();
+        self.engine
+            .source_ids()
+            .filter(|id| {
                 self.engine
                     .association(*id)
-                    .is_some_and(|a| a.remote().ip() == *ip)
-            }));
-        }
-        ids
+                    .is_some_and(|a| wanted.contains(&a.remote().ip()))
+            })
+            .collect()
     }
 
     /// Adds the source at `addr` unless a source already has its IP address (whatever the
@@ -386,9 +414,7 @@ impl Client {
         }
         for id in existing {
             tracing::info!("Source {} replaced with {}", self.ip_of(id), addr.ip());
-            self.engine.remove_source(id);
-            self.names.remove(&id);
-            self.sockets.remove(&id);
+            self.forget_source(id);
         }
         let id = self.engine.add_source_auth(addr, plan.cfg, &plan.auth, now);
         self.names.insert(id, plan.host);
@@ -415,9 +441,7 @@ impl Client {
             return;
         }
         for id in self.plan_sources(&plan) {
-            self.engine.remove_source(id);
-            self.names.remove(&id);
-            self.sockets.remove(&id);
+            self.forget_source(id);
         }
     }
 

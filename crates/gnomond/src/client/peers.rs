@@ -123,6 +123,13 @@ impl PeerSockets {
         }
     }
 
+    /// Closes `remote`'s socket once its peer is deleted: while it stays bound and connected,
+    /// the kernel hands it everything from that address, which the server socket should get.
+    pub fn close(&mut self, remote: SocketAddr) {
+        self.sockets.remove(&remote);
+        self.failed.retain(|r| *r != remote);
+    }
+
     /// Sends `datagram` to `remote` from its peer socket.
     pub fn send(&self, remote: SocketAddr, datagram: &[u8]) -> std::io::Result<()> {
         match self.sockets.get(&remote) {
@@ -285,6 +292,27 @@ mod tests {
             (&buf[..n], from),
             (&b"client"[..], stranger.local_addr().unwrap())
         );
+    }
+
+    #[test]
+    fn closed_peer_socket_leaves_the_peer_to_the_server_socket() {
+        let server = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let port = server.local_addr().port();
+        let server = server.into_std();
+        server
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let remote = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let raddr = remote.local_addr().unwrap();
+        let mut peers = PeerSockets::new(server_on(port));
+        assert!(peers.open(raddr));
+        peers.close(raddr);
+        assert_eq!(peers.fds().count(), 0);
+        assert!(peers.send(raddr, b"x").is_err());
+        remote.send_to(b"after", ("127.0.0.1", port)).unwrap();
+        let mut buf = [0u8; 16];
+        let (n, from) = server.recv_from(&mut buf).unwrap();
+        assert_eq!((&buf[..n], from), (&b"after"[..], raddr));
     }
 
     #[test]
