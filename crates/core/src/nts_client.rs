@@ -39,6 +39,10 @@ pub struct NtsSource {
     pub ke_port: u16,
     /// `ntsrefresh`: the age, seconds, at which a session is renewed by a new key exchange.
     pub refresh: u32,
+    /// `certset`: the trust set (chrony's `ntstrustedcerts` set ID) the certificate is
+    /// verified against. Carried with the source, so two directives with the same name and
+    /// different sets each keep their own.
+    pub certset: u32,
 }
 
 impl NtsSource {
@@ -48,6 +52,7 @@ impl NtsSource {
             server_name: server_name.to_string(),
             ke_port: gnomon_wire::nts_ke::NTS_KE_PORT,
             refresh: DEFAULT_NTS_REFRESH,
+            certset: 0,
         }
     }
 }
@@ -62,6 +67,8 @@ pub struct NtsKeRequest {
     pub server_name: String,
     /// NTS-KE port.
     pub port: u16,
+    /// The source's `certset`: the trust set the certificate is verified against.
+    pub certset: u32,
     /// Where to connect: the source's original address with the NTS-KE port (not a fresh
     /// lookup of `server_name`, so pool members each key with their own server).
     pub addr: std::net::SocketAddr,
@@ -86,6 +93,16 @@ pub struct SavedSession {
     pub keys: crate::nts::SessionKeys,
     /// Unused cookies, oldest first.
     pub cookies: Vec<zeroize::Zeroizing<Vec<u8>>>,
+}
+
+impl SavedSession {
+    /// True when the saved key exchange started after `now` (same time base): such a session
+    /// must not be restored, as its age would read negative and its `ntsrefresh` re-key would
+    /// be postponed by the difference.
+    pub fn started_after(&self, now: f64) -> bool {
+        // NaN or infinite (never produced by the daemon's parser) is refused too.
+        !self.started.is_finite() || self.started > now
+    }
 }
 
 /// Key-exchange schedule and session of one NTS source.
@@ -165,6 +182,7 @@ impl NtsState {
         Some(NtsKeRequest {
             server_name: self.source.server_name.clone(),
             port: self.source.ke_port,
+            certset: self.source.certset,
             addr: std::net::SocketAddr::new(ip, self.source.ke_port),
         })
     }
@@ -227,9 +245,14 @@ impl NtsState {
     }
 
     /// After a session was installed from `saved` (through the key-exchange result path):
-    /// its age and key-exchange server are the saved ones.
+    /// its age and key-exchange server are the saved ones. A saved start later than the
+    /// installation (a clock that went back, or a tampered file) is not believed: the
+    /// session counts from the installation, so `ntsrefresh` is never postponed. The daemon
+    /// rejects such files before this ([`SavedSession::started_after`]).
     pub fn restored(&mut self, saved: &SavedSession) {
-        self.session_start = saved.started;
+        // `session_start` was just set to the start of the installing "exchange", which is
+        // never later than now.
+        self.session_start = saved.started.min(self.session_start);
         self.ke_ip = Some(saved.ke_ip);
         // The installed session was established at least once.
         self.ke_successes = saved.key_establishments.max(1);
@@ -422,6 +445,39 @@ mod tests {
         s.finish_ke(Some(outcome()));
         let st = s.auth_status(100.0);
         assert_eq!((st.key_establishments, st.nak, st.cookies), (2, false, 8));
+    }
+
+    #[test]
+    fn key_exchange_request_carries_the_sources_certset() {
+        let src = NtsSource {
+            certset: 3,
+            ..NtsSource::new("ntp.example")
+        };
+        let mut s = NtsState::new(src, 0.0);
+        let req = s.start_ke(0.0, IP).unwrap();
+        assert_eq!((req.certset, req.server_name.as_str()), (3, "ntp.example"));
+        let mut d = NtsState::new(NtsSource::new("ntp.example"), 0.0);
+        assert_eq!(d.start_ke(0.0, IP).unwrap().certset, 0);
+    }
+
+    #[test]
+    fn restored_session_from_the_future_does_not_postpone_the_refresh() {
+        let mut s = NtsState::new(NtsSource::new("localhost"), 0.0);
+        s.start_ke(10.0, IP);
+        s.finish_ke(Some(outcome()));
+        let mut saved = s.take_saved("127.0.0.1:123".parse().unwrap()).unwrap();
+        saved.started = 1.0e12;
+        assert!(saved.started_after(500.0));
+        assert!(!saved.started_after(1.0e12));
+        saved.started = f64::NAN;
+        assert!(saved.started_after(500.0));
+        saved.started = 1.0e12;
+        let mut t = NtsState::new(NtsSource::new("localhost"), 500.0);
+        t.finish_ke(Some(outcome()));
+        t.restored(&saved);
+        assert!(t.is_ready());
+        assert_eq!(t.ke_due(), Some(500.0 + f64::from(DEFAULT_NTS_REFRESH)));
+        assert_eq!(t.auth_status(600.0).last_ke_ago, Some(100.0));
     }
 
     #[test]

@@ -85,6 +85,14 @@ impl FallbackDrift {
         (held > 0.0).then_some(avg)
     }
 
+    /// Local time at which the next fallback becomes due (the daemon must wake then even
+    /// with every source offline, when no poll timer runs), or `None` when none is left.
+    pub fn next_due(&self) -> Option<f64> {
+        let (t, _) = self.last?;
+        let next = self.active.map_or(0, |a| a + 1);
+        (next < self.averages.len()).then(|| t + interval(self.min_log2, next))
+    }
+
     /// Index (0 = the first, 2^MIN s) of the fallback in use, if any.
     pub fn active(&self) -> Option<usize> {
         self.active
@@ -125,8 +133,10 @@ mod tests {
             f.update(t, 50.0);
         }
         let last = t;
+        assert_eq!(f.next_due(), Some(last + 16.0));
         assert_eq!(f.due(last + 15.0), None, "before 2^4 s");
         let first = f.due(last + 16.0).unwrap();
+        assert_eq!(f.next_due(), Some(last + 32.0));
         // The 16 s average has seen the recent deviation, the 64 s one much less of it.
         assert!(first > 20.0 && first < 50.0, "{first}");
         assert_eq!(f.active(), Some(0));
@@ -136,6 +146,7 @@ mod tests {
         let third = f.due(last + 1000.0).unwrap();
         assert!(third < second && third > 10.0, "{third}");
         assert_eq!(f.active(), Some(2));
+        assert_eq!(f.next_due(), None, "no fallback after the last");
         assert_eq!(f.due(last + 1e6), None, "the last fallback stays");
         // A new update ends the fallback.
         f.update(last + 2e6, 12.0);

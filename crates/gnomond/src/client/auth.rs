@@ -6,9 +6,11 @@
 //! * `authselectmode` as chrony's;
 //! * `nts`: the engine's key-exchange requests are turned into [`NtsKeClient`]s verified
 //!   against the source's `certset` ([`super::trust`]) and run on the helper threads of
-//!   [`super::nts_ke`]; their results go back to the engine in the poll loop. A request that
-//!   cannot start (no trusted certificates, bad name) fails at once, so the source backs off
-//!   as after any failed exchange and never falls back to unauthenticated NTP.
+//!   [`super::nts_ke`]; their results go back to the engine in the poll loop. The `certset`
+//!   travels with the source's request (`NtsKeRequest::certset`), so sources or pools sharing
+//!   a name keep their own sets. A request that cannot start (helper threads not started, no
+//!   trusted certificates, bad name) fails at once with that cause logged, so the source backs
+//!   off as after any failed exchange and never falls back to unauthenticated NTP.
 
 use super::config::SourcePlan;
 use super::nts_ke::NtsKeRunner;
@@ -16,8 +18,33 @@ use super::Client;
 use crate::clock::DaemonClock;
 use gnomon_conf::Settings;
 use gnomon_core::association::Engine;
-use gnomon_core::nts_client::NtsTrust;
+use gnomon_core::nts_client::{NtsKeClientError, NtsTrust};
 use std::collections::BTreeMap;
+
+/// Why a key exchange the engine asked for could not start.
+#[derive(Debug)]
+pub enum KeStartError {
+    /// The NTS-KE helper threads could not be started.
+    Helpers(std::io::Error),
+    /// The source's `certset` holds no trusted certificate.
+    NoTrust(u32),
+    /// The engine could not build the handshake (name, configuration).
+    Client(NtsKeClientError),
+}
+
+impl std::fmt::Display for KeStartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeStartError::Helpers(e) => write!(f, "could not start NTS-KE helper threads : {e}"),
+            KeStartError::NoTrust(set) => {
+                write!(f, "no trusted certificates (certificate set {set})")
+            }
+            KeStartError::Client(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for KeStartError {}
 
 /// What the client keeps for authentication.
 #[derive(Debug)]
@@ -27,8 +54,6 @@ pub struct ClientAuth {
     /// Loaded with the first NTS source.
     trust: Option<BTreeMap<u32, NtsTrust>>,
     trust_config: super::trust::TrustConfig,
-    /// `certset` by the name requests carry (the directive's host or pool name).
-    certsets: BTreeMap<String, u32>,
     key_gen: u64,
     /// `ntsdumpdir`: sessions saved at exit and restored at start (nts_dump.rs).
     dump_dir: Option<std::path::PathBuf>,
@@ -54,7 +79,6 @@ impl ClientAuth {
             runner: None,
             trust: None,
             trust_config: super::trust::TrustConfig::from_settings(settings),
-            certsets: nts.iter().map(|p| (p.host.clone(), p.certset)).collect(),
             key_gen,
             dump_dir: settings.ntsdumpdir.clone(),
             looked_up: Default::default(),
@@ -79,24 +103,32 @@ impl ClientAuth {
         Ok(auth)
     }
 
-    /// The helpers and trust sets, started or loaded on first use.
-    fn nts(&mut self) -> Option<(&mut NtsKeRunner, &BTreeMap<u32, NtsTrust>)> {
+    /// The helpers (started by `start` on first use, again after a failed start) and the
+    /// trust of set `certset`.
+    fn nts_with(
+        &mut self,
+        certset: u32,
+        start: impl FnOnce() -> std::io::Result<NtsKeRunner>,
+    ) -> Result<(&mut NtsKeRunner, &NtsTrust), KeStartError> {
         if self.runner.is_none() {
-            match NtsKeRunner::start() {
-                Ok(r) => self.runner = Some(r),
-                Err(e) => tracing::error!("Could not start NTS-KE helper : {e}"),
-            }
+            self.runner = Some(start().map_err(KeStartError::Helpers)?);
         }
         let config = &self.trust_config;
         let trust = self
             .trust
-            .get_or_insert_with(|| super::trust::trust_sets(config));
-        Some((self.runner.as_mut()?, trust))
+            .get_or_insert_with(|| super::trust::trust_sets(config))
+            .get(&certset)
+            .ok_or(KeStartError::NoTrust(certset))?;
+        let runner = self
+            .runner
+            .as_mut()
+            .ok_or_else(|| KeStartError::Helpers(std::io::ErrorKind::NotFound.into()))?;
+        Ok((runner, trust))
     }
 
     /// The authentication of a source added after start-up (`add`, `reload sources`): its
-    /// `key`/`nts` with the configured `ntsrefresh`, and its `certset` remembered for its key
-    /// exchanges, as for a configuration line.
+    /// `key`/`nts` with the configured `ntsrefresh` and its `certset`, as for a configuration
+    /// line.
     pub fn plan_auth(
         &mut self,
         kind: gnomon_conf::SourceKind,
@@ -105,8 +137,7 @@ impl ClientAuth {
         let auth =
             super::config::with_refresh(super::config::source_auth(kind, spec), self.ntsrefresh);
         if let Some(nts) = &auth.nts {
-            let set = spec.certset.unwrap_or(0);
-            self.certsets.insert(nts.server_name.clone(), set);
+            let set = nts.certset;
             let config = &self.trust_config;
             let trust = self
                 .trust
@@ -154,7 +185,7 @@ impl Client {
             if !self.auth.looked_up.insert(id) {
                 continue;
             }
-            match super::nts_dump::take(&dir, ke_ip) {
+            match super::nts_dump::take(&dir, ke_ip, now) {
                 Ok(Some(saved)) => {
                     if self.engine.restore_nts_session(id, &saved, now) {
                         tracing::debug!(
@@ -196,10 +227,8 @@ impl Client {
         }
         let now = clock.read();
         for (id, req) in requests {
-            let set = self.auth.certsets.get(&req.server_name).copied();
-            let nts = self.auth.nts();
-            let ke = match nts.and_then(|(r, t)| Some((r, t.get(&set.unwrap_or(0))?))) {
-                Some((runner, trust)) => {
+            let ke = match self.auth.nts_with(req.certset, NtsKeRunner::start) {
+                Ok((runner, trust)) => {
                     let mono = crate::os::clock::monotonic();
                     match self.engine.nts_ke_client_with(id, trust, mono, now) {
                         Ok(ke) => {
@@ -211,10 +240,10 @@ impl Client {
                             runner.run(id, ke, req.addr, &req.server_name);
                             continue;
                         }
-                        Err(e) => e.to_string(),
+                        Err(e) => KeStartError::Client(e),
                     }
                 }
-                None => "no trusted certificates".to_string(),
+                Err(e) => e,
             };
             tracing::warn!(
                 "Could not start NTS-KE session with {} ({}) : {ke}",
@@ -250,5 +279,62 @@ impl Client {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// No helpers yet, no trusted certificate in any set.
+    fn bare() -> ClientAuth {
+        ClientAuth {
+            runner: None,
+            trust: Some(BTreeMap::new()),
+            trust_config: Default::default(),
+            key_gen: 0,
+            dump_dir: None,
+            looked_up: Default::default(),
+            ntsrefresh: 3600,
+        }
+    }
+
+    #[test]
+    fn same_name_sources_keep_their_own_certset() {
+        let mut auth = bare();
+        let mut a = gnomon_conf::SourceSpec::new("ntp.example");
+        a.nts = true;
+        a.certset = Some(1);
+        let mut b = a.clone();
+        b.certset = Some(2);
+        let kind = gnomon_conf::SourceKind::Pool;
+        let first = auth.plan_auth(kind, &a).nts.unwrap();
+        let second = auth.plan_auth(kind, &b).nts.unwrap();
+        // The first source's set is not overwritten by the second's.
+        assert_eq!((first.certset, second.certset), (1, 2));
+        assert_eq!(first.server_name, second.server_name);
+        assert_eq!(first.refresh, 3600);
+        let plain = auth.plan_auth(kind, &gnomon_conf::SourceSpec::new("x"));
+        assert!(plain.nts.is_none());
+    }
+
+    #[test]
+    fn helper_start_failure_is_reported_as_such() {
+        let mut auth = bare();
+        let r = auth.nts_with(0, || Err(std::io::Error::other("no threads")));
+        let e = r.err().unwrap();
+        assert!(matches!(e, KeStartError::Helpers(_)), "{e:?}");
+        let text = e.to_string();
+        assert!(
+            text.contains("helper") && text.contains("no threads"),
+            "{text}"
+        );
+        assert!(!text.contains("trusted"), "{text}");
+        assert!(auth.runner.is_none());
+        // Started on a later request; then the missing trust set is the cause.
+        let e = auth.nts_with(5, NtsKeRunner::start).err().unwrap();
+        assert!(matches!(e, KeStartError::NoTrust(5)), "{e:?}");
+        assert_eq!(e.to_string(), "no trusted certificates (certificate set 5)");
+        assert!(auth.runner.is_some());
     }
 }

@@ -6,7 +6,7 @@ use gnomon_conf::{Settings, SourceKind as ConfKind, SourceSpec};
 use gnomon_core::association::{EngineConfig, OneShot, SourceAuth, SourceConfig, SourceKind};
 use gnomon_core::nts_client::NtsSource;
 use gnomon_core::reference::leap_table::LeapTable;
-use gnomon_core::reference::{LeapMode, ReferenceConfig};
+use gnomon_core::reference::{LeapMode, LocalConfig, ReferenceConfig};
 use gnomon_core::selection::{SelectOptions, SelectionConfig};
 
 /// How a configured source is reached once its name is resolved.
@@ -33,6 +33,7 @@ pub fn source_auth(kind: ConfKind, s: &SourceSpec) -> SourceAuth {
     let nts = (s.nts && kind != ConfKind::Peer).then(|| NtsSource {
         server_name: s.host.clone(),
         ke_port: s.ntsport,
+        certset: s.certset.unwrap_or(0),
         ..NtsSource::new(&s.host)
     });
     SourceAuth { key: s.key, nts }
@@ -164,7 +165,8 @@ pub fn unsupported_options(s: &SourceSpec) -> Vec<&'static str> {
 /// `combinelimit`, `reselectdist`, `stratumweight`), discipline (`makestep`, `maxchange`,
 /// `maxupdateskew`, `maxslewrate`, `maxdrift`, `corrtimeratio`, `maxclockerror`,
 /// `leapsecmode`) and the one-shot mode; the leap table is [`load_leap_table`]'s. `local`
-/// stays with the NTP server module, which serves it when the engine has no source.
+/// decides in the engine when the local reference is active (`distance`) and which sources
+/// orphan mode holds back; the NTP server module serves it when the engine reports it active.
 pub fn engine_config(
     settings: &Settings,
     one_shot: Option<(OneShot, f64)>,
@@ -194,7 +196,17 @@ pub fn engine_config(
             gnomon_conf::LeapSecMode::Step => LeapMode::Step,
             gnomon_conf::LeapSecMode::Ignore => LeapMode::Ignore,
         },
-        local: None,
+        // ---- sync: `local` distance/orphan semantics in the engine (reference.rs,
+        // selection/orphan.rs); what is served in local mode stays the NTP server's ----
+        local: settings
+            .local
+            .as_ref()
+            .filter(|_| one_shot.is_none())
+            .map(|l| LocalConfig {
+                stratum: l.stratum.clamp(1, 15) as u8,
+                distance: l.distance,
+                orphan: l.orphan,
+            }),
     };
     EngineConfig {
         selection,

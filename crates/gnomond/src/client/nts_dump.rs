@@ -18,7 +18,9 @@
 //! Files are written at exit, atomically and 0600 (`nts_ke::dump::write_file`): they hold
 //! keys. A file is removed as soon as it has been read, so a cookie saved once is sent at
 //! most once even if the daemon crashes later. Reading is total: anything malformed is
-//! rejected with the reason and a new key exchange follows.
+//! rejected with the reason and a new key exchange follows. So is a session whose key
+//! exchange started after the time of reading (a clock that went back, a tampered file):
+//! its age would read negative and postpone the `ntsrefresh` re-key by the difference.
 
 use gnomon_core::nts::SessionKeys;
 use gnomon_core::nts_client::cookie_jar::{is_valid_cookie, MAX_COOKIES};
@@ -45,6 +47,13 @@ pub enum DumpError {
     BadField(&'static str),
     /// More than eight cookies, or a malformed one.
     BadCookie,
+    /// The session's key exchange started later than now (both Unix seconds).
+    StartedInFuture {
+        /// The saved start.
+        started: f64,
+        /// The time of reading.
+        now: f64,
+    },
 }
 
 impl std::fmt::Display for DumpError {
@@ -55,6 +64,11 @@ impl std::fmt::Display for DumpError {
             DumpError::BadMagic => f.write_str("unknown format"),
             DumpError::BadField(name) => write!(f, "missing or invalid {name}"),
             DumpError::BadCookie => f.write_str("invalid cookie"),
+            DumpError::StartedInFuture { started, now } => write!(
+                f,
+                "session started in the future ({:.0} s after now)",
+                started - now
+            ),
         }
     }
 }
@@ -72,7 +86,8 @@ fn hex(bytes: &[u8]) -> String {
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
     let t = text.as_bytes();
-    if t.len() % 2 != 0 {
+    // Digits only: `from_str_radix` alone would also take a sign ("+f").
+    if t.len() % 2 != 0 || !t.iter().all(u8::is_ascii_hexdigit) {
         return None;
     }
     t.chunks(2)
@@ -181,8 +196,10 @@ pub fn save(dir: &Path, s: &SavedSession) -> std::io::Result<()> {
     crate::nts_ke::dump::write_file(dir, &name, &format(s))
 }
 
-/// Reads and removes the saved session of `ke_ip`; `Ok(None)` when there is none.
-pub fn take(dir: &Path, ke_ip: IpAddr) -> Result<Option<SavedSession>, DumpError> {
+/// Reads and removes the saved session of `ke_ip` at `now` (daemon time base, Unix seconds);
+/// `Ok(None)` when there is none, an error for one that cannot be used (including one that
+/// started after `now`).
+pub fn take(dir: &Path, ke_ip: IpAddr, now: f64) -> Result<Option<SavedSession>, DumpError> {
     use std::io::Read;
     let p = path(dir, ke_ip);
     let file = match std::fs::File::open(&p) {
@@ -199,7 +216,14 @@ pub fn take(dir: &Path, ke_ip: IpAddr) -> Result<Option<SavedSession>, DumpError
         return Err(DumpError::NotText);
     }
     let text = std::str::from_utf8(&bytes).map_err(|_| DumpError::NotText)?;
-    parse(text, ke_ip).map(Some)
+    let s = parse(text, ke_ip)?;
+    if s.started_after(now) {
+        return Err(DumpError::StartedInFuture {
+            started: s.started,
+            now,
+        });
+    }
+    Ok(Some(s))
 }
 
 #[cfg(test)]
@@ -231,7 +255,7 @@ mod tests {
         assert_eq!(p.file_name().unwrap(), "192.0.2.1.nts");
         let mode = std::fs::metadata(&p).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        let back = take(&dir, s.ke_ip).unwrap().unwrap();
+        let back = take(&dir, s.ke_ip, s.started + 10.0).unwrap().unwrap();
         assert_eq!(back.server_name, s.server_name);
         assert_eq!((back.ntp_addr, back.started), (s.ntp_addr, s.started));
         assert_eq!(back.keys, s.keys);
@@ -239,7 +263,7 @@ mod tests {
         assert_eq!(back.key_establishments, 4);
         // Removed once read.
         assert!(!p.exists());
-        assert!(take(&dir, s.ke_ip).unwrap().is_none());
+        assert!(take(&dir, s.ke_ip, s.started + 10.0).unwrap().is_none());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -277,6 +301,49 @@ mod tests {
         assert!(matches!(parse(&nine, ip), Err(DumpError::BadCookie)));
         let odd = good.replacen("cookie 00", "cookie 0", 1);
         assert!(matches!(parse(&odd, ip), Err(DumpError::BadCookie)));
+    }
+
+    #[test]
+    fn session_started_in_the_future_is_rejected_and_removed() {
+        let dir = std::env::temp_dir().join(format!("gnomond-ntsfuture-{}", std::process::id()));
+        let s = session();
+        save(&dir, &s).unwrap();
+        let r = take(&dir, s.ke_ip, s.started - 3600.0);
+        assert!(
+            matches!(r, Err(DumpError::StartedInFuture { started, .. }) if started == s.started),
+            "{r:?}"
+        );
+        let why = r.err().unwrap().to_string();
+        assert_eq!(why, "session started in the future (3600 s after now)");
+        // Never used later either.
+        assert!(!path(&dir, s.ke_ip).exists());
+        // A start exactly at the time of reading is fine.
+        save(&dir, &s).unwrap();
+        assert!(take(&dir, s.ke_ip, s.started).unwrap().is_some());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn hex_fields_take_digits_only() {
+        assert_eq!(unhex("00ff7A"), Some(vec![0, 0xff, 0x7a]));
+        for bad in ["+f", "-f", "+1+1", " f", "0x", "fg"] {
+            assert_eq!(unhex(bad), None, "{bad}");
+        }
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let good = format(&session());
+        let signed_key = good.replace(
+            &format!("c2s {}", "ab".repeat(32)),
+            &format!("c2s +b{}", "ab".repeat(31)),
+        );
+        assert!(matches!(
+            parse(&signed_key, ip),
+            Err(DumpError::BadField("c2s"))
+        ));
+        let signed_cookie = good.replacen("cookie 00", "cookie +0", 1);
+        assert!(matches!(
+            parse(&signed_cookie, ip),
+            Err(DumpError::BadCookie)
+        ));
     }
 
     #[test]

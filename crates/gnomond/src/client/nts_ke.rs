@@ -9,8 +9,12 @@
 //! deadline), every read and write by the state machine's deadline (`DEFAULT_KE_TIMEOUT`, 10 s),
 //! so a silent or slow server costs one helper thread at most that long and never the NTP
 //! path. When the server's NTPv4 Server record names a host rather than an address, the helper
-//! looks it up (getaddrinfo, on the same helper thread) before reporting, so the engine gets
-//! the address with the outcome (`Engine::nts_ke_finished`'s `resolved`).
+//! looks it up before reporting, so the engine gets the address with the outcome
+//! (`Engine::nts_ke_finished`'s `resolved`). That lookup is bounded too: getaddrinfo cannot be
+//! cancelled, so it runs on a short-lived detached thread (at most [`MAX_LOOKUPS`] at once)
+//! while the helper waits no longer than what is left of the handshake's deadline; a lookup
+//! that does not answer in time fails the exchange ([`HandshakeError::Resolve`]), so a hostile
+//! key-exchange server naming a slow host cannot hold helpers beyond the deadline.
 
 use gnomon_core::association::SourceId;
 use gnomon_core::nts_client::{NtsKeClient, NtsKeClientError, NtsKeOutcome};
@@ -18,7 +22,8 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,6 +34,9 @@ pub const CONNECT_TIMEOUT: f64 = 5.0;
 pub const WORKERS: usize = 4;
 /// Octets read from the socket at a time.
 const READ_CHUNK: usize = 4096;
+/// Server-record lookups that may be running at once (threads left behind by lookups that
+/// missed their deadline count until getaddrinfo returns); beyond it a lookup fails at once.
+pub const MAX_LOOKUPS: usize = 8;
 
 /// Why a key exchange failed.
 #[derive(Debug)]
@@ -41,6 +49,9 @@ pub enum HandshakeError {
     Closed,
     /// The state machine rejected the exchange (TLS, certificate, response, deadline).
     Ke(NtsKeClientError),
+    /// The Server record's host name could not be looked up before the deadline (or too many
+    /// lookups were already running).
+    Resolve(String),
 }
 
 impl std::fmt::Display for HandshakeError {
@@ -50,6 +61,9 @@ impl std::fmt::Display for HandshakeError {
             HandshakeError::Io(e) => write!(f, "connection failed : {e}"),
             HandshakeError::Closed => f.write_str("connection closed early"),
             HandshakeError::Ke(e) => write!(f, "{e}"),
+            HandshakeError::Resolve(name) => {
+                write!(f, "could not resolve NTP server {name} in time")
+            }
         }
     }
 }
@@ -124,20 +138,82 @@ fn is_timeout(e: &std::io::Error) -> bool {
     )
 }
 
-/// The address of an NTPv4 Server record that names a host (`None` for an address literal,
-/// which the engine reads itself, or when the lookup failed): the first address of the same
-/// family as the key-exchange server, else the first one.
-pub fn resolve_server(outcome: &NtsKeOutcome, ke_addr: SocketAddr) -> Option<IpAddr> {
-    let name = outcome.ntp_server.as_deref()?;
-    if name.parse::<IpAddr>().is_ok() {
-        return None;
+/// The addresses of `name` (getaddrinfo; empty when the lookup failed).
+fn lookup(name: &str) -> Vec<IpAddr> {
+    (name, 0)
+        .to_socket_addrs()
+        .map(|a| a.map(|a| a.ip()).collect())
+        .unwrap_or_default()
+}
+
+/// Lookups running now (see [`MAX_LOOKUPS`]).
+static LOOKUPS: AtomicUsize = AtomicUsize::new(0);
+
+/// Gives back a [`LOOKUPS`] slot when its lookup thread ends, however it ends.
+struct LookupSlot;
+
+impl Drop for LookupSlot {
+    fn drop(&mut self) {
+        LOOKUPS.fetch_sub(1, Ordering::AcqRel);
     }
-    let addrs: Vec<IpAddr> = (name, 0).to_socket_addrs().ok()?.map(|a| a.ip()).collect();
-    addrs
+}
+
+/// The address of an NTPv4 Server record that names a host, looked up within `timeout`:
+/// `Ok(None)` for no record or an address literal (the engine reads those itself) or when the
+/// lookup failed (requests keep going to the current address); else the first address of the
+/// same family as the key-exchange server, or the first one. An error when no answer came in
+/// time or [`MAX_LOOKUPS`] are already running.
+pub fn resolve_server(
+    outcome: &NtsKeOutcome,
+    ke_addr: SocketAddr,
+    timeout: Duration,
+) -> Result<Option<IpAddr>, HandshakeError> {
+    resolve_with(outcome, ke_addr, timeout, lookup)
+}
+
+/// [`resolve_server`] with the lookup function given.
+fn resolve_with(
+    outcome: &NtsKeOutcome,
+    ke_addr: SocketAddr,
+    timeout: Duration,
+    look: fn(&str) -> Vec<IpAddr>,
+) -> Result<Option<IpAddr>, HandshakeError> {
+    let Some(name) = outcome.ntp_server.as_deref() else {
+        return Ok(None);
+    };
+    if name.parse::<IpAddr>().is_ok() {
+        return Ok(None);
+    }
+    let failed = || HandshakeError::Resolve(name.to_string());
+    let claimed = LOOKUPS.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+        (n < MAX_LOOKUPS).then_some(n + 1)
+    });
+    if claimed.is_err() {
+        return Err(failed());
+    }
+    let slot = LookupSlot;
+    let (tx, rx) = channel();
+    let owned = name.to_string();
+    // Detached: if the deadline passes first, the thread ends on its own when getaddrinfo
+    // returns, its answer dropped with the channel.
+    std::thread::Builder::new()
+        .name("gnomond-ntsdns".into())
+        .spawn(move || {
+            let _slot = slot;
+            let _ = tx.send(look(&owned));
+        })
+        .map_err(|_| failed())?;
+    let addrs = match rx.recv_timeout(timeout) {
+        Ok(addrs) => addrs,
+        Err(RecvTimeoutError::Timeout) => return Err(failed()),
+        // The thread died without an answer: as a failed lookup.
+        Err(RecvTimeoutError::Disconnected) => Vec::new(),
+    };
+    Ok(addrs
         .iter()
         .find(|ip| ip.is_ipv4() == ke_addr.is_ipv4())
         .or(addrs.first())
-        .copied()
+        .copied())
 }
 
 /// A key exchange to run.
@@ -188,11 +264,16 @@ fn worker(jobs: &Mutex<Receiver<Job>>, done: &Sender<Finished>, notify: &UnixStr
         let Ok(job) = job else {
             return;
         };
-        let result = handshake(job.ke, job.addr, &crate::os::clock::monotonic);
-        let resolved = result
-            .as_ref()
-            .ok()
-            .and_then(|o| resolve_server(o, job.addr));
+        let mono = crate::os::clock::monotonic;
+        let deadline = job.ke.deadline();
+        let (result, resolved) = match handshake(job.ke, job.addr, &mono) {
+            // The lookup gets what is left of the handshake's deadline.
+            Ok(o) => match resolve_server(&o, job.addr, left(deadline, mono())) {
+                Ok(ip) => (Ok(o), ip),
+                Err(e) => (Err(e), None),
+            },
+            Err(e) => (Err(e), None),
+        };
         let msg = Finished {
             id: job.id,
             addr: job.addr,
@@ -342,11 +423,70 @@ mod tests {
             ntp_port: None,
         };
         let ke: SocketAddr = "127.0.0.1:4460".parse().unwrap();
-        assert_eq!(resolve_server(&outcome, ke), None);
+        let t = Duration::from_secs(5);
+        // Never looked up: a lookup would panic.
+        assert_eq!(
+            resolve_with(&outcome, ke, t, |_| unreachable!()).unwrap(),
+            None
+        );
         let named = NtsKeOutcome {
             ntp_server: Some("localhost".into()),
             ..outcome
         };
-        assert!(resolve_server(&named, ke).is_some_and(|ip| ip.is_loopback()));
+        let ip = resolve_server(&named, ke, t).unwrap();
+        assert!(ip.is_some_and(|ip| ip.is_loopback()), "{ip:?}");
+    }
+
+    fn named(name: &str) -> NtsKeOutcome {
+        NtsKeOutcome {
+            keys: gnomon_core::nts::SessionKeys {
+                c2s: [0u8; 32],
+                s2c: [0u8; 32],
+            },
+            cookies: Vec::new(),
+            ntp_server: Some(name.into()),
+            ntp_port: None,
+        }
+    }
+
+    #[test]
+    fn server_record_lookup_prefers_the_key_exchange_family() {
+        let both = |_: &str| vec!["2001:db8::1".parse().unwrap(), "192.0.2.7".parse().unwrap()];
+        let t = Duration::from_secs(5);
+        let v4: SocketAddr = "127.0.0.1:4460".parse().unwrap();
+        let v6: SocketAddr = "[::1]:4460".parse().unwrap();
+        let o = named("ntp.example");
+        assert_eq!(
+            resolve_with(&o, v4, t, both).unwrap(),
+            Some("192.0.2.7".parse().unwrap())
+        );
+        assert_eq!(
+            resolve_with(&o, v6, t, both).unwrap(),
+            Some("2001:db8::1".parse().unwrap())
+        );
+        // A failed lookup keeps the current address.
+        assert_eq!(resolve_with(&o, v4, t, |_| Vec::new()).unwrap(), None);
+    }
+
+    #[test]
+    fn hanging_server_record_lookup_fails_the_exchange_at_the_deadline() {
+        fn slow(_: &str) -> Vec<IpAddr> {
+            std::thread::sleep(Duration::from_secs(3));
+            vec![IpAddr::from([127, 0, 0, 1])]
+        }
+        let ke: SocketAddr = "127.0.0.1:4460".parse().unwrap();
+        let mono = crate::os::clock::monotonic;
+        let start = mono();
+        let r = resolve_with(&named("slow.example"), ke, Duration::from_millis(200), slow);
+        let took = mono() - start;
+        assert!(
+            matches!(&r, Err(HandshakeError::Resolve(n)) if n == "slow.example"),
+            "{r:?}"
+        );
+        assert!(took < 2.0, "took {took}");
+        assert_eq!(
+            r.err().unwrap().to_string(),
+            "could not resolve NTP server slow.example in time"
+        );
     }
 }

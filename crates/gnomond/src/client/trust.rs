@@ -1,6 +1,8 @@
 //! The client's NTS trust roots from chrony's `ntstrustedcerts [set-ID] file|directory` and
 //! `nosystemcert` (chrony.conf 4.3): each directive adds the PEM certificates of a file, or
-//! of every regular file in a directory (in name order), to set `set-ID` (default 0). Set 0
+//! of every regular file in a directory (in name order; a directory's first
+//! [`MAX_DIR_FILES`] files by name, the others ignored with a warning), to set `set-ID`
+//! (default 0). Set 0
 //! also holds the system's trusted CAs unless `nosystemcert`; the other sets start empty. A
 //! source picks its set with `certset` (default 0).
 //!
@@ -15,8 +17,8 @@ use std::path::{Path, PathBuf};
 
 /// Largest certificate file read, octets (real bundles are a few hundred kB).
 const MAX_CERT_FILE: u64 = 8 << 20;
-/// Most files read from one directory.
-const MAX_DIR_FILES: usize = 1024;
+/// Most files read from one directory (the first ones in name order).
+pub const MAX_DIR_FILES: usize = 1024;
 
 fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
@@ -29,6 +31,13 @@ fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
 
 /// The files an `ntstrustedcerts` path stands for: itself, or a directory's regular files.
 fn files_of(path: &Path) -> Vec<PathBuf> {
+    files_within(path, MAX_DIR_FILES)
+}
+
+/// [`files_of`] keeping at most `limit` files of a directory: the first ones in name order,
+/// whatever order the directory lists them in, so the same directory always gives the same
+/// set. Memory stays bounded by `limit` however large the directory is.
+fn files_within(path: &Path, limit: usize) -> Vec<PathBuf> {
     if !path.is_dir() {
         return vec![path.to_path_buf()];
     }
@@ -36,14 +45,27 @@ fn files_of(path: &Path) -> Vec<PathBuf> {
         tracing::warn!("Could not read directory {}", path.display());
         return Vec::new();
     };
-    let mut files: Vec<PathBuf> = entries
+    // A max-heap of the `limit` smallest names seen so far.
+    let mut kept = std::collections::BinaryHeap::with_capacity(limit.saturating_add(1));
+    let mut ignored = 0usize;
+    for file in entries
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| p.is_file())
-        .take(MAX_DIR_FILES)
-        .collect();
-    files.sort();
-    files
+    {
+        kept.push(file);
+        if kept.len() > limit {
+            kept.pop();
+            ignored = ignored.saturating_add(1);
+        }
+    }
+    if ignored > 0 {
+        tracing::warn!(
+            "Ignored {ignored} files of {} beyond the first {limit} in name order",
+            path.display()
+        );
+    }
+    kept.into_sorted_vec()
 }
 
 /// The `ntstrustedcerts` and `nosystemcert` directives.
@@ -155,6 +177,26 @@ mod tests {
         assert!(sets.contains_key(&0) && sets.contains_key(&5));
         // Nothing trusted in set 6, and no system store outside set 0.
         assert!(!sets.contains_key(&6));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn directory_over_the_limit_keeps_its_first_files_by_name() {
+        let dir = std::env::temp_dir().join(format!("gnomond-trustmax-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        // Created in name order: tmpfs lists the newest first, ext4 in hash order, so the
+        // listing order does not give the first names.
+        let names: Vec<String> = (0..40).map(|i| format!("f{i:02}.pem")).collect();
+        for n in &names {
+            std::fs::write(dir.join(n), "x").unwrap();
+        }
+        let got = files_within(&dir, 5);
+        let want: Vec<PathBuf> = (0..5).map(|i| dir.join(format!("f{i:02}.pem"))).collect();
+        assert_eq!(got, want);
+        // Under the limit: every regular file, in name order, no directory.
+        assert_eq!(files_within(&dir, 100).len(), 40);
+        assert_eq!(files_within(&dir, 100)[39], dir.join("f39.pem"));
+        assert_eq!(files_of(&dir).len(), 40);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

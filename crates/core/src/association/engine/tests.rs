@@ -120,7 +120,11 @@ fn lost_source_makes_reference_unsynchronised() {
 fn local_reference_takes_over_when_sources_are_lost() {
     let mut e = Engine::new(EngineConfig {
         reference: ReferenceConfig {
-            local: Some(LocalConfig { stratum: 10 }),
+            // Small enough for the root distance to pass it within the run.
+            local: Some(LocalConfig {
+                distance: 1e-3,
+                ..LocalConfig::default()
+            }),
             ..Default::default()
         },
         ..Default::default()
@@ -223,5 +227,30 @@ fn fallback_drift_is_set_once_the_source_is_lost_long_enough() {
     plain.add_source(server(), iburst(), T0);
     drive(&mut plain, &mut c2, T0 + 600.0, 0.0, |t| t < T0 + 400.0);
     assert_eq!(plain.reference().fallback_drift_active(), None);
+}
+
+/// With every source offline no poll timer runs: the fallback's own deadline must still wake
+/// the engine, or `fallbackdrift` would never apply in the very case it exists for.
+#[test]
+fn fallback_drift_is_due_with_every_source_offline() {
+    let mut e = Engine::new(EngineConfig::default());
+    e.set_fallback_drift(7, 8);
+    let mut c = TestClock {
+        now: T0,
+        ..Default::default()
+    };
+    let id = e.add_source(server(), iburst(), T0);
+    drive(&mut e, &mut c, T0 + 400.0, 0.0, |_| true);
+    assert!(e.reference().updates() > 0, "the clock was never updated");
+    e.set_online(id, false, c.now);
+    let due = e.poll_timeout().expect("the fallback's deadline");
+    assert!(
+        due > c.now && due <= c.now + 128.0 + 1.0,
+        "{due} vs {}",
+        c.now
+    );
+    drive(&mut e, &mut c, T0 + 700.0, 0.0, |_| true);
+    assert!(e.reference().fallback_drift_active().is_some());
+    assert!(!e.reference().is_synchronised());
 }
 // ---- sync: fallbackdrift (end) ----
