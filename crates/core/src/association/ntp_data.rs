@@ -157,7 +157,9 @@ impl NtpDataLog {
         };
         // Packets failing tests 1–3 are not the source's answer, and one failing test 5 may
         // be forged: chronyd 4.3 neither counts them as valid RX nor shows their fields
-        // (checked against a peer signing with the wrong key, tests/auth_peers.rs).
+        // (checked against a peer signing with the wrong key, tests/auth_peers.rs). Test 6
+        // failures (an unsynchronised server) do count: chronyd 4.3 polling a chronyd with
+        // no reference shows Total valid RX equal to Total RX.
         let not_valid = test_bit::DUPLICATE | test_bit::BOGUS | test_bit::INVALID | test_bit::AUTH;
         if failed & not_valid != 0 {
             if !self.seen_valid {
