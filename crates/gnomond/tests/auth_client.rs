@@ -23,16 +23,6 @@ const MD5_KEY: &str = "HEX:6B2F0C9E3A51D84407E1C2B9A3F05D6E";
 const SHA256_KEY: &str = "HEX:0F1E2D3C4B5A69788796A5B4C3D2E1F000112233445566778899AABBCCDDEEFF";
 const OTHER_KEY: &str = "HEX:11111111111111111111111111111111";
 
-/// A TCP and UDP port free on 127.0.0.1.
-fn free_tcp_port() -> u16 {
-    loop {
-        let p = free_udp_port();
-        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
-            return p;
-        }
-    }
-}
-
 /// Makes `dir` and its files world-readable (chronyd reads them; without `-u root` it would
 /// read them as `_chrony`).
 fn world_readable(dir: &Path) {

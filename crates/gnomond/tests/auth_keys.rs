@@ -28,15 +28,6 @@ fn keyed_client(gnomond_port: u16, keyfile: &Path) -> (Chronyd, u16) {
     (c, cmdport)
 }
 
-fn free_tcp_port() -> u16 {
-    loop {
-        let p = free_udp_port();
-        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
-            return p;
-        }
-    }
-}
-
 /// `gnomon_serverstats_ntp_requests_ignored_total{reason="auth_failed"}` from the metrics
 /// endpoint.
 fn auth_failures(metrics: SocketAddr) -> f64 {

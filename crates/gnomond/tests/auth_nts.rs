@@ -48,17 +48,6 @@ fn make_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     (cert, key)
 }
 
-fn free_tcp_port() -> u16 {
-    loop {
-        let p = free_udp_port();
-        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
-            && std::net::TcpListener::bind(("::1", p)).is_ok()
-        {
-            return p;
-        }
-    }
-}
-
 /// The gnomond configuration serving NTS-KE on `ntsport` with `cert`/`key`.
 fn nts_conf(ntsport: u16, cert: &Path, key: &Path, extra: &str) -> String {
     format!(

@@ -1,15 +1,18 @@
 //! An NTS pool (`pool NAME nts`) against a real chronyd 4.3 NTS server, in a private network
 //! namespace so that the name (`localhost`, which resolves from /etc/hosts without any DNS
-//! query; on this machine to 127.0.0.1 only) never leads a lookup off the machine. Every pool member
-//! makes its own key exchange with the pool's name as the certificate name, gnomond
-//! synchronises, and chronyd counts the requests as authenticated (catalogue case 22 for pool
-//! members: no member is ever used unauthenticated); with a certificate it does not trust, no
-//! member synchronises and chronyd sees no authenticated request.
+//! query) never leads a lookup off the machine. For the pool to have two members, gnomond runs
+//! in a private mount namespace whose /etc/hosts gives `localhost` two addresses, 127.0.0.1
+//! and 127.0.0.2 (both on the namespace's loopback; the machine's /etc/hosts is untouched).
+//! Each of the two members makes its own key exchange with the pool's name as the certificate
+//! name and is reached, gnomond synchronises, and chronyd counts the requests as authenticated
+//! (catalogue case 22 for pool members: no member is ever used unauthenticated); with a
+//! certificate it does not trust, no member synchronises and chronyd sees no authenticated
+//! request.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 mod support;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -43,17 +46,9 @@ fn make_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     (cert, key)
 }
 
-fn free_tcp_port() -> u16 {
-    loop {
-        let p = free_udp_port();
-        if TcpListener::bind(("127.0.0.1", p)).is_ok() && TcpListener::bind(("::1", p)).is_ok() {
-            return p;
-        }
-    }
-}
-
-/// A chronyd NTS server on 127.0.0.1 and ::1 (`local stratum 5`): it, its NTP port, its
-/// NTS-KE port and its Unix command socket (kept in `dir`).
+/// A chronyd NTS server on every IPv4 address of the private namespace's loopback (127/8)
+/// and on ::1 (`local stratum 5`): it, its NTP port, its NTS-KE port and its Unix command
+/// socket (kept in `dir`). Only ever started inside a [`Netns`], which has nothing but `lo`.
 fn nts_server(dir: &Path, cert: &Path, key: &Path) -> (Chronyd, u16, u16, PathBuf) {
     let port = free_udp_port();
     let ntsport = free_tcp_port();
@@ -62,7 +57,7 @@ fn nts_server(dir: &Path, cert: &Path, key: &Path) -> (Chronyd, u16, u16, PathBu
     std::fs::set_permissions(&sockdir, std::fs::Permissions::from_mode(0o700)).unwrap();
     let socket = sockdir.join("chronyd.sock");
     let c = Chronyd::start(&format!(
-        "port {port}\nbindaddress 127.0.0.1\nbindaddress ::1\nallow 127.0.0.1\nallow ::1\n\
+        "port {port}\nbindaddress ::1\nallow 127.0.0.0/8\nallow ::1\n\
          local stratum 5\ncmdport 0\nbindcmdaddress {}\nntsport {ntsport}\nntsservercert {}\n\
          ntsserverkey {}\nntsdumpdir {}",
         socket.display(),
@@ -104,6 +99,55 @@ fn serverstat(socket: &Path, label: &str) -> u64 {
         .unwrap_or_else(|| panic!("no serverstats from chronyd:\n{text}{out:?}"))
 }
 
+/// Gives the calling thread, and every process it starts from now on, a private mount
+/// namespace in which /etc/hosts is `hosts` (a bind mount that never propagates back: the
+/// namespace's mounts are made private first). The namespace ends with the thread and its
+/// children, so nothing needs undoing; the machine's /etc/hosts is never touched.
+#[allow(unsafe_code)]
+fn private_hosts(hosts: &Path) {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let root = CString::new("/").unwrap();
+    let target = CString::new("/etc/hosts").unwrap();
+    let source = CString::new(hosts.as_os_str().as_bytes()).unwrap();
+    let err = || std::io::Error::last_os_error();
+    // SAFETY: plain system calls with NUL-terminated strings that outlive them; unshare affects
+    // only this thread (CLONE_FS unshares its file-system attributes from the other threads).
+    unsafe {
+        assert_eq!(
+            libc::unshare(libc::CLONE_NEWNS | libc::CLONE_FS),
+            0,
+            "unshare(CLONE_NEWNS): {}",
+            err()
+        );
+        assert_eq!(
+            libc::mount(
+                std::ptr::null(),
+                root.as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null()
+            ),
+            0,
+            "making the mounts private: {}",
+            err()
+        );
+        assert_eq!(
+            libc::mount(
+                source.as_ptr(),
+                target.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND,
+                std::ptr::null()
+            ),
+            0,
+            "bind-mounting {} on /etc/hosts: {}",
+            hosts.display(),
+            err()
+        );
+    }
+}
+
 /// The `^` lines of a `sources` listing.
 fn source_lines(listing: &str) -> Vec<String> {
     listing
@@ -122,6 +166,9 @@ fn nts_pool_members_each_key_exchange_and_synchronise_in_a_namespace() {
         let (c, port, ntsport, socket) = nts_server(dir.path(), &cert, &key);
         // The readiness probe counts as an accepted NTS-KE connection: only later ones matter.
         let probes = serverstat(&socket, "NTS-KE connections accepted");
+        let hosts = dir.path().join("hosts");
+        std::fs::write(&hosts, "127.0.0.1 localhost\n127.0.0.2 localhost\n").unwrap();
+        private_hosts(&hosts);
         let d = Daemon::start(&format!(
             "pool localhost port {port} nts ntsport {ntsport} iburst minpoll -2 maxpoll -2 \
              maxsources 2\nallow 127.0.0.1\nntstrustedcerts {}\nnosystemcert",
@@ -134,23 +181,39 @@ fn nts_pool_members_each_key_exchange_and_synchronise_in_a_namespace() {
             d.stderr(),
             c.output()
         );
-        // Every address of the name (here /etc/hosts gives 127.0.0.1 only) is a member named
-        // by the pool, and each member made its own key exchange.
-        let lines = source_lines(&listing);
+        // Both addresses of the name become members named by the pool, each reached (an NTS
+        // source takes only authenticated replies) after its own key exchange.
+        let members = ["127.0.0.1", "127.0.0.2"];
+        let reached = |lines: &[String], ip: &str| {
+            lines.iter().any(|l| {
+                let w: Vec<&str> = l.split_whitespace().collect();
+                w.get(1) == Some(&ip) && w.get(4).is_some_and(|r| *r != "0")
+            })
+        };
+        let start = Instant::now();
+        let mut lines = source_lines(&listing);
+        let mut exchanges = 0;
+        while start.elapsed() < Duration::from_secs(30) {
+            lines = source_lines(&chronyc_sources(d.cmdport));
+            exchanges = serverstat(&socket, "NTS-KE connections accepted") - probes;
+            if members.iter().all(|ip| reached(&lines, ip)) && exchanges >= 2 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
         assert!(
-            !lines.is_empty() && lines.iter().all(|l| l.contains("127.0.0.1")),
-            "pool members: {lines:?}"
+            lines.len() == 2 && members.iter().all(|ip| reached(&lines, ip)),
+            "pool members (want both of {members:?}, reached): {lines:?}\n{}",
+            d.stderr()
         );
         assert!(
             d.stderr().contains("(localhost)"),
             "members not named by the pool:\n{}",
             d.stderr()
         );
-        let exchanges = serverstat(&socket, "NTS-KE connections accepted") - probes;
         assert!(
-            exchanges >= lines.len() as u64,
-            "{exchanges} key exchanges for {} members:\n{}",
-            lines.len(),
+            exchanges >= 2,
+            "{exchanges} key exchanges for 2 members:\n{}",
             d.stderr()
         );
         assert!(serverstat(&socket, "Authenticated NTP packets") > 0);

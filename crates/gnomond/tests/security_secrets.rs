@@ -9,7 +9,6 @@
 
 mod support;
 
-use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,15 +32,6 @@ fn make_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     );
     assert!(out.status.success(), "openssl: {out:?}");
     (cert, key)
-}
-
-fn free_tcp_port() -> u16 {
-    loop {
-        let p = free_udp_port();
-        if TcpListener::bind(("127.0.0.1", p)).is_ok() && TcpListener::bind(("::1", p)).is_ok() {
-            return p;
-        }
-    }
 }
 
 /// Hex strings of at least 32 digits in `text` (keys and cookies; never a timestamp).

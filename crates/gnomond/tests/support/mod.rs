@@ -765,3 +765,23 @@ pub fn wait_selected(cmdport: u16, limit: Duration) -> (bool, String) {
 mod lab;
 #[allow(unused_imports)] // only the namespace tests use the labs
 pub use lab::*;
+
+/// How many random ports [`free_tcp_port`] tries before giving up.
+const FREE_TCP_PORT_TRIES: usize = 100;
+
+/// A port in 20000–60000 that is free right now for TCP on 127.0.0.1 and [::1] and for UDP
+/// on both (an NTS-KE port and its NTP twin); panics after [`FREE_TCP_PORT_TRIES`] tries.
+pub fn free_tcp_port() -> u16 {
+    for _ in 0..FREE_TCP_PORT_TRIES {
+        let p = free_udp_port();
+        let v4 = std::net::TcpListener::bind(("127.0.0.1", p));
+        let v6 = std::net::TcpListener::bind(("::1", p));
+        if v4.is_ok() && v6.is_ok() {
+            return p;
+        }
+    }
+    panic!(
+        "no port free for TCP and UDP on 127.0.0.1 and [::1] in 20000-60000 after \
+         {FREE_TCP_PORT_TRIES} tries"
+    );
+}
