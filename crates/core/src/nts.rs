@@ -5,7 +5,8 @@
 //!   in chronyd 4.3's `ntskeys` layout;
 //! - [`ntp`]: NTS extension fields in NTPv4 requests and responses (§5), used by
 //!   [`crate::server::Server`];
-//! - [`ke`]: the NTS-KE server over TLS 1.3 (§4), sans-IO.
+//! - [`ke`]: the NTS-KE server over TLS 1.3 (§4), sans-IO;
+//! - [`siv`]: AEAD_AES_SIV_CMAC_256 with the key schedule kept, for the per-packet path.
 //!
 //! Everything is sans-IO: the daemon owns sockets, files, clocks and threads and passes
 //! `now`, byte buffers and a seeded RNG.
@@ -13,6 +14,7 @@
 pub mod cookie;
 pub mod ke;
 pub mod ntp;
+pub mod siv;
 
 pub use cookie::{KeyDumpError, ServerKeys, SessionKeys, COOKIE_LEN};
 pub use ke::{NtsKeError, NtsKeServerSetup, NtsKeSession, NtsKeSetupError};

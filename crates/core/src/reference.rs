@@ -37,11 +37,29 @@ pub enum LeapMode {
     Ignore,
 }
 
-/// `local [stratum N] [distance D]`: fallback reference when no source is usable.
+/// `local [stratum N] [distance D] [orphan]`: fallback reference when no source is usable.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LocalConfig {
     /// Stratum served in local mode (default 10).
     pub stratum: u8,
+    /// `distance`: after synchronisation from sources was lost, the local reference activates
+    /// only once our root distance exceeds this (seconds, default 1). Never synchronised, it
+    /// is active at once.
+    pub distance: f64,
+    /// `orphan`: sources at `stratum` or above are held back in selection (see
+    /// [`crate::selection::Orphan`]).
+    pub orphan: bool,
+}
+
+impl Default for LocalConfig {
+    /// chrony's `local` without options: stratum 10, distance 1 s, no orphan mode.
+    fn default() -> Self {
+        LocalConfig {
+            stratum: 10,
+            distance: 1.0,
+            orphan: false,
+        }
+    }
 }
 
 /// Reference ID of local mode ("127.127.1.1").
@@ -256,6 +274,11 @@ impl Reference {
         self.fallback.as_ref().and_then(FallbackDrift::active)
     }
 
+    /// When the next fallback drift is due (local time), for the engine's poll timeout.
+    pub fn fallback_drift_deadline(&self) -> Option<f64> {
+        self.fallback.as_ref().and_then(FallbackDrift::next_due)
+    }
+
     /// Sets the clock's frequency to a fallback drift when one is due at local time `now`
     /// (`fallbackdrift`): the clock becomes unsynchronised, as chrony's does. Returns the
     /// frequency change the sources must apply.
@@ -320,6 +343,21 @@ impl Reference {
     /// Root dispersion we serve at local time `now` (grows with the time since the update).
     pub fn root_dispersion_at(&self, now: f64) -> f64 {
         self.root_distance_growth(now)
+    }
+
+    /// Root distance (root delay / 2 + root dispersion) we serve at local time `now`; 0 in
+    /// local mode, as chrony's local reference serves no delay or dispersion.
+    pub fn root_distance_at(&self, now: f64) -> f64 {
+        if self.local_mode {
+            0.0
+        } else {
+            self.root_delay / 2.0 + self.root_distance_growth(now)
+        }
+    }
+
+    /// True while the local reference (`local`) is what we serve.
+    pub fn local_active(&self) -> bool {
+        self.local_mode
     }
 
     /// Local time of the last clock update.
@@ -470,22 +508,21 @@ impl Reference {
         (offset.abs() / duration * 1e6).min(self.cfg.max_slew_rate_ppm)
     }
 
-    /// No usable selection: become unsynchronised, or fall back to local mode.
+    /// No usable selection: become unsynchronised, or fall back to local mode. With `local`,
+    /// a clock that was synchronised from sources keeps serving that synchronisation (with
+    /// its root dispersion growing) until its root distance exceeds `local distance`, as
+    /// chrony.conf documents ([`Reference::check_local_distance`] switches when the
+    /// threshold is crossed).
     pub fn unsynchronise(
         &mut self,
         now: f64,
         clock: &mut dyn ClockDriver,
     ) -> Result<(), ClockError> {
         if let Some(local) = self.cfg.local {
-            self.local_mode = true;
-            self.synchronised = false;
-            self.stratum = local.stratum;
-            self.reference_id = LOCAL_REFERENCE_ID;
-            self.ref_time = now;
-            self.root_delay = 0.0;
-            self.root_dispersion = 0.0;
-            self.leap = LeapState::Normal;
-            return clock.set_sync_status(false, 0.0, 16.0);
+            if self.synchronised && self.root_distance_at(now) < local.distance {
+                return Ok(());
+            }
+            return self.enter_local(local, now, clock);
         }
         if self.synchronised {
             self.synchronised = false;
@@ -494,6 +531,42 @@ impl Reference {
             clock.set_sync_status(false, 0.0, 16.0)?;
         }
         Ok(())
+    }
+
+    /// With `local`: activates the local reference once the root distance of the
+    /// synchronisation we serve exceeds `local distance`, whether or not selection still has a
+    /// source (chrony.conf: a source that stopped giving usable samples leaves the clock
+    /// synchronised with a growing distance). Called at every timer; returns true when the
+    /// local reference was activated now.
+    pub fn check_local_distance(
+        &mut self,
+        now: f64,
+        clock: &mut dyn ClockDriver,
+    ) -> Result<bool, ClockError> {
+        match self.cfg.local {
+            Some(local) if self.synchronised && self.root_distance_at(now) >= local.distance => {
+                self.enter_local(local, now, clock)?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    fn enter_local(
+        &mut self,
+        local: LocalConfig,
+        now: f64,
+        clock: &mut dyn ClockDriver,
+    ) -> Result<(), ClockError> {
+        self.local_mode = true;
+        self.synchronised = false;
+        self.stratum = local.stratum;
+        self.reference_id = LOCAL_REFERENCE_ID;
+        self.ref_time = now;
+        self.root_delay = 0.0;
+        self.root_dispersion = 0.0;
+        self.leap = LeapState::Normal;
+        clock.set_sync_status(false, 0.0, 16.0)
     }
 
     /// Tells the kernel about our state (rtcsync: the kernel copies the time to the RTC when

@@ -10,7 +10,12 @@
 //! trusted source can make them falsetickers. The selected source is the truechimer with the
 //! smallest distance plus `stratumweight` per stratum, with `reselectdist` of hysteresis; the
 //! truechimers within `combinelimit` × its distance and with a compatible frequency are
-//! averaged with weights 1/distance.
+//! averaged with weights 1/distance. `local ... orphan` holds back the orphan group's members
+//! first (see [`orphan`]).
+
+pub mod orphan;
+
+pub use orphan::Orphan;
 
 use crate::local_clock::LeapState;
 use crate::reports::SourceState;
@@ -227,6 +232,7 @@ pub struct Selection {
 pub struct Selector {
     config: SelectionConfig,
     current: Option<usize>,
+    orphan: Option<Orphan>,
 }
 
 impl Selector {
@@ -235,6 +241,25 @@ impl Selector {
         Selector {
             config,
             current: None,
+            orphan: None,
+        }
+    }
+
+    /// `local ... orphan`: the orphan rule applied before every selection (`None`: off).
+    pub fn set_orphan(&mut self, orphan: Option<Orphan>) {
+        self.orphan = orphan;
+    }
+
+    /// The orphan rule in force.
+    pub fn orphan(&self) -> Option<Orphan> {
+        self.orphan
+    }
+
+    /// Records our reference ID as a source sees it (the refid of the local address a packet
+    /// came in on), for the orphan rule's comparison; `None` (not known) keeps the last one.
+    pub fn learn_local_refid(&mut self, local_refid: Option<u32>) {
+        if let (Some(o), Some(r)) = (self.orphan.as_mut(), local_refid) {
+            o.local_refid = Some(r);
         }
     }
 
@@ -269,6 +294,9 @@ impl Selector {
                 (c.id, st)
             })
             .collect();
+        if let Some(orphan) = self.orphan {
+            orphan.hold_back(candidates, &mut states);
+        }
         let selectable: Vec<usize> = (0..candidates.len())
             .filter(|&i| states[i].1 == SourceState::NotCombined)
             .collect();
@@ -491,10 +519,10 @@ fn leap_vote(candidates: &[Candidate], truechimers: &[usize]) -> LeapState {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn cand(id: usize, offset: f64, dist: f64) -> Candidate {
+    pub(crate) fn cand(id: usize, offset: f64, dist: f64) -> Candidate {
         Candidate {
             id,
             pending: false,

@@ -462,6 +462,13 @@ impl Client {
                     Some(ts) => ts.as_f64() + clock.correction(),
                     None => clock.read(),
                 };
+                // sync: `local ... orphan` compares refids with our address (selection/orphan.rs).
+                self.engine.learn_local_refid(d.local.map(|p| match p {
+                    crate::os::net::PacketInfo::V4 { addr, .. } => u32::from_be_bytes(addr),
+                    crate::os::net::PacketInfo::V6 { addr, .. } => {
+                        gnomon_wire::refid::refid_ipv6(&std::net::Ipv6Addr::from(addr))
+                    }
+                }));
                 let data = d.data.to_vec();
                 let stamp = if d.rx.is_some() {
                     crate::statlog::format::StampSource::Kernel
@@ -635,7 +642,9 @@ impl Client {
             tracking: self.engine.tracking(now, clock),
             sources,
             unresolved,
-            synchronised: self.engine.reference().is_synchronised(),
+            // sync: in local mode `tracking` is the NTP server's local reference (ntp_server.rs).
+            synchronised: self.engine.reference().is_synchronised()
+                && !self.engine.reference().local_active(),
             details: Default::default(),
         };
         // commands.rs: `ntpdata`, `selectdata` and `activity` details.
@@ -648,7 +657,11 @@ impl Client {
     /// What the NTP server serves while the engine is synchronised; `None` lets the server
     /// fall back to `local` or unsynchronised.
     fn served_reference<C: DaemonClock>(&self, clock: &mut C) -> Option<ReferenceInfo> {
-        if !self.engine.reference().is_synchronised() || self.one_shot.is_some() {
+        // sync: the engine's local mode (`local distance`/`orphan`) is served by the server.
+        if !self.engine.reference().is_synchronised()
+            || self.engine.reference().local_active()
+            || self.one_shot.is_some()
+        {
             return None;
         }
         let now = clock.read();

@@ -4,5 +4,6 @@
 
 pub mod clock;
 pub mod network;
+pub mod orphan;
 pub mod runner;
 pub mod scenario;

@@ -212,7 +212,12 @@ impl Engine {
             sources: source_table::SourceTable::default(),
             pools: BTreeMap::new(),
             next_id: 0,
-            selector: Selector::new(cfg.selection),
+            // ---- sync: `local ... orphan` (selection/orphan.rs) ----
+            selector: {
+                let mut s = Selector::new(cfg.selection);
+                s.set_orphan(crate::selection::Orphan::from_local(cfg.reference.local));
+                s
+            },
             reference: Reference::new(cfg.reference),
             leap_table: cfg.leap_table,
             one_shot: cfg.one_shot,
@@ -347,6 +352,13 @@ impl Engine {
         self.reference.set_fallback_drift(min_log2, max_log2);
     }
     // ---- sync: fallbackdrift (end) ----
+    // ---- sync: orphan mode (selection/orphan.rs) ----
+    /// Our reference ID as seen on a socket whose packets do not go through
+    /// [`Engine::handle_packet`] with one (the daemon's wildcard client sockets): the refid of
+    /// the local address a reply arrived on, for `local ... orphan`'s comparison only.
+    pub fn learn_local_refid(&mut self, refid: Option<u32>) {
+        self.selector.learn_local_refid(refid);
+    }
 
     /// What we announce about ourselves at cooked local time `now` (symmetric packets; the
     /// server module can answer clients from the same values).
@@ -389,6 +401,10 @@ impl Engine {
         if let (Some((_, limit)), Some(start)) = (self.one_shot, self.start) {
             t = Some(t.map_or(start + limit, |x| x.min(start + limit)));
         }
+        // ---- sync: fallbackdrift: due even when every source is offline ----
+        if let Some(at) = self.reference.fallback_drift_deadline() {
+            t = Some(t.map_or(at, |x| x.min(at)));
+        }
         if !self.pending_actions.is_empty() {
             // Queued actions (a pool to resolve): due immediately.
             return Some(f64::NEG_INFINITY);
@@ -422,6 +438,10 @@ impl Engine {
             self.select_and_update(None, cooked, clock, &mut out);
         }
         self.handle_leap(cooked, clock, &mut out);
+        // ---- sync: `local distance` (reference.rs) ----
+        if let Err(e) = self.reference.check_local_distance(cooked, clock) {
+            out.push(Action::Log(Event::ClockFailed(e)));
+        }
         // ---- sync: fallbackdrift (begin) ----
         match self.reference.apply_fallback_drift(cooked, clock) {
             Ok(Some(change)) => self.apply_change(change, false),
@@ -511,6 +531,8 @@ impl Engine {
         if self.finished {
             return (out, None);
         }
+        // ---- sync: orphan mode compares reference IDs with ours (selection/orphan.rs) ----
+        self.selector.learn_local_refid(local_refid);
         let cooked = cooked_time(clock, now);
         let Some(e) = self.sources.get_mut(&id) else {
             return (out, None);

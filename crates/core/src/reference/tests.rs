@@ -248,7 +248,7 @@ fn leap_ignored_outside_leap_day() {
 #[test]
 fn local_mode_takes_over_when_sources_are_lost() {
     let mut r = Reference::new(ReferenceConfig {
-        local: Some(LocalConfig { stratum: 10 }),
+        local: Some(LocalConfig::default()),
         ..Default::default()
     });
     let mut c = TestClock::default();
@@ -264,6 +264,53 @@ fn local_mode_takes_over_when_sources_are_lost() {
     assert_eq!(t.leap_status, LeapStatus::Unsynchronised);
     assert_eq!(t.stratum, 0);
     assert!(!c.sync.unwrap().0);
+}
+
+#[test]
+fn local_reference_waits_for_the_root_distance_to_pass_its_distance() {
+    let mut r = Reference::new(ReferenceConfig {
+        local: Some(LocalConfig {
+            distance: 0.01,
+            ..LocalConfig::default()
+        }),
+        ..Default::default()
+    });
+    let mut c = TestClock::default();
+    r.update(0.0, &comb(0.0, 0.0, 1e-6), &mut c).unwrap();
+    // Root distance: 1 ms delay/2 + 1.01 ms dispersion, growing by ~2 ppm (skew + 1 ppm).
+    r.unsynchronise(10.0, &mut c).unwrap();
+    assert!(!r.local_active());
+    assert_eq!(r.stratum(), 2);
+    assert_eq!(r.reference_id(), 0xC000_0201);
+    let still = 3000.0;
+    assert!(r.root_distance_at(still) < 0.01);
+    r.unsynchronise(still, &mut c).unwrap();
+    assert!(!r.local_active());
+    let past = 10_000.0;
+    assert!(r.root_distance_at(past) > 0.01);
+    r.unsynchronise(past, &mut c).unwrap();
+    assert!(r.local_active());
+    assert_eq!(r.stratum(), 10);
+    assert_eq!(r.reference_id(), LOCAL_REFERENCE_ID);
+    // A new update from a source ends local mode.
+    r.update(past + 1.0, &comb(0.0, 0.0, 1e-6), &mut c).unwrap();
+    assert!(!r.local_active());
+    assert_eq!(r.stratum(), 2);
+}
+
+#[test]
+fn local_reference_is_active_at_once_when_never_synchronised() {
+    let mut r = Reference::new(ReferenceConfig {
+        local: Some(LocalConfig {
+            distance: 100.0,
+            ..LocalConfig::default()
+        }),
+        ..Default::default()
+    });
+    let mut c = TestClock::default();
+    r.unsynchronise(0.0, &mut c).unwrap();
+    assert!(r.local_active());
+    assert_eq!(r.stratum(), 10);
 }
 
 proptest::proptest! {

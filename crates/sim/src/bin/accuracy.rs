@@ -2,12 +2,14 @@
 //! scenario, the RMS and maximum offset from true time, the RMS frequency error and the time to
 //! synchronise, with how many seeds passed the scenario's limits; and, as the real-daemon
 //! benchmark reads `tracking`, the mean time to the first source selection and the RMS of the
-//! reported "Last offset" and of the true offset after the first minute.
+//! reported "Last offset" and of the true offset after the first minute. The orphan-mode pairs
+//! (`orphan`, `orphan_upstream`, see `gnomon_sim::orphan`) print only the largest disagreement
+//! between their two clients at the end (as "max offset") and how many seeds passed.
 //!
 //! Usage: `cargo run -p gnomon-sim --release --bin accuracy -- [--seeds N] [-v] [SCENARIO...]`
 //! (`-v` prints why each failing seed failed).
 
-use gnomon_sim::scenario;
+use gnomon_sim::{orphan, scenario};
 
 fn main() {
     let mut seeds: u64 = 10;
@@ -26,7 +28,8 @@ fn main() {
             "-v" | "--verbose" => verbose = true,
             "-h" | "--help" => {
                 println!("usage: accuracy [--seeds N] [-v] [SCENARIO...]");
-                let all: Vec<&str> = scenario::all().iter().map(|s| s.name).collect();
+                let mut all: Vec<&str> = scenario::all().iter().map(|s| s.name).collect();
+                all.extend(["orphan", "orphan_upstream"]);
                 println!("scenarios: {}", all.join(" "));
                 return;
             }
@@ -37,7 +40,12 @@ fn main() {
         .into_iter()
         .filter(|s| names.is_empty() || names.iter().any(|n| n == s.name))
         .collect();
-    if list.is_empty() {
+    // Orphan-mode pairs (gnomon_sim::orphan): checked on roles and agreement, not accuracy.
+    let orphans: Vec<(&str, bool)> = [("orphan", false), ("orphan_upstream", true)]
+        .into_iter()
+        .filter(|(name, _)| names.is_empty() || names.iter().any(|n| n == name))
+        .collect();
+    if list.is_empty() && orphans.is_empty() {
         eprintln!("no such scenario");
         std::process::exit(2);
     }
@@ -110,6 +118,26 @@ fn main() {
             first_sel,
             (last2 / n).sqrt(),
             (true2 / n).sqrt()
+        );
+        if passed < seeds {
+            failed += 1;
+        }
+    }
+    for (name, upstream) in orphans {
+        // "max offset" here: the largest disagreement between the two clients at the end.
+        let (mut max, mut passed) = (0.0f64, 0u64);
+        for seed in 1..=seeds {
+            let o = orphan::run(upstream, seed);
+            max = max.max((o.end[0].offset - o.end[1].offset).abs());
+            match orphan::check(&o, 1e-3) {
+                Ok(()) => passed += 1,
+                Err(e) if verbose => eprintln!("{name} seed {seed}: {e}"),
+                Err(_) => {}
+            }
+        }
+        println!(
+            "{:<15} {:>5} {:>11} {:>11.3e} {:>11} {:>9} {:>9} {:>3}/{:<3}",
+            name, seeds, "-", max, "-", "-", "-", passed, seeds
         );
         if passed < seeds {
             failed += 1;
