@@ -5,8 +5,7 @@
 //!   in chronyd 4.3's `ntskeys` layout;
 //! - [`ntp`]: NTS extension fields in NTPv4 requests and responses (§5), used by
 //!   [`crate::server::Server`];
-//! - [`ke`]: the NTS-KE server over TLS 1.3 (§4), sans-IO;
-//! - [`siv`]: AEAD_AES_SIV_CMAC_256 with the key schedule kept, for the per-packet path.
+//! - [`ke`]: the NTS-KE server over TLS 1.3 (§4), sans-IO.
 //!
 //! Everything is sans-IO: the daemon owns sockets, files, clocks and threads and passes
 //! `now`, byte buffers and a seeded RNG.
@@ -14,7 +13,6 @@
 pub mod cookie;
 pub mod ke;
 pub mod ntp;
-pub mod siv;
 
 pub use cookie::{KeyDumpError, ServerKeys, SessionKeys, COOKIE_LEN};
 pub use ke::{NtsKeError, NtsKeServerSetup, NtsKeSession, NtsKeSetupError};

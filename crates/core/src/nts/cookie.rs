@@ -22,10 +22,10 @@
 
 use std::fmt::{self, Write as _};
 
+use aes_siv::siv::Aes128Siv;
+use aes_siv::KeyInit;
 use rand::RngCore;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
-
-use super::siv::SivKey;
 
 /// AEAD_AES_SIV_CMAC_256 key length.
 pub const AEAD_KEY_LEN: usize = 32;
@@ -59,19 +59,6 @@ impl fmt::Debug for SessionKeys {
 struct ServerKey {
     id: u32,
     key: [u8; AEAD_KEY_LEN],
-    /// `key` expanded once: every response seals and opens cookies with it.
-    #[zeroize(skip)]
-    siv: SivKey,
-}
-
-impl ServerKey {
-    fn new(id: u32, key: [u8; AEAD_KEY_LEN]) -> ServerKey {
-        ServerKey {
-            id,
-            siv: SivKey::new(&key),
-            key,
-        }
-    }
 }
 
 /// Why a key dump cannot be loaded.
@@ -125,9 +112,7 @@ fn new_key(slot: usize, rng: &mut dyn RngCore) -> ServerKey {
     let mut key = [0u8; AEAD_KEY_LEN];
     rng.fill_bytes(&mut key);
     let id = (rng.next_u32() & !3) | (slot as u32 & 3);
-    let k = ServerKey::new(id, key);
-    key.zeroize();
-    k
+    ServerKey { id, key }
 }
 
 fn hex_byte(pair: &[u8]) -> Option<u8> {
@@ -176,6 +161,10 @@ impl ServerKeys {
         }
     }
 
+    fn cipher(key: &ServerKey) -> Aes128Siv {
+        Aes128Siv::new(&key.key.into())
+    }
+
     /// Seals `keys` into a new cookie with the current key.
     pub fn seal(&self, keys: &SessionKeys, rng: &mut dyn RngCore) -> [u8; COOKIE_LEN] {
         let key = &self.slots[self.current];
@@ -188,7 +177,7 @@ impl ServerKeys {
         body[..AEAD_KEY_LEN].copy_from_slice(&keys.c2s);
         body[AEAD_KEY_LEN..].copy_from_slice(&keys.s2c);
         // Encrypting 64 octets with one header cannot fail (the limits are 126 headers).
-        if let Ok(tag) = key.siv.seal_in_place(&[&nonce[..]], body) {
+        if let Ok(tag) = Self::cipher(key).encrypt_in_place_detached([&nonce[..]], body) {
             cookie[20..36].copy_from_slice(&tag);
         }
         cookie
@@ -206,7 +195,9 @@ impl ServerKeys {
         let tag: [u8; 16] = cookie[20..36].try_into().ok()?;
         let mut body = Zeroizing::new([0u8; 2 * AEAD_KEY_LEN]);
         body.copy_from_slice(&cookie[36..]);
-        key.siv.open_in_place(&[nonce], &mut body[..], &tag).ok()?;
+        Self::cipher(key)
+            .decrypt_in_place_detached([nonce], &mut body[..], &tag.into())
+            .ok()?;
         let mut keys = SessionKeys {
             c2s: [0; AEAD_KEY_LEN],
             s2c: [0; AEAD_KEY_LEN],
@@ -266,11 +257,13 @@ impl ServerKeys {
             if hex.len() != 2 * AEAD_KEY_LEN {
                 return Err(KeyDumpError::BadKeyLine(line_no));
             }
-            let mut key = Zeroizing::new([0; AEAD_KEY_LEN]);
-            for (dst, pair) in key.iter_mut().zip(hex.chunks_exact(2)) {
+            let mut k = ServerKey {
+                id,
+                key: [0; AEAD_KEY_LEN],
+            };
+            for (dst, pair) in k.key.iter_mut().zip(hex.chunks_exact(2)) {
                 *dst = hex_byte(pair).ok_or(KeyDumpError::BadKeyLine(line_no))?;
             }
-            let k = ServerKey::new(id, *key);
             let slot = id as usize & 3;
             if count >= SERVER_KEY_SLOTS || slots[slot].is_some() {
                 return Err(KeyDumpError::BadKeyCount);

@@ -13,17 +13,18 @@
 //! than the request, and additional padding that makes the response exactly as long as the
 //! request. An NTS NAK is a KoD NTSN header plus the Unique Identifier only.
 
+use aes_siv::siv::Aes128Siv;
+use aes_siv::KeyInit;
 use gnomon_wire::extension::{encode_extension_field, ExtensionFields};
 use gnomon_wire::nts::{
     nts_authenticator_len, NtsAuthenticator, FIELD_NTS_AUTHENTICATOR, FIELD_NTS_COOKIE,
     FIELD_NTS_COOKIE_PLACEHOLDER, FIELD_NTS_UNIQUE_IDENTIFIER, MIN_UNIQUE_IDENTIFIER_LEN,
 };
-use gnomon_wire::{Header, Packet};
+use gnomon_wire::Header;
 use rand::RngCore;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use super::cookie::{ServerKeys, SessionKeys, COOKIE_LEN};
-use super::siv::SivKey;
 
 /// Most cookies sent in one response (RFC 8915 §5.7 and ntpd-rs's CPU fix).
 pub const MAX_RESPONSE_COOKIES: usize = 8;
@@ -150,7 +151,12 @@ pub fn check_request(
         return NtsVerdict::Nak { uid };
     };
     let aad = request.get(..auth_start).unwrap_or_default();
-    if !verify_authenticator(&session, aad, authenticator.nonce, authenticator.ciphertext) {
+    let mut siv = Aes128Siv::new(&session.c2s.into());
+    if siv
+        .decrypt([aad, authenticator.nonce], authenticator.ciphertext)
+        .map(Zeroizing::new)
+        .is_err()
+    {
         return NtsVerdict::Nak { uid };
     }
     NtsVerdict::Serve(NtsRequest {
@@ -158,35 +164,6 @@ pub fn check_request(
         keys: session,
         placeholders,
     })
-}
-
-/// Whether `ciphertext` (tag ‖ encrypted fields) authenticates with the C2S key over `aad`
-/// and `nonce`. The plaintext (encrypted extension fields, which we do not use) is decrypted
-/// into a stack buffer and wiped.
-fn verify_authenticator(
-    session: &SessionKeys,
-    aad: &[u8],
-    nonce: &[u8],
-    ciphertext: &[u8],
-) -> bool {
-    let Some((tag, body)) = ciphertext.split_first_chunk::<TAG_LEN>() else {
-        return false;
-    };
-    let siv = SivKey::new(&session.c2s);
-    let mut stack = [0u8; Packet::MAX_LEN];
-    match stack.get_mut(..body.len()) {
-        Some(buf) => {
-            buf.copy_from_slice(body);
-            let ok = siv.open_in_place(&[aad, nonce], buf, tag).is_ok();
-            buf.zeroize();
-            ok
-        }
-        // Longer than any decoded packet: only reachable with fields parsed by hand.
-        None => {
-            let mut buf = Zeroizing::new(body.to_vec());
-            siv.open_in_place(&[aad, nonce], &mut buf, tag).is_ok()
-        }
-    }
 }
 
 /// Response length for `cookies` cookies after a header and a Unique Identifier field of
@@ -230,25 +207,22 @@ pub fn seal_response(
     let auth_start = Header::LEN + uid_field.len();
     out.get_mut(Header::LEN..auth_start)?
         .copy_from_slice(uid_field);
-    // Ciphertext = tag ‖ the new cookie fields, sealed in place on the stack (no allocation;
-    // after sealing the buffer holds no plaintext).
-    let mut sealed = [0u8; TAG_LEN + MAX_RESPONSE_COOKIES * COOKIE_FIELD_LEN];
-    let ciphertext = sealed.get_mut(..TAG_LEN + cookies * COOKIE_FIELD_LEN)?;
-    let (tag, plain) = ciphertext.split_at_mut(TAG_LEN);
+    // Plaintext: the new cookie fields.
+    let mut plain = Zeroizing::new(Vec::with_capacity(cookies * COOKIE_FIELD_LEN));
+    plain.resize(cookies * COOKIE_FIELD_LEN, 0);
     for chunk in plain.chunks_exact_mut(COOKIE_FIELD_LEN) {
         let cookie = server_keys.seal(&req.keys, rng);
         encode_extension_field(chunk, FIELD_NTS_COOKIE, &cookie).ok()?;
     }
     let mut nonce = [0u8; RESPONSE_NONCE_LEN];
     rng.fill_bytes(&mut nonce);
-    let siv = SivKey::new(&req.keys.s2c);
+    let mut siv = Aes128Siv::new(&req.keys.s2c.into());
     let aad = out.get(..auth_start)?;
-    tag.copy_from_slice(&siv.seal_in_place(&[aad, &nonce[..]], plain).ok()?);
-    let ciphertext = &*ciphertext;
+    let ciphertext = siv.encrypt([aad, &nonce[..]], &plain).ok()?;
     let field = out.get_mut(auth_start..total)?;
     field.fill(0);
     let written =
-        gnomon_wire::encode_nts_authenticator(field, &nonce, ciphertext, usize::MAX).ok()?;
+        gnomon_wire::encode_nts_authenticator(field, &nonce, &ciphertext, usize::MAX).ok()?;
     // Stretch the field with additional padding so the response is as long as the request.
     let field_len = u16::try_from(field.len()).ok()?;
     if written > field.len() {
