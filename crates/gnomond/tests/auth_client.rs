@@ -35,25 +35,6 @@ fn world_readable(dir: &Path) {
     }
 }
 
-/// A self-signed P-256 certificate for `localhost`/127.0.0.1 in `dir`: (cert, key).
-fn make_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let cert = dir.join(format!("{name}-cert.pem"));
-    let key = dir.join(format!("{name}-key.pem"));
-    let out = run_bounded(
-        Command::new(require_tool("openssl"))
-            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-            .args(["ec_paramgen_curve:P-256", "-nodes", "-days", "2"])
-            .args(["-subj", "/CN=localhost", "-addext"])
-            .args(["subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout"])
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert),
-        Duration::from_secs(20),
-    );
-    assert!(out.status.success(), "openssl: {out:?}");
-    (cert, key)
-}
-
 /// A chronyd server on 127.0.0.1 (`local stratum 5`) with `extra` directives.
 struct Server {
     chronyd: Chronyd,

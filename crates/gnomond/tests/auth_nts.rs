@@ -10,43 +10,10 @@ mod support;
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 use support::*;
-
-/// A self-signed P-256 certificate for `localhost`/127.0.0.1 in `dir`: (cert, key).
-fn make_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let cert = dir.join(format!("{name}-cert.pem"));
-    let key = dir.join(format!("{name}-key.pem"));
-    let out = run_bounded(
-        Command::new(require_tool("openssl"))
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=localhost",
-                "-addext",
-                "subjectAltName=DNS:localhost,IP:127.0.0.1",
-                "-keyout",
-            ])
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert),
-        Duration::from_secs(20),
-    );
-    assert!(out.status.success(), "openssl: {out:?}");
-    // chronyd reads the certificate after dropping nothing (-u root), but keep it readable.
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    (cert, key)
-}
 
 /// The gnomond configuration serving NTS-KE on `ntsport` with `cert`/`key`.
 fn nts_conf(ntsport: u16, cert: &Path, key: &Path, extra: &str) -> String {

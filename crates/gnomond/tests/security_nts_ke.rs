@@ -17,8 +17,6 @@ mod support;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,26 +32,6 @@ const FAKE_LIFE: Duration = Duration::from_secs(90);
 const BIG_RECORD_HEADER: [u8; 5] = [0x16, 0x03, 0x03, 0x40, 0x00];
 /// Pause between trickled octets: the connection is never idle for long.
 const TRICKLE: Duration = Duration::from_millis(200);
-
-/// A self-signed P-256 certificate for `localhost`/127.0.0.1 in `dir`: (cert, key).
-fn make_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let cert = dir.join(format!("{name}-cert.pem"));
-    let key = dir.join(format!("{name}-key.pem"));
-    let out = run_bounded(
-        Command::new(require_tool("openssl"))
-            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-            .args(["ec_paramgen_curve:P-256", "-nodes", "-days", "2"])
-            .args(["-subj", "/CN=localhost", "-addext"])
-            .args(["subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout"])
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert),
-        Duration::from_secs(20),
-    );
-    assert!(out.status.success(), "openssl: {out:?}");
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    (cert, key)
-}
 
 /// How a fake key-exchange server treats each connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,33 +19,6 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 use support::*;
 
-/// A self-signed P-256 certificate for `localhost`, 127.0.0.1 and ::1 in `dir`: (cert, key),
-/// readable by anyone (chronyd runs as root here, but keep it simple).
-fn make_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let cert = dir.join(format!("{name}-cert.pem"));
-    let key = dir.join(format!("{name}-key.pem"));
-    let out = run_bounded(
-        Command::new(require_tool("openssl"))
-            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-            .args(["ec_paramgen_curve:P-256", "-nodes", "-days", "2"])
-            .args(["-subj", "/CN=localhost", "-addext"])
-            .args([
-                "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1",
-                "-keyout",
-            ])
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert),
-        Duration::from_secs(20),
-    );
-    assert!(out.status.success(), "openssl: {out:?}");
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    for f in [&cert, &key] {
-        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o644)).unwrap();
-    }
-    (cert, key)
-}
-
 /// A chronyd NTS server on every IPv4 address of the private namespace's loopback (127/8)
 /// and on ::1 (`local stratum 5`): it, its NTP port, its NTS-KE port and its Unix command
 /// socket (kept in `dir`). Only ever started inside a [`Netns`], which has nothing but `lo`.

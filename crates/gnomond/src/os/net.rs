@@ -23,7 +23,7 @@ pub struct UdpSocket {
     local: SocketAddr,
 }
 
-fn setsockopt_int(fd: i32, level: i32, name: i32, value: i32) -> std::io::Result<()> {
+pub(super) fn setsockopt_int(fd: i32, level: i32, name: i32, value: i32) -> std::io::Result<()> {
     // SAFETY: the option value is a local c_int whose size is passed.
     let r = unsafe {
         libc::setsockopt(
@@ -159,7 +159,7 @@ fn local_addr(fd: i32) -> Option<SocketAddr> {
     }
 }
 
-fn to_sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+pub(super) fn to_sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     // SAFETY: an all-zero sockaddr_storage is a valid value.
     let mut storage: libc::sockaddr_storage = unsafe { zeroed() };
     let len = match addr {

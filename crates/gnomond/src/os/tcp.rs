@@ -6,25 +6,10 @@
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
+use super::net::{setsockopt_int, to_sockaddr};
+
 /// Pending connections the kernel queues (chronyd uses a small backlog as well).
 const BACKLOG: i32 = 16;
-
-fn set_int(fd: i32, level: i32, name: i32, value: i32) -> std::io::Result<()> {
-    // SAFETY: the option value is a local c_int whose size is passed.
-    let r = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (&value as *const i32).cast(),
-            size_of::<i32>() as libc::socklen_t,
-        )
-    };
-    if r != 0 {
-        return Err(super::last_error());
-    }
-    Ok(())
-}
 
 /// Binds `addr` as a non-blocking, close-on-exec listener with SO_REUSEADDR; an IPv6 socket
 /// is IPv6-only.
@@ -48,47 +33,13 @@ pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     // SAFETY: `raw` is a fresh descriptor owned by nobody else.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
     let s = fd.as_raw_fd();
-    set_int(s, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
-    let r = match addr {
-        SocketAddr::V4(a) => {
-            let sin = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from_ne_bytes(a.ip().octets()),
-                },
-                sin_zero: [0; 8],
-            };
-            // SAFETY: `sin` is a valid sockaddr_in and its exact size is passed.
-            unsafe {
-                libc::bind(
-                    s,
-                    (&sin as *const libc::sockaddr_in).cast(),
-                    size_of::<libc::sockaddr_in>() as libc::socklen_t,
-                )
-            }
-        }
-        SocketAddr::V6(a) => {
-            set_int(s, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
-            let sin6 = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: a.port().to_be(),
-                sin6_flowinfo: 0,
-                sin6_addr: libc::in6_addr {
-                    s6_addr: a.ip().octets(),
-                },
-                sin6_scope_id: a.scope_id(),
-            };
-            // SAFETY: `sin6` is a valid sockaddr_in6 and its exact size is passed.
-            unsafe {
-                libc::bind(
-                    s,
-                    (&sin6 as *const libc::sockaddr_in6).cast(),
-                    size_of::<libc::sockaddr_in6>() as libc::socklen_t,
-                )
-            }
-        }
-    };
+    setsockopt_int(s, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+    if addr.is_ipv6() {
+        setsockopt_int(s, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
+    }
+    let (storage, len) = to_sockaddr(addr);
+    // SAFETY: `storage` holds a valid sockaddr of `len` bytes for `addr`'s family.
+    let r = unsafe { libc::bind(s, (&storage as *const libc::sockaddr_storage).cast(), len) };
     if r != 0 {
         return Err(super::last_error());
     }

@@ -358,38 +358,3 @@ impl Drop for RouterRelay {
         }
     }
 }
-
-impl Daemon {
-    /// As [`Daemon::start_with`], on NTP port `port` instead of a random one (in a namespace
-    /// of its own a daemon can have the standard port 123, as the seed configurations assume).
-    pub fn start_on_port(port: u16, extra: &str, args: &[&str], ready: Ready) -> Daemon {
-        let dir = TempDir::new("daemon");
-        let pidfile = dir.join("gnomond.pid");
-        let config = dir.join("gnomond.conf");
-        let log = dir.join("stderr.log");
-        let cmdport = free_udp_port();
-        let socket = dir.join("run/gnomond.sock");
-        std::fs::write(
-            &config,
-            format!(
-                "port {port}\npidfile {}\ncmdport {cmdport}\nbindcmdaddress {}\n{extra}\n",
-                pidfile.display(),
-                socket.display()
-            ),
-        )
-        .unwrap();
-        let mut daemon = Daemon {
-            child: None,
-            port,
-            cmdport,
-            socket,
-            pidfile,
-            config,
-            log,
-            dir,
-        };
-        daemon.spawn(args);
-        daemon.wait_ready(ready, Duration::from_secs(20));
-        daemon
-    }
-}

@@ -171,8 +171,13 @@ impl Daemon {
 
     /// As [`Daemon::start`], with more command-line arguments and a choice of readiness test.
     pub fn start_with(extra: &str, args: &[&str], ready: Ready) -> Daemon {
+        Daemon::start_on_port(free_udp_port(), extra, args, ready)
+    }
+
+    /// As [`Daemon::start_with`], on NTP port `port` instead of a random one (in a namespace
+    /// of its own a daemon can have the standard port 123, as the seed configurations assume).
+    pub fn start_on_port(port: u16, extra: &str, args: &[&str], ready: Ready) -> Daemon {
         let dir = TempDir::new("daemon");
-        let port = free_udp_port();
         let pidfile = dir.join("gnomond.pid");
         let config = dir.join("gnomond.conf");
         let log = dir.join("stderr.log");
@@ -784,4 +789,33 @@ pub fn free_tcp_port() -> u16 {
         "no port free for TCP and UDP on 127.0.0.1 and [::1] in 20000-60000 after \
          {FREE_TCP_PORT_TRIES} tries"
     );
+}
+
+/// A self-signed P-256 certificate for `localhost`, 127.0.0.1 and ::1 in `dir`: (cert, key),
+/// made with openssl as a chrony user would make one. The directory and both files are left
+/// world-readable: chronyd reads them after dropping to `_chrony` unless given `-u root`.
+pub fn make_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let cert = dir.join(format!("{name}-cert.pem"));
+    let key = dir.join(format!("{name}-key.pem"));
+    let out = run_bounded(
+        Command::new(require_tool("openssl"))
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+            .args(["ec_paramgen_curve:P-256", "-nodes", "-days", "2"])
+            .args(["-subj", "/CN=localhost", "-addext"])
+            .args([
+                "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1",
+                "-keyout",
+            ])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert),
+        Duration::from_secs(20),
+    );
+    assert!(out.status.success(), "openssl: {out:?}");
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for f in [&cert, &key] {
+        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    (cert, key)
 }
