@@ -6,8 +6,7 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -26,24 +25,6 @@ fn keyed_client(gnomond_port: u16, keyfile: &Path) -> (Chronyd, u16) {
         keyfile.display()
     ));
     (c, cmdport)
-}
-
-/// `gnomon_serverstats_ntp_requests_ignored_total{reason="auth_failed"}` from the metrics
-/// endpoint.
-fn auth_failures(metrics: SocketAddr) -> f64 {
-    let mut s = TcpStream::connect_timeout(&metrics, Duration::from_secs(5)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut text = String::new();
-    let _ = s.read_to_string(&mut text);
-    let prefix = "gnomon_serverstats_ntp_requests_ignored_total{reason=\"auth_failed\"} ";
-    text.lines()
-        .find_map(|l| l.strip_prefix(prefix))
-        .unwrap_or_else(|| panic!("no auth_failed sample in:\n{text}"))
-        .trim()
-        .parse()
-        .unwrap()
 }
 
 fn synchronises_with(key_type: &str, key: &str) {

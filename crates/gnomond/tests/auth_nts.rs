@@ -254,24 +254,6 @@ fn rotated_keys_are_dumped_and_clients_follow_them() {
         .any(|l| l.starts_with("^*")));
 }
 
-/// `gnomon_serverstats_ntp_requests_ignored_total{reason="auth_failed"}` (NTS NAKs included).
-fn auth_failures(metrics: SocketAddr) -> f64 {
-    use std::io::Write;
-    let mut s = TcpStream::connect_timeout(&metrics, Duration::from_secs(5)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut text = String::new();
-    let _ = s.read_to_string(&mut text);
-    let prefix = "gnomon_serverstats_ntp_requests_ignored_total{reason=\"auth_failed\"} ";
-    text.lines()
-        .find_map(|l| l.strip_prefix(prefix))
-        .unwrap_or_else(|| panic!("no auth_failed sample in:\n{text}"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 #[test]
 fn rekey_reloads_externally_managed_nts_keys() {
     let dir = TempDir::new("nts-rekey");

@@ -819,3 +819,22 @@ pub fn make_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     }
     (cert, key)
 }
+
+/// `gnomon_serverstats_ntp_requests_ignored_total{reason="auth_failed"}` (bad MACs, NTS NAKs)
+/// from the metrics endpoint at `metrics`.
+pub fn auth_failures(metrics: SocketAddr) -> f64 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&metrics, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    let prefix = "gnomon_serverstats_ntp_requests_ignored_total{reason=\"auth_failed\"} ";
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no auth_failed sample in:\n{text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}

@@ -13,12 +13,12 @@ use gnomon_wire::{Header, LeapIndicator, Mode, NtpShort, NtpTimestamp};
 const T0: f64 = 1_780_000_000.0;
 const KEYS: &str = "1 SHA1 HEX:00112233445566778899AABBCCDDEEFF00112233\n";
 
-fn addr(n: u8) -> SocketAddr {
+pub(super) fn addr(n: u8) -> SocketAddr {
     SocketAddr::from(([192, 0, 2, n], 123))
 }
 
 /// A server reply to `req`, signed with key 1 when `sign`.
-fn answer(req: &[u8], t1: f64, sign: bool) -> (Vec<u8>, f64) {
+pub(super) fn answer(req: &[u8], t1: f64, sign: bool) -> (Vec<u8>, f64) {
     let q = Header::decode(req).unwrap();
     let t2 = t1 + 0.001;
     let h = Header {

@@ -11,38 +11,14 @@ use crate::local_clock::TestClock;
 use crate::nts::{NtsKeServerSetup, NtsKeSession, ServerKeys};
 use crate::nts_client::{NtsKeClient, NtsKeClientError, NtsKeOutcome, NtsSource, NtsTrust};
 use crate::selection::AuthSelectMode;
-use gnomon_wire::{Header, LeapIndicator, Mode, NtpShort, NtpTimestamp};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rcgen::{date_time_ymd, CertificateParams, KeyPair};
 
 const T0: f64 = 1_780_000_000.0;
 
-fn addr(n: u8) -> SocketAddr {
-    SocketAddr::from(([192, 0, 2, n], 123))
-}
-
-/// A stratum-1 server's reply to `req`, 1 ms after `t1`; and the receive time.
-fn answer(req: &[u8], t1: f64) -> (Vec<u8>, f64) {
-    let q = Header::decode(req).unwrap();
-    let t2 = t1 + 0.001;
-    let h = Header {
-        leap: LeapIndicator::NoWarning,
-        version: 4,
-        mode: Mode::Server,
-        stratum: 1,
-        poll: q.poll,
-        precision: -20,
-        root_dispersion: NtpShort::from_seconds(1e-4),
-        reference_id: 0x4750_5300,
-        reference_timestamp: NtpTimestamp::from_unix_f64(t2 - 1.0),
-        origin_timestamp: q.transmit_timestamp,
-        receive_timestamp: NtpTimestamp::from_unix_f64(t2),
-        transmit_timestamp: NtpTimestamp::from_unix_f64(t2),
-        ..Default::default()
-    };
-    (h.to_bytes().to_vec(), t1 + 0.002)
-}
+// The stratum-1 server of auth_tests, answering unsigned.
+use super::auth_tests::{addr, answer};
 
 /// Runs the engine for `secs`, answering the plain source `plain` only.
 fn run(e: &mut Engine, c: &mut TestClock, secs: f64, plain: SourceId) {
@@ -56,7 +32,7 @@ fn run(e: &mut Engine, c: &mut TestClock, secs: f64, plain: SourceId) {
         for a in e.handle_timeout(t, c) {
             if let Action::Send(id, tx) = a {
                 if id == plain {
-                    let (rep, rx) = answer(&tx.bytes(), t);
+                    let (rep, rx) = answer(&tx.bytes(), t, false);
                     c.now = rx;
                     e.handle_packet(id, rx, &rep, None, false, c);
                 }
