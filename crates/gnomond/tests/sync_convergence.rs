@@ -38,8 +38,18 @@ fn check_converged(client: &Daemon) {
         "offset above 1 ms: {offsets:?}\n{}",
         client.stderr()
     );
+    // The frequency must be within 5 ppm of the 50 ppm error, or within what the daemon's own
+    // skew says it knows after these 35 s (3 skews), and that skew must be small: a wrong
+    // estimate that claims to be good still fails. (With up to 64 samples at this short poll
+    // the estimate still carries the first, pre-step samples' weight for a while: 55.6 ppm
+    // with a 1.9 ppm skew was seen once in CI.)
     let freq = tracking_value(&last, "Frequency").unwrap();
-    assert!((freq - 50.0).abs() < 5.0, "frequency {freq} ppm:\n{last}");
+    let skew = tracking_value(&last, "Skew").unwrap();
+    assert!(skew < 3.0, "skew {skew} ppm:\n{last}");
+    assert!(
+        (freq - 50.0).abs() < 5.0f64.max(3.0 * skew),
+        "frequency {freq} ppm:\n{last}"
+    );
 }
 
 #[test]
