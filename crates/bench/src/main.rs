@@ -15,6 +15,9 @@
 //! gnomon-bench mac-timing [--iterations 300000] [--batch 1000]
 //! gnomon-bench nts-flood [--servers gnomond,chronyd] [--silent 10000] [--slow 1000]
 //!                     [--addresses 1000] [--flood 30] [--quiet 3] [server options as above]
+//! gnomon-bench sync   [--scenario impaired|clean|all] [--runs 1] [--duration 150] [--settle 60]
+//!                     [--trace] [--gnomond PATH] [--chronyd PATH] [--chronyc PATH]
+//!                     [--noclock PATH]
 //! ```
 
 mod bare;
@@ -25,7 +28,10 @@ mod nts;
 mod nts_flood;
 mod packet;
 mod probe;
+mod relay;
 mod server;
+mod stats;
+mod sync;
 mod sys;
 
 use std::collections::HashMap;
@@ -47,9 +53,16 @@ const USAGE: &str = "usage:
                       [server options as above]
   gnomon-bench mac-timing [--iterations 300000] [--batch 1000]
   gnomon-bench nts-flood [--servers gnomond,chronyd] [--silent 10000] [--slow 1000]
-                      [--addresses 1000] [--flood 30] [--quiet 3] [server options as above]";
+                      [--addresses 1000] [--flood 30] [--quiet 3] [server options as above]
+  gnomon-bench sync   [--scenario impaired|clean|all] [--runs 1] [--duration 150] [--settle 60]
+                      [--trace] [--gnomond PATH] [--chronyd PATH] [--chronyc PATH]
+                      [--noclock PATH]";
 
-/// Options as `--name value` pairs (repeatable ones collect), plus positional arguments.
+/// Options that take no value (`--trace`): recorded as "true".
+const FLAGS: &[&str] = &["trace"];
+
+/// Options as `--name value` pairs (repeatable ones collect), [`FLAGS`], plus positional
+/// arguments.
 struct Args {
     opts: HashMap<String, Vec<String>>,
     positional: Vec<String>,
@@ -62,6 +75,12 @@ impl Args {
         let mut it = raw.iter();
         while let Some(a) = it.next() {
             if let Some(name) = a.strip_prefix("--") {
+                if FLAGS.contains(&name) {
+                    opts.entry(name.to_string())
+                        .or_default()
+                        .push("true".into());
+                    continue;
+                }
                 let v = it.next().ok_or(format!("--{name} needs a value"))?;
                 opts.entry(name.to_string()).or_default().push(v.clone());
             } else {
@@ -254,6 +273,64 @@ fn cmd_nts_flood(a: &Args) -> Result<ExitCode, String> {
     })
 }
 
+/// `gnomon-bench sync` (sync.rs): synchronisation accuracy, gnomond vs chronyd as clients.
+fn cmd_sync(a: &Args) -> Result<ExitCode, String> {
+    a.check(&[
+        "scenario", "runs", "duration", "settle", "trace", "gnomond", "chronyd", "chronyc",
+        "noclock",
+    ])?;
+    let scenario = a.str("scenario").unwrap_or("all");
+    let bench = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let opts = sync::SyncOptions {
+        scenarios: sync::Scenario::parse_list(scenario)
+            .ok_or(format!("--scenario {scenario:?}: impaired, clean or all"))?,
+        runs: a.num("runs", 1)?,
+        duration: seconds(a.num("duration", 150.0)?)?,
+        settle: a.num("settle", 60.0)?,
+        trace: a.str("trace").is_some(),
+        gnomond: a
+            .str("gnomond")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| bench.with_file_name("gnomond")),
+        chronyd: PathBuf::from(a.str("chronyd").unwrap_or("/usr/sbin/chronyd")),
+        chronyc: PathBuf::from(a.str("chronyc").unwrap_or("/usr/bin/chronyc")),
+        noclock: match a.str("noclock") {
+            Some(p) => PathBuf::from(p),
+            None => server::find_noclock().ok_or(
+                "shared/tools/noclock not found (give --noclock PATH): refusing to start time \
+                 daemons without it",
+            )?,
+        },
+    };
+    if opts.runs == 0 || opts.runs > 20 {
+        return Err("--runs must be 1..=20".into());
+    }
+    if !(opts.settle >= 0.0 && opts.settle < opts.duration.as_secs_f64()) {
+        return Err("--settle must be at least 0 and less than --duration".into());
+    }
+    for (what, p) in [
+        ("gnomond", &opts.gnomond),
+        ("chronyd", &opts.chronyd),
+        ("chronyc", &opts.chronyc),
+    ] {
+        if !p.is_file() {
+            return Err(format!(
+                "{what} not found at {} (give --{what} PATH)",
+                p.display()
+            ));
+        }
+    }
+    // Ctrl-C or SIGTERM ends the run between steps, so the Drop guards kill the daemons and
+    // remove the temporary directories.
+    sys::catch_interrupts().map_err(|e| format!("installing the SIGINT handler: {e}"))?;
+    Ok(if sync::run(&opts)? {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("gnomon-bench: a client never synchronised");
+        ExitCode::FAILURE
+    })
+}
+
 /// The server options shared by `server` and `nts` (`more`: options only the caller takes).
 fn server_options(
     a: &Args,
@@ -338,6 +415,7 @@ fn main() -> ExitCode {
         "nts" => cmd_nts(&args),
         "mac-timing" => cmd_mac_timing(&args),
         "nts-flood" => cmd_nts_flood(&args),
+        "sync" => cmd_sync(&args),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

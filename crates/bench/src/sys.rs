@@ -271,6 +271,86 @@ pub fn poll_readable(fds: &[RawFd], timeout_ms: i32, out: &mut Vec<usize>) -> io
     Ok(())
 }
 
+/// As [`poll_readable`] with a nanosecond timeout (`ppoll(2)`): the sync bench's relay holds
+/// datagrams for a few milliseconds, and poll's millisecond rounding would add up to 1 ms to
+/// each hold.
+pub fn ppoll_readable(
+    fds: &[RawFd],
+    timeout: std::time::Duration,
+    out: &mut Vec<usize>,
+) -> io::Result<()> {
+    out.clear();
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs().min(3600) as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: pfds is a live, correctly sized array and ts a live timespec for the whole call;
+    // a null signal mask keeps the current one.
+    let r = unsafe {
+        libc::ppoll(
+            pfds.as_mut_ptr(),
+            pfds.len() as libc::nfds_t,
+            &ts,
+            std::ptr::null(),
+        )
+    };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::Interrupted {
+            return Ok(());
+        }
+        return Err(e);
+    }
+    for (i, p) in pfds.iter().enumerate() {
+        if p.revents & (libc::POLLIN | libc::POLLERR) != 0 {
+            out.push(i);
+        }
+    }
+    Ok(())
+}
+
+/// Set by the SIGINT/SIGTERM handler [`catch_interrupts`] installs.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn note_interrupt(_signal: libc::c_int) {
+    // Only an atomic store: the one kind of work that is async-signal-safe.
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Makes SIGINT and SIGTERM set a flag ([`interrupted`]) instead of killing the process, so a
+/// long bench (`sync`) can stop between steps and let its Drop guards kill its daemons by PID
+/// and remove its temporary directories.
+pub fn catch_interrupts() -> io::Result<()> {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: sigaction is a plain C struct for which all-zero is valid; the handler only
+        // stores to an atomic; sa and the empty mask live across the calls.
+        let r = unsafe {
+            let mut sa: libc::sigaction = zeroed();
+            sa.sa_sigaction = note_interrupt as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            sa.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(signal, &sa, std::ptr::null_mut())
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Whether SIGINT or SIGTERM arrived since [`catch_interrupts`].
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// An epoll set: the generator watches many sockets, and epoll's cost grows with the number of
 /// ready sockets rather than with all of them (poll's), which keeps the generator cheap per reply.
 pub struct Epoll {

@@ -126,3 +126,79 @@ fn server_run_compares_chronyd_and_bare_with_every_reply_valid() {
     }
     assert!(text.contains("bare/chronyd: responses/s"), "{text}");
 }
+
+#[test]
+fn sync_refuses_bad_options_before_starting_anything() {
+    for (args, why) in [
+        (&["--scenario", "lossy"][..], "--scenario"),
+        (&["--duration", "10", "--settle", "10"][..], "--settle"),
+        (&["--runs", "0"][..], "--runs"),
+        (
+            &["--gnomond", "/nonexistent/gnomond"][..],
+            "gnomond not found",
+        ),
+        (&["--jitter", "1"][..], "unknown option --jitter"),
+    ] {
+        let out = run(bench().arg("sync").args(args), Duration::from_secs(10));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(err.contains(why), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?} started a run");
+    }
+}
+
+/// The whole `sync` pipeline (upstream, relays, both clients, tracking, served time, report,
+/// clean-up) in a few seconds, with chronyd standing in for gnomond (this crate's tests cannot
+/// count on a gnomond binary; chronyd reads the same configuration). No figure is asserted.
+#[test]
+fn sync_runs_both_clients_through_relays_and_cleans_up() {
+    assert!(
+        std::path::Path::new("/usr/sbin/chronyd").is_file(),
+        "chronyd is not installed: run shared/tools/install-peers.sh"
+    );
+    let mut child = bench()
+        .args([
+            "sync",
+            "--scenario",
+            "clean",
+            "--duration",
+            "6",
+            "--settle",
+            "3",
+        ])
+        .args(["--gnomond", "/usr/sbin/chronyd", "--trace"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // Bounded: the run is 6 s plus at most 40 s of start-up waits; its output fits the pipes.
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() && start.elapsed() < Duration::from_secs(90) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}\n{err}");
+    for line in [
+        "clean: relays: 0 ms one-way delay",
+        "clean: chronyd 4.3: first sync ",
+        "clean: gnomond: first sync ",
+        "clean: gnomond/chronyd: first sync ",
+        "clean: gnomond served time vs CLOCK_REALTIME after 3 s: n ",
+        "clean: relay to chronyd 4.3: up ",
+    ] {
+        assert!(text.lines().any(|l| l.starts_with(line)), "{line}:\n{text}");
+    }
+    let trace = |l: &str| l.starts_with("clean ") && l.contains(" us served ");
+    assert!(text.lines().any(trace), "no trace line:\n{text}");
+    let prefix = format!("gnomon-bench-sync-{pid}-");
+    let left = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(Result::ok)
+        .any(|e| e.file_name().to_string_lossy().starts_with(&prefix));
+    assert!(!left, "temporary directory left behind");
+}

@@ -40,12 +40,15 @@ pub mod ntp_data;
 mod source_config;
 #[cfg(test)]
 mod tests;
+// ---- kernel transmit timestamps (tx_stamp.rs) ----
+mod tx_stamp;
 
 pub use auth::AuthState;
 pub use engine::{Action, Engine, EngineConfig, Event, ExitReason, OneShot, PoolId, SourceId};
 pub use engine::{AuthReport, RejectedMeasurement, SelectReport, SourceSetting};
 pub use ntp_data::NtpDataReport;
 pub use source_config::{SourceAuth, SourceConfig, SourceKind};
+pub use tx_stamp::TxStampOutcome;
 
 use std::net::SocketAddr;
 
@@ -197,6 +200,8 @@ struct Pending {
     presend: bool,
     /// NTS Unique Identifier of the request (cleared once answered).
     uid: Option<[u8; crate::nts_client::ntp::UID_LEN]>,
+    /// `local_tx` is the kernel's transmit timestamp (tx_stamp.rs).
+    kernel_tx: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -270,7 +275,8 @@ impl Association {
             last_rx_xmt: NtpTimestamp::ZERO,
             burst: None,
             presend_pending: false,
-            stats: SourceStats::new(cfg.minsamples, cfg.maxsamples),
+            stats: SourceStats::new(cfg.minsamples, cfg.maxsamples)
+                .with_asymmetry(cfg.asymmetry, cfg.mindelay),
             filter: cfg.filter.and_then(|n| SampleFilter::new(n).ok()),
             last_sample_time: None,
             last_measured: 0.0,
@@ -600,6 +606,7 @@ impl Association {
             local_tx: cooked,
             presend,
             uid,
+            kernel_tx: false,
         });
         Some(Transmit {
             remote: self.remote,

@@ -552,6 +552,37 @@ impl Reference {
         }
     }
 
+    /// chronyc `local ...` / `local off` at run time: the fallback reference becomes what the
+    /// command says, as if configured so. Already in local mode, the new stratum is served at
+    /// once and `local off` leaves local mode (unsynchronised until a source updates the
+    /// clock). Synchronised from sources, nothing changes now: the new `distance` decides when
+    /// [`Reference::check_local_distance`] falls back (chronyd, checked black-box, keeps
+    /// serving its synchronisation after `local stratum 10 orphan` until the 1 s default
+    /// distance is reached).
+    pub fn set_local(
+        &mut self,
+        local: Option<LocalConfig>,
+        clock: &mut dyn ClockDriver,
+    ) -> Result<(), ClockError> {
+        self.cfg.local = local;
+        if !self.local_mode {
+            return Ok(());
+        }
+        match local {
+            Some(l) => {
+                self.stratum = l.stratum;
+                Ok(())
+            }
+            None => {
+                self.local_mode = false;
+                self.synchronised = false;
+                self.reference_id = 0;
+                self.leap = LeapState::Normal;
+                clock.set_sync_status(false, 0.0, 16.0)
+            }
+        }
+    }
+
     fn enter_local(
         &mut self,
         local: LocalConfig,

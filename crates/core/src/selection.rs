@@ -11,11 +11,14 @@
 //! smallest distance plus `stratumweight` per stratum, with `reselectdist` of hysteresis; the
 //! truechimers within `combinelimit` × its distance and with a compatible frequency are
 //! averaged with weights 1/distance. `local ... orphan` holds back the orphan group's members
-//! first (see [`orphan`]).
+//! first (see [`orphan`]). Every round also says why each source stands where it does
+//! (chronyc `selectdata`'s states, see [`status`]).
 
 pub mod orphan;
+pub mod status;
 
 pub use orphan::Orphan;
+pub use status::SelectStatus;
 
 use crate::local_clock::LeapState;
 use crate::reports::SourceState;
@@ -223,6 +226,9 @@ pub struct Combined {
 pub struct Selection {
     /// `(id, state)` for every candidate, in input order.
     pub states: Vec<(usize, SourceState)>,
+    /// `(id, status)` for every candidate, in input order: why it has its state
+    /// (`selectdata`'s finer states, see [`status`]).
+    pub status: Vec<(usize, SelectStatus)>,
     /// The reference estimate, or why there is none.
     pub outcome: Result<Combined, NoSelection>,
 }
@@ -233,6 +239,11 @@ pub struct Selector {
     config: SelectionConfig,
     current: Option<usize>,
     orphan: Option<Orphan>,
+    /// Our reference ID as the sources see it, learnt whether or not orphan mode is on, so
+    /// that orphan mode switched on at run time (`local ... orphan`) knows it at once.
+    local_refid: Option<u32>,
+    /// The last round's statuses, in candidate order (for `selectdata`).
+    last_status: Vec<(usize, SelectStatus)>,
 }
 
 impl Selector {
@@ -240,14 +251,18 @@ impl Selector {
     pub fn new(config: SelectionConfig) -> Self {
         Selector {
             config,
-            current: None,
-            orphan: None,
+            ..Selector::default()
         }
     }
 
     /// `local ... orphan`: the orphan rule applied before every selection (`None`: off).
+    /// Can change at run time (chronyc `local`); a rule without a reference ID takes the one
+    /// already learnt.
     pub fn set_orphan(&mut self, orphan: Option<Orphan>) {
-        self.orphan = orphan;
+        self.orphan = orphan.map(|o| Orphan {
+            local_refid: o.local_refid.or(self.local_refid),
+            ..o
+        });
     }
 
     /// The orphan rule in force.
@@ -258,7 +273,11 @@ impl Selector {
     /// Records our reference ID as a source sees it (the refid of the local address a packet
     /// came in on), for the orphan rule's comparison; `None` (not known) keeps the last one.
     pub fn learn_local_refid(&mut self, local_refid: Option<u32>) {
-        if let (Some(o), Some(r)) = (self.orphan.as_mut(), local_refid) {
+        let Some(r) = local_refid else {
+            return;
+        };
+        self.local_refid = Some(r);
+        if let Some(o) = self.orphan.as_mut() {
             o.local_refid = Some(r);
         }
     }
@@ -273,39 +292,69 @@ impl Selector {
         self.current
     }
 
+    /// The status candidate `id` had after the last round (`None`: not in it).
+    pub fn last_status(&self, id: usize) -> Option<SelectStatus> {
+        // Candidates come in source order (increasing ids): a binary search, with a scan for
+        // callers that pass them otherwise.
+        match self.last_status.binary_search_by_key(&id, |s| s.0) {
+            Ok(i) => self.last_status.get(i).map(|s| s.1),
+            Err(_) => self.last_status.iter().find(|s| s.0 == id).map(|s| s.1),
+        }
+    }
+
     /// Runs one selection over `candidates`.
     pub fn select(&mut self, candidates: &[Candidate]) -> Selection {
+        let (states, status, outcome) = self.run(candidates);
+        let status: Vec<(usize, SelectStatus)> = states
+            .iter()
+            .zip(status)
+            .map(|(s, st)| (s.0, st.settle(s.1)))
+            .collect();
+        self.last_status.clone_from(&status);
+        if outcome.is_err() {
+            self.current = None;
+        }
+        Selection {
+            states,
+            status,
+            outcome,
+        }
+    }
+
+    /// One round: the `sources` states, the reasons (`status[i]` for `candidates[i]`, before
+    /// the outcome states settle them) and the outcome.
+    fn run(&mut self, candidates: &[Candidate]) -> Round {
         let cfg = self.config;
-        let mut states: Vec<(usize, SourceState)> = candidates
+        let (mut states, mut status): (Vec<(usize, SourceState)>, Vec<SelectStatus>) = candidates
             .iter()
             .map(|c| {
-                let st = if !c.usable
+                if !c.usable
                     || c.options.noselect
                     || !c.offset.is_finite()
                     || c.root_distance.is_nan()
-                    || c.root_distance > cfg.max_distance
                 {
-                    SourceState::Unselectable
+                    ((c.id, SourceState::Unselectable), SelectStatus::Unusable)
+                } else if c.root_distance > cfg.max_distance {
+                    ((c.id, SourceState::Unselectable), SelectStatus::TooFar)
                 } else if c.std_dev.is_nan() || c.std_dev > cfg.max_jitter {
-                    SourceState::Jittery
+                    ((c.id, SourceState::Jittery), SelectStatus::Jittery)
                 } else {
-                    SourceState::NotCombined
-                };
-                (c.id, st)
+                    ((c.id, SourceState::NotCombined), SelectStatus::Distant)
+                }
             })
-            .collect();
+            .unzip();
         if let Some(orphan) = self.orphan {
-            orphan.hold_back(candidates, &mut states);
+            for i in orphan.hold_back(candidates, &mut states) {
+                if status[i] == SelectStatus::Distant {
+                    status[i] = SelectStatus::Orphan;
+                }
+            }
         }
         let selectable: Vec<usize> = (0..candidates.len())
             .filter(|&i| states[i].1 == SourceState::NotCombined)
             .collect();
         if selectable.is_empty() {
-            self.current = None;
-            return Selection {
-                states,
-                outcome: Err(NoSelection::NoSelectableSources),
-            };
+            return (states, status, Err(NoSelection::NoSelectableSources));
         }
 
         // Sources still starting count in the majority's denominator.
@@ -319,12 +368,15 @@ impl Selector {
             .copied()
             .filter(|&i| candidates[i].options.trust)
             .collect();
+        let trusted_region = if trusted.is_empty() {
+            None
+        } else {
+            best_region(candidates, &trusted).filter(|r| 2 * r.depth > trusted.len())
+        };
         let region = if !trusted.is_empty() {
-            best_region(candidates, &trusted)
-                .filter(|r| 2 * r.depth > trusted.len())
-                .or_else(|| {
-                    best_region(candidates, &selectable).filter(|r| 2 * r.depth > selectable.len())
-                })
+            trusted_region.or_else(|| {
+                best_region(candidates, &selectable).filter(|r| 2 * r.depth > selectable.len())
+            })
         } else {
             best_region(candidates, &selectable).filter(|r| 2 * r.depth > voters)
         };
@@ -332,44 +384,54 @@ impl Selector {
             for &i in &selectable {
                 states[i].1 = SourceState::Falseticker;
             }
-            self.current = None;
-            return Selection {
-                states,
-                outcome: Err(NoSelection::NoMajority),
-            };
+            return (states, status, Err(NoSelection::NoMajority));
         };
         let mut truechimers = Vec::new();
         for &i in &selectable {
             let c = &candidates[i];
-            if c.offset + c.root_distance >= region.low && c.offset - c.root_distance <= region.high
-            {
-                truechimers.push(i);
-            } else {
+            let (low, high) = (c.offset - c.root_distance, c.offset + c.root_distance);
+            if high < region.low || low > region.high {
                 states[i].1 = SourceState::Falseticker;
+            } else if trusted_region.is_some()
+                && !c.options.trust
+                && (low < region.low || high > region.high)
+            {
+                // chronyd's `T`: with trusted sources agreeing, another source is used only
+                // when its whole interval lies inside their agreement (a wide trusted source
+                // keeps narrow ones; narrow trusted ones reject the wider rest).
+                states[i].1 = SourceState::Unselectable;
+                status[i] = SelectStatus::Untrusted;
+            } else {
+                truechimers.push(i);
             }
         }
 
         let any_required = candidates.iter().any(|c| c.options.require);
-        if any_required && !truechimers.iter().any(|&i| candidates[i].options.require) {
-            self.current = None;
-            return Selection {
-                states,
-                outcome: Err(NoSelection::RequiredSourceMissing),
-            };
-        }
-        if truechimers.len() < cfg.min_sources {
-            self.current = None;
-            return Selection {
-                states,
-                outcome: Err(NoSelection::TooFewSources {
-                    have: truechimers.len(),
-                    need: cfg.min_sources,
-                }),
-            };
+        let missing = if any_required && !truechimers.iter().any(|&i| candidates[i].options.require)
+        {
+            Some(NoSelection::RequiredSourceMissing)
+        } else if truechimers.len() < cfg.min_sources {
+            Some(NoSelection::TooFewSources {
+                have: truechimers.len(),
+                need: cfg.min_sources,
+            })
+        } else {
+            None
+        };
+        if let Some(reason) = missing {
+            for &i in &truechimers {
+                status[i] = SelectStatus::Waiting;
+            }
+            return (states, status, Err(reason));
         }
 
         // Prefer sources restrict the choice when any is a truechimer.
         let pool: Vec<usize> = if truechimers.iter().any(|&i| candidates[i].options.prefer) {
+            for &i in &truechimers {
+                if !candidates[i].options.prefer {
+                    status[i] = SelectStatus::NotPreferred;
+                }
+            }
             truechimers
                 .iter()
                 .copied()
@@ -391,10 +453,7 @@ impl Selector {
             .copied()
             .min_by(|&a, &b| score(a).total_cmp(&score(b)))
         else {
-            return Selection {
-                states,
-                outcome: Err(NoSelection::NoSelectableSources),
-            };
+            return (states, status, Err(NoSelection::NoSelectableSources));
         };
         let sel = &candidates[best];
         self.current = Some(sel.id);
@@ -408,12 +467,16 @@ impl Selector {
             &mut states,
         );
         let leap = leap_vote(candidates, &truechimers);
-        Selection {
-            states,
-            outcome: Ok(Combined { leap, ..combined }),
-        }
+        (states, status, Ok(Combined { leap, ..combined }))
     }
 }
+
+/// What one round gives before its statuses settle: states, reasons, outcome.
+type Round = (
+    Vec<(usize, SourceState)>,
+    Vec<SelectStatus>,
+    Result<Combined, NoSelection>,
+);
 
 #[derive(Debug, Clone, Copy)]
 struct Region {

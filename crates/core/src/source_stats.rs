@@ -8,11 +8,19 @@
 //! runs: a systematic curve in the residuals means the clock's frequency changed and the old
 //! points no longer fit a line. At least `minsamples` points are always kept (chrony default 6),
 //! at most `maxsamples` (64).
+//!
+//! Without an `asymmetry` option the asymmetry of the path's jitter is estimated fit after fit
+//! ([`asymmetry`], as chronyd does); once trusted, every offset is corrected by the estimate
+//! times its delay in excess of the minimum before the regression, which then describes what
+//! the quickest round trips measure. The samples themselves keep the measured offsets.
 
 use std::collections::VecDeque;
 
 use crate::reports::SourceStatsReport;
 use crate::sample_filter::Sample;
+
+pub mod asymmetry;
+pub use asymmetry::{JitterAsymmetry, MAX_ASYMMETRY};
 
 /// Largest number of samples kept per source (chrony's upper bound).
 pub const MAX_SAMPLES: usize = 64;
@@ -59,6 +67,13 @@ pub struct SourceStats {
     estimate: Option<Estimate>,
     /// Slow average of the fits' residual variance (see `weights`), seconds squared.
     scatter: f64,
+    /// The samples dropped last, oldest first, at most as many as are held: they lengthen
+    /// the asymmetry fit, as chronyd keeps dropped samples for its runs test.
+    dropped: VecDeque<Sample>,
+    /// Configured or estimated jitter asymmetry.
+    asymmetry: JitterAsymmetry,
+    /// `mindelay`: the delay the asymmetry correction counts the excess from, when set.
+    fixed_min_delay: Option<f64>,
 }
 
 impl SourceStats {
@@ -80,7 +95,25 @@ impl SourceStats {
             max_samples,
             estimate: None,
             scatter: 0.0,
+            dropped: VecDeque::new(),
+            asymmetry: JitterAsymmetry::new(None),
+            fixed_min_delay: None,
         }
+    }
+
+    /// The source's `asymmetry` option (`None`: estimate it) and `mindelay` (`None`: count
+    /// excess delays from the smallest held). A configured ratio is only reported here: the
+    /// association applies it to each measurement.
+    pub fn with_asymmetry(mut self, configured: Option<f64>, mindelay: Option<f64>) -> Self {
+        self.asymmetry = JitterAsymmetry::new(configured);
+        self.fixed_min_delay = mindelay.filter(|d| d.is_finite() && *d > 0.0);
+        self
+    }
+
+    /// The jitter asymmetry in force (`ntpdata`'s "Jitter asymmetry", statistics.log's
+    /// `Asym`): the configured one, or the trusted estimate, or 0.
+    pub fn jitter_asymmetry(&self) -> f64 {
+        self.asymmetry.ratio()
     }
 
     /// Number of samples held (NP).
@@ -108,6 +141,16 @@ impl SourceStats {
         self.samples.clear();
         self.estimate = None;
         self.scatter = 0.0;
+        self.dropped.clear();
+        self.asymmetry.reset();
+    }
+
+    /// Moves the `n` oldest samples to `dropped`, which keeps at most as many as remain.
+    fn drop_oldest(&mut self, n: usize) {
+        let n = n.min(self.samples.len());
+        self.dropped.extend(self.samples.drain(..n));
+        let excess = self.dropped.len().saturating_sub(self.samples.len());
+        self.dropped.drain(..excess);
     }
 
     /// Keeps only the newest `keep` samples (at least `minsamples`) and recomputes the
@@ -116,8 +159,8 @@ impl SourceStats {
         let keep = keep.max(self.min_samples).max(1);
         if self.samples.len() > keep {
             let n = self.samples.len() - keep;
-            self.samples.drain(..n);
-            self.regress();
+            self.drop_oldest(n);
+            self.regress(false);
         }
     }
 
@@ -170,17 +213,17 @@ impl SourceStats {
             return false;
         }
         if self.samples.len() == self.max_samples {
-            self.samples.pop_front();
+            self.drop_oldest(1);
         }
         self.samples.push_back(sample);
-        self.regress();
+        self.regress(true);
         true
     }
 
     /// Keeps the samples and the estimate consistent with a local clock correction: the clock
     /// moved forward by `doffset` at `when` and its frequency rose by `dfreq` (dimensionless).
     pub fn apply_clock_change(&mut self, when: f64, dfreq: f64, doffset: f64) {
-        for s in &mut self.samples {
+        for s in self.samples.iter_mut().chain(self.dropped.iter_mut()) {
             s.apply_clock_change(when, dfreq, doffset);
         }
         if let Some(e) = &mut self.estimate {
@@ -194,7 +237,7 @@ impl SourceStats {
     /// Moves sample times by `delta` seconds, offsets unchanged (a leap second seen by both
     /// clocks).
     pub fn shift_times(&mut self, delta: f64) {
-        for s in &mut self.samples {
+        for s in self.samples.iter_mut().chain(self.dropped.iter_mut()) {
             s.time += delta;
         }
         if let Some(e) = &mut self.estimate {
@@ -227,19 +270,69 @@ impl SourceStats {
         }
     }
 
-    fn regress(&mut self) {
+    /// The delay excess delays are counted from: `mindelay`, or the smallest of the held and
+    /// recently dropped samples.
+    fn asymmetry_min_delay(&self) -> f64 {
+        self.fixed_min_delay.unwrap_or_else(|| {
+            self.samples
+                .iter()
+                .chain(&self.dropped)
+                .map(|s| s.peer_delay)
+                .fold(f64::INFINITY, f64::min)
+        })
+    }
+
+    /// A new fit of the asymmetry over the held and recently dropped samples; returns the
+    /// estimated ratio to correct the offsets with (0 when configured or not trusted).
+    fn update_asymmetry(&mut self) -> f64 {
+        if self.asymmetry.configured().is_some() {
+            return 0.0;
+        }
+        let Some(last) = self.samples.back().map(|s| s.time) else {
+            self.asymmetry.reset();
+            return 0.0;
+        };
+        let min = self.asymmetry_min_delay();
+        let all = || self.dropped.iter().chain(&self.samples);
+        // Times from the newest sample: small numbers, no precision lost to the epoch.
+        let times: Vec<f64> = all().map(|s| s.time - last).collect();
+        let excess: Vec<f64> = all().map(|s| excess_delay(s.peer_delay, min)).collect();
+        let offsets: Vec<f64> = all().map(|s| s.offset).collect();
+        self.asymmetry.update(&times, &excess, &offsets)
+    }
+
+    /// Fits the held samples. `new_sample`: a sample was just added, so the asymmetry is fit
+    /// again (chronyd fits it once per sample; dropping samples reuses the current ratio).
+    fn regress(&mut self, new_sample: bool) {
+        let ratio = if new_sample {
+            self.update_asymmetry()
+        } else {
+            self.asymmetry.estimated()
+        };
+        // The offsets the regression sees: moved to what the quickest round trip would have
+        // measured, as a configured `asymmetry` moves each measurement.
+        let offsets: Vec<f64> = if ratio == 0.0 {
+            self.samples.iter().map(|s| s.offset).collect()
+        } else {
+            let min = self.asymmetry_min_delay();
+            self.samples
+                .iter()
+                .map(|s| s.offset - ratio * excess_delay(s.peer_delay, min))
+                .collect()
+        };
         let n = self.samples.len();
         let Some(last) = self.samples.back().copied() else {
             self.estimate = None;
             return;
         };
         let first = self.samples[0];
+        let (first_offset, last_offset) = (offsets[0], offsets[n - 1]);
         if n == 1 || self.max_samples == 1 {
             // One point: no frequency information; chrony treats the skew as the worst case.
             let disp = last.peer_distance().max(MIN_STD_DEV);
             self.estimate = Some(Estimate {
                 ref_time: last.time,
-                offset: last.offset,
+                offset: last_offset,
                 offset_sd: disp,
                 frequency: 0.0,
                 skew: WORST_CASE_SKEW,
@@ -248,7 +341,7 @@ impl SourceStats {
                 span: 0.0,
             });
             if self.max_samples == 1 {
-                self.samples.drain(..n - 1);
+                self.drop_oldest(n - 1);
             }
             return;
         }
@@ -256,24 +349,24 @@ impl SourceStats {
             let span = last.time - first.time;
             let (frequency, skew) = if span > 0.0 {
                 (
-                    (last.offset - first.offset) / span,
+                    (last_offset - first_offset) / span,
                     ((first.peer_distance() + last.peer_distance()) / span)
                         .clamp(MIN_SKEW, WORST_CASE_SKEW),
                 )
             } else {
                 (0.0, WORST_CASE_SKEW)
             };
-            let sd = ((last.offset - first.offset).abs() / 2.0)
+            let sd = ((last_offset - first_offset).abs() / 2.0)
                 .max(last.peer_distance())
                 .max(MIN_STD_DEV);
             self.estimate = Some(Estimate {
                 ref_time: last.time,
-                offset: last.offset,
+                offset: last_offset,
                 offset_sd: sd,
                 frequency,
                 skew,
                 std_dev: sd,
-                runs: usize::from(first.offset != last.offset) + 1,
+                runs: usize::from(first_offset != last_offset) + 1,
                 span,
             });
             return;
@@ -284,7 +377,7 @@ impl SourceStats {
         let latest_start = n - min_used;
         let mut chosen = None;
         for start in 0..=latest_start {
-            let fit = fit_line(&self.samples, &weights, start, last.time);
+            let fit = fit_line(&self.samples, &offsets, &weights, start, last.time);
             if fit.runs >= critical_runs(n - start) {
                 chosen = Some((start, fit));
                 break;
@@ -293,10 +386,10 @@ impl SourceStats {
         let (start, fit) = chosen.unwrap_or_else(|| {
             (
                 latest_start,
-                fit_line(&self.samples, &weights, latest_start, last.time),
+                fit_line(&self.samples, &offsets, &weights, latest_start, last.time),
             )
         });
-        self.samples.drain(..start);
+        self.drop_oldest(start);
         let v = fit.std_dev * fit.std_dev;
         self.scatter = if self.scatter > 0.0 {
             self.scatter + SCATTER_GAIN * (v - self.scatter)
@@ -377,29 +470,42 @@ struct Fit {
     runs: usize,
 }
 
-/// Weighted least squares of offset over (time - ref_time) for samples `start..`.
-fn fit_line(samples: &VecDeque<Sample>, weights: &[f64], start: usize, ref_time: f64) -> Fit {
-    let pts = samples.iter().zip(weights).skip(start);
+/// Round-trip delay `delay` in excess of `min`; delays under a configured `mindelay` count by
+/// how far they fall short, as chronyd mirrors them about it.
+fn excess_delay(delay: f64, min: f64) -> f64 {
+    (delay - min).abs()
+}
+
+/// Weighted least squares of `offsets` (one per sample) over (time - ref_time) for samples
+/// `start..`.
+fn fit_line(
+    samples: &VecDeque<Sample>,
+    offsets: &[f64],
+    weights: &[f64],
+    start: usize,
+    ref_time: f64,
+) -> Fit {
+    let pts = samples.iter().zip(offsets).zip(weights).skip(start);
     let n = samples.len() - start;
     let (mut sw, mut swx, mut swy) = (0.0, 0.0, 0.0);
-    for (s, &w) in pts.clone() {
+    for ((s, &y), &w) in pts.clone() {
         let x = s.time - ref_time;
         sw += w;
         swx += w * x;
-        swy += w * s.offset;
+        swy += w * y;
     }
     let (mx, my) = (swx / sw, swy / sw);
     let (mut sxx, mut sxy) = (0.0, 0.0);
-    for (s, &w) in pts.clone() {
+    for ((s, &y), &w) in pts.clone() {
         let dx = s.time - ref_time - mx;
         sxx += w * dx * dx;
-        sxy += w * dx * (s.offset - my);
+        sxy += w * dx * (y - my);
     }
     let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
     let intercept = my - slope * mx;
     let (mut ssr, mut runs, mut prev_sign) = (0.0, 0usize, 0i8);
-    for (s, &w) in pts {
-        let r = s.offset - intercept - slope * (s.time - ref_time);
+    for ((s, &y), &w) in pts {
+        let r = y - intercept - slope * (s.time - ref_time);
         ssr += w * r * r;
         let sign = if r >= 0.0 { 1 } else { -1 };
         if sign != prev_sign {
@@ -589,6 +695,80 @@ mod tests {
         let e = *st.estimate().unwrap();
         assert!(e.offset.abs() < 1.5e-4, "{}", e.offset);
         assert!(e.frequency.abs() < 5e-6, "{}", e.frequency);
+    }
+
+    /// 64 samples of a clock 1 ms ahead, polled every 64 s, whose requests wait an
+    /// exponentially distributed 1 ms in queues (replies never do): each measures the offset
+    /// minus half its excess delay.
+    /// Returns the last sample.
+    fn request_jittered(st: &mut SourceStats) -> Sample {
+        let mut last = sample(0.0, 0.0);
+        for i in 0..64 {
+            let u = (0.5 + 0.5 * noise(i + 300)).max(1e-9);
+            let excess = -1e-3 * u.ln();
+            last = sample(64.0 * i as f64, 1e-3 - excess / 2.0);
+            last.peer_delay = 0.010 + excess;
+            st.accumulate(last);
+        }
+        last
+    }
+
+    #[test]
+    fn estimated_asymmetry_corrects_offsets_before_the_regression() {
+        let mut st = SourceStats::new(0, 0);
+        let last = request_jittered(&mut st);
+        assert!(
+            (st.jitter_asymmetry() + 0.5).abs() < 0.01,
+            "{}",
+            st.jitter_asymmetry()
+        );
+        let corrected = st.estimate().unwrap().offset - 1e-3;
+        // `asymmetry 0.0`: no estimate; weighting the quickest samples most is all that
+        // keeps the error down.
+        let mut off = SourceStats::new(0, 0).with_asymmetry(Some(0.0), None);
+        request_jittered(&mut off);
+        assert_eq!(off.jitter_asymmetry(), 0.0);
+        let uncorrected = off.estimate().unwrap().offset - 1e-3;
+        // Corrected to what the quickest round trip measured: its own excess over the true
+        // minimum (0.010 s) is the error left.
+        let quickest = (0..64)
+            .map(|i| -1e-3 * (0.5 + 0.5 * noise(i + 300)).max(1e-9).ln())
+            .fold(f64::INFINITY, f64::min);
+        assert!(
+            (corrected + quickest / 2.0).abs() < 1e-6,
+            "{corrected} {quickest}"
+        );
+        assert!(uncorrected < -5e-5, "{uncorrected}");
+        assert!(corrected.abs() * 5.0 < uncorrected.abs());
+        // The samples keep what was measured.
+        assert_eq!(st.last_sample(), Some(&last));
+    }
+
+    #[test]
+    fn configured_asymmetry_is_reported_and_not_applied_twice() {
+        let mut st = SourceStats::new(0, 0).with_asymmetry(Some(-0.5), None);
+        let mut plain = SourceStats::new(0, 0).with_asymmetry(Some(0.0), None);
+        request_jittered(&mut st);
+        request_jittered(&mut plain);
+        assert_eq!(st.jitter_asymmetry(), -0.5);
+        assert_eq!(st.estimate(), plain.estimate());
+    }
+
+    #[test]
+    fn clear_forgets_the_estimate_and_bad_options_mean_estimate() {
+        let mut st = SourceStats::new(0, 0).with_asymmetry(Some(f64::NAN), Some(f64::NAN));
+        request_jittered(&mut st);
+        assert!(st.jitter_asymmetry() < -0.45);
+        st.clear();
+        assert_eq!(st.jitter_asymmetry(), 0.0);
+        // Out of order, not finite: refused, nothing changes.
+        request_jittered(&mut st);
+        let before = *st.estimate().unwrap();
+        assert!(!st.accumulate(sample(f64::NAN, 0.0)));
+        let mut s = sample(1e6, 0.0);
+        s.peer_delay = f64::INFINITY;
+        assert!(!st.accumulate(s));
+        assert_eq!(*st.estimate().unwrap(), before);
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub mod peers;
 pub mod reports;
 pub mod resolver;
 pub mod trust;
+// ---- kernel transmit timestamps (tx_stamps.rs) ----
+pub mod tx_stamps;
 
 pub use reports::ClientReports;
 
@@ -107,6 +109,8 @@ pub struct Client {
     auth: auth::ClientAuth,
     /// Peers' sockets on the NTP port (peers.rs).
     peers: peers::PeerSockets,
+    /// Kernel transmit timestamps read and not yet given to the engine (tx_stamps.rs).
+    tx_stamps: tx_stamps::TxStamps,
 }
 
 /// Why the client could not start.
@@ -239,6 +243,7 @@ impl Client {
             statlog,
             auth,
             peers: peer_sockets,
+            tx_stamps: tx_stamps::TxStamps::default(),
         };
         let commands = client.commands.clone();
         Ok((client, ClientReports(shared, commands)))
@@ -387,6 +392,8 @@ impl Client {
                 actions.extend(self.engine.handle_timeout(now, clock));
             }
         }
+        // tx_stamps.rs: stamps of the requests just sent reach the engine now.
+        self.apply_tx_stamps(clock);
         // Key exchanges the timers asked for go to the helper threads.
         self.start_key_exchanges(clock);
         if self.drift_path.is_some() && crate::os::clock::monotonic() >= self.next_drift_save {
@@ -435,6 +442,8 @@ impl Client {
     }
 
     fn receive<C: DaemonClock>(&mut self, id: SourceId, clock: &mut C, actions: &mut Vec<Action>) {
+        // tx_stamps.rs: the request's kernel transmit stamp before its reply (also POLLERR).
+        self.take_tx_stamps(id, clock);
         for _ in 0..READS_PER_WAKE {
             let Some(s) = self.sockets.get(&id) else {
                 return;
@@ -480,7 +489,8 @@ impl Client {
                     .handle_packet_recorded(id, rx, &data, None, false, clock);
                 actions.extend(more);
                 if let (Some(logs), Some(rec)) = (self.statlog.as_mut(), record) {
-                    logs.record_sample(rx, &rec, stamp);
+                    let tx = tx_stamps::stamp_source(&self.engine, id);
+                    logs.record_sample_stamped(rx, &rec, tx, stamp);
                 } else if let Some(logs) = self.statlog.as_mut() {
                     // statlog.rs: chronyd logs rejected measurements too.
                     if let Some(m) = self.engine.rejected_measurement(id) {
@@ -503,7 +513,8 @@ impl Client {
                 if !reuse {
                     // Dropping the old socket discards anything still addressed to it.
                     self.sockets.remove(&id);
-                    match UdpSocket::bind(wildcard(tx.remote)) {
+                    // tx_stamps.rs: with kernel transmit timestamps.
+                    match tx_stamps::bind(wildcard(tx.remote)) {
                         Ok(socket) => {
                             self.sockets.insert(
                                 id,
@@ -530,6 +541,7 @@ impl Client {
                     slot[..len].copy_from_slice(&datagram[..len]);
                     self.tx.commit(len, tx.remote, None, false);
                     let (_, failed) = self.tx.send(&s.socket);
+                    self.tx_stamps.collect(id, &s.socket); // tx_stamps.rs
                     if failed > 0 {
                         tracing::debug!("Could not send to {}", tx.remote);
                         self.engine.send_failed(id); // `auto_offline`

@@ -374,6 +374,13 @@ impl<S: SourceReports> Control<S> {
                 offset,
             } => status(self.sources.modify_offset(&address, ref_id, offset)),
             Request::AddSource(source) => status(self.sources.add_source(&source)),
+            // chronyd -x cannot step its clock: it logs the failure and answers `500 Failure`.
+            // gnomond's null clock started with an artificial error (`-X`) simulates a clock
+            // that can, for end-to-end tests of the discipline.
+            Request::MakeStep if !crate::client::commands::clock_can_step() => {
+                tracing::error!("Could not step system clock");
+                status(Status::Failed)
+            }
             Request::MakeStep => status(self.sources.make_step()),
             Request::ModifyGlobalFloat { field, value } => self.global_float(field, value),
             Request::ModifyMakestep { limit, threshold } => {
@@ -430,21 +437,30 @@ impl<S: SourceReports> Control<S> {
         }
     }
 
+    /// `local`/`local off`: what the NTP server serves now, and the engine's local reference
+    /// and orphan mode from its next turn (queued as a source command). chronyd 4.3 logs
+    /// nothing.
     fn local(&mut self, p: &LocalParams, ntp: &mut CoreResponder) -> (Status, ReplyBody) {
         if !p.on {
             ntp.set_local(None);
-            tracing::info!("Local reference mode disabled");
+            self.sources.set_local(None);
             return (Status::Success, ReplyBody::Null);
         }
         let stratum = match u8::try_from(p.stratum) {
             Ok(s) if (1..=15).contains(&s) => s,
             _ => return (Status::Invalid, ReplyBody::Null),
         };
-        if !p.distance.is_finite() || p.distance < 0.0 {
+        // chronyd 4.3 takes any distance (`local distance -1` is 200 OK: the local reference
+        // activates at once); only a value that is no number is refused.
+        if !p.distance.is_finite() {
             return (Status::Invalid, ReplyBody::Null);
         }
         ntp.set_local(Some(stratum));
-        tracing::info!("Local reference mode enabled (stratum {stratum})");
+        self.sources.set_local(Some(gnomon_core::reference::LocalConfig {
+            stratum,
+            distance: p.distance,
+            orphan: p.orphan,
+        }));
         (Status::Success, ReplyBody::Null)
     }
 

@@ -87,6 +87,10 @@ pub trait SourceReports {
     fn delete_source(&mut self, _ip: &Addr) -> Status {
         Status::NoSuchSource
     }
+    /// `local ...`/`local off` (`None`) for the synchronisation engine's fallback reference
+    /// and orphan mode; without an engine there is nothing to change (the NTP server's part
+    /// is done by the command server).
+    fn set_local(&mut self, _local: Option<gnomon_core::reference::LocalConfig>) {}
     /// `makestep` (now): fails, as chronyd's without a reference.
     fn make_step(&mut self) -> Status {
         Status::Failed

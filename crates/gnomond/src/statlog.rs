@@ -346,10 +346,24 @@ impl StatLogs {
         }
     }
 
-    /// An accepted sample ([`Engine::handle_packet_recorded`]) received at UTC `t`: its
-    /// measurement entry and the statistics entry of the regression it fed. `rx_stamp` says
-    /// where the receive timestamp came from (transmit times are read by the daemon).
+    /// [`StatLogs::record_sample_stamped`] for a sample whose transmit time the daemon read
+    /// before the send (the tests' shorthand; the client passes both stamps' sources).
+    #[cfg(test)]
     pub fn record_sample(&mut self, t: f64, rec: &SampleRecord, rx_stamp: StampSource) {
+        self.record_sample_stamped(t, rec, StampSource::Daemon, rx_stamp);
+    }
+
+    /// An accepted sample ([`Engine::handle_packet_recorded`]) received at UTC `t`: its
+    /// measurement entry and the statistics entry of the regression it fed. `tx_stamp` and
+    /// `rx_stamp` say where the local transmit and receive timestamps came from (the kernel's
+    /// stamps or the daemon's readings: [`Engine::tx_from_kernel`] for the transmit one).
+    pub fn record_sample_stamped(
+        &mut self,
+        t: f64,
+        rec: &SampleRecord,
+        tx_stamp: StampSource,
+        rx_stamp: StampSource,
+    ) {
         let s = &rec.sample;
         self.selection_due = true;
         let m = MeasurementLine {
@@ -370,7 +384,7 @@ impl StatLogs {
             reference_id: rec.reference_id,
             mode: if rec.peer { 1 } else { 4 },
             interleaved: false,
-            tx_stamp: StampSource::Daemon,
+            tx_stamp,
             rx_stamp,
         };
         self.record_measurement(t, &m);
@@ -444,7 +458,12 @@ impl StatLogs {
             reference_id: r.reference_id,
             mode: if rec.peer { 1 } else { 4 },
             interleaved: r.interleaved,
-            tx_stamp: StampSource::Daemon,
+            // The exchange's transmit time: the kernel's stamp when one replaced the reading.
+            tx_stamp: if r.tx_kernel {
+                StampSource::Kernel
+            } else {
+                StampSource::Daemon
+            },
             rx_stamp,
         };
         self.record_measurement(t, &m);

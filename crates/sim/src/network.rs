@@ -2,8 +2,9 @@
 //!
 //! A [`Link`] gives each packet a one-way delay of `base + jitter·Exp(1)` (the shape of
 //! chrony's simulation tests) plus an optional uniform extra delay (the shape of the real-daemon
-//! benchmark's relay), an optional fixed asymmetry, random loss and outage windows in
-//! which every packet is lost. A [`SimServer`] is an ideal NTP responder (RFC 5905 mode 4) whose
+//! benchmark's relay), optional exponential jitter of one direction only (queueing on one side
+//! of the path: asymmetric jitter), an optional fixed asymmetry, random loss and outage windows
+//! in which every packet is lost. A [`SimServer`] is an ideal NTP responder (RFC 5905 mode 4) whose
 //! clock is true UTC plus an optional lie, which can announce leap seconds and step its time.
 
 use gnomon_wire::{Header, LeapIndicator, Mode, NtpShort, NtpTimestamp};
@@ -23,6 +24,10 @@ pub struct Link {
     /// Extra fixed delay of the request direction (client → server), seconds; negative values
     /// shorten it (never below zero).
     pub asymmetry: f64,
+    /// Scale of an exponential extra delay of requests only (client → server), seconds.
+    pub request_jitter: f64,
+    /// Scale of an exponential extra delay of replies only (server → client), seconds.
+    pub response_jitter: f64,
     /// Probability that a packet is lost.
     pub loss: f64,
     /// True-time windows `[from, to)` in which every packet is lost.
@@ -36,6 +41,8 @@ impl Default for Link {
             jitter: 1e-4,
             uniform_jitter: 0.0,
             asymmetry: 0.0,
+            request_jitter: 0.0,
+            response_jitter: 0.0,
             loss: 0.0,
             outages: Vec::new(),
         }
@@ -57,8 +64,16 @@ impl Link {
             // Drawn only when set, so the other links' random streams stay as they were.
             d += self.uniform_jitter * rng.random::<f64>();
         }
-        if request {
+        let one_way = if request {
             d += self.asymmetry;
+            self.request_jitter
+        } else {
+            self.response_jitter
+        };
+        if one_way > 0.0 {
+            // Drawn only when set, as above.
+            let e: f64 = Exp1.sample(rng);
+            d += one_way * e;
         }
         Some(d.max(0.0))
     }
@@ -209,6 +224,35 @@ mod tests {
         assert!(d.iter().all(|&x| (5e-3..7e-3).contains(&x)));
         let mean = d.iter().sum::<f64>() / d.len() as f64;
         assert!((mean - 6e-3).abs() < 2e-5, "{mean}");
+    }
+
+    #[test]
+    fn one_way_jitter_delays_only_its_direction() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let l = Link {
+            base_delay: 1e-4,
+            jitter: 0.0,
+            request_jitter: 1e-3,
+            ..Default::default()
+        };
+        let n = 10_000;
+        let mean = |request: bool, rng: &mut rand::rngs::StdRng| {
+            (0..n)
+                .map(|_| l.delay(0.0, request, rng).unwrap())
+                .sum::<f64>()
+                / n as f64
+        };
+        let req = mean(true, &mut rng);
+        assert!((req - 1.1e-3).abs() < 5e-5, "{req}");
+        let resp = mean(false, &mut rng);
+        assert!((resp - 1e-4).abs() < 1e-12, "{resp}");
+        let l = Link {
+            request_jitter: 0.0,
+            response_jitter: 1e-3,
+            ..l
+        };
+        assert_eq!(l.delay(0.0, true, &mut rng), Some(1e-4));
+        assert!(l.delay(0.0, false, &mut rng).unwrap() > 1e-4);
     }
 
     #[test]

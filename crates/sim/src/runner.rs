@@ -85,6 +85,9 @@ pub struct ClientTrace {
     pub bogus_rejected: u64,
     /// RATE kisses that were honoured (they answered our own request).
     pub rate_kisses_honoured: u64,
+    /// Final jitter asymmetry of each source (`ntpdata`'s "Jitter asymmetry"), in the order
+    /// of `sources`.
+    pub jitter_asymmetry: Vec<f64>,
 }
 
 struct Node {
@@ -311,6 +314,14 @@ impl World {
                 .filter_map(|(id, _)| n.engine.association(*id))
                 .map(|a| a.rejected(gnomon_core::association::Rejection::KissRate))
                 .sum();
+            n.trace.jitter_asymmetry = rows
+                .iter()
+                .map(|(id, _)| {
+                    n.engine
+                        .association(*id)
+                        .map_or(0.0, |a| a.stats().jitter_asymmetry())
+                })
+                .collect();
             n.trace.sources = rows.into_iter().map(|(_, r)| r).collect();
         }
         self.nodes.into_iter().map(|n| n.trace).collect()

@@ -540,8 +540,10 @@ impl Engine {
         // Rejections are counted per source (`Association::rejected`), not logged.
         // ---- control: `ntpdata` sees every packet (control.rs) ----
         let sent = e.assoc.pending.map(|p| p.local_tx);
+        let kernel_tx = e.assoc.transmit_from_kernel(); // tx_stamp.rs
         let outcome = e.assoc.on_packet(cooked, data, local_refid, authenticated);
         self.note_packet(id, data, &outcome, sent, cooked);
+        self.note_tx_source(id, kernel_tx);
         let (RxOutcome::Sample(sample), Some(e)) = (outcome, self.sources.get(&id)) else {
             return (out, None);
         };
@@ -841,3 +843,5 @@ mod control;
 pub use control::{AuthReport, RejectedMeasurement, SelectReport, SourceSetting};
 #[cfg(test)]
 mod tests;
+// ---- kernel transmit timestamps (tx_stamp.rs) ----
+mod tx_stamp;

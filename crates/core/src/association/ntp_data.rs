@@ -7,6 +7,11 @@
 //! maxdelaydevratio, synchronisation loop); `ntpdata` prints them as `111 111 1111`, test 1
 //! first. Our association stops at the first failed test, so the tests after it are
 //! reported as passed (chronyd evaluates them all).
+//!
+//! "TX timestamping" says where the local transmit time of the exchange behind the last valid
+//! packet came from: the kernel's transmit timestamp (`Kernel`, as chronyd 4.3 on Linux shows
+//! for its sources) when the daemon got it before the reply (tx_stamp.rs), else the daemon's
+//! reading before the send (`Daemon`).
 
 use super::{Rejection, RxOutcome};
 use gnomon_wire::{Header, LeapIndicator, Mode, NtpTimestamp};
@@ -77,6 +82,11 @@ pub struct NtpDataReport {
     pub interleaved: bool,
     /// The packet was authenticated (MAC or NTS).
     pub authenticated: bool,
+    /// The local transmit time of the exchange behind the last valid packet was the kernel's
+    /// transmit timestamp (chronyc: "TX timestamping : Kernel"), not the daemon's reading.
+    pub tx_kernel: bool,
+    /// Requests whose local transmit time was replaced by the kernel's stamp.
+    pub total_kernel_tx: u32,
     /// Requests sent.
     pub total_tx: u32,
     /// Packets received from the source.
@@ -94,6 +104,8 @@ pub struct NtpDataLog {
     seen_valid: bool,
     /// The last packet passed tests 1–3 but gave no measurement (for measurements.log).
     last_rejected: bool,
+    /// The last packet counted as valid (its exchange's transmit stamp is the one to show).
+    last_valid: bool,
 }
 
 /// Our precision added to a measurement's dispersion, seconds (as the association's).
@@ -145,6 +157,7 @@ impl NtpDataLog {
         exchange: Option<Exchange>,
     ) {
         self.last_rejected = false;
+        self.last_valid = false;
         let r = &mut self.report;
         r.total_rx = r.total_rx.saturating_add(1);
         let Ok(h) = Header::decode(data) else {
@@ -168,6 +181,7 @@ impl NtpDataLog {
             return;
         }
         self.seen_valid = true;
+        self.last_valid = true;
         r.total_valid = r.total_valid.saturating_add(1);
         r.leap = match h.leap {
             LeapIndicator::NoWarning => 0,
@@ -221,6 +235,20 @@ impl NtpDataLog {
                 }
             }
         }
+    }
+
+    /// Where the local transmit time of the exchange behind the packet just recorded came
+    /// from (`kernel`: the kernel's stamp); kept only when that packet was valid, so that the
+    /// report describes the same exchange as its other fields.
+    pub fn note_tx_source(&mut self, kernel: bool) {
+        if self.last_valid {
+            self.report.tx_kernel = kernel;
+        }
+    }
+
+    /// Counts a request whose local transmit time became the kernel's stamp.
+    pub fn count_kernel_tx(&mut self) {
+        self.report.total_kernel_tx = self.report.total_kernel_tx.saturating_add(1);
     }
 
     /// The last packet's report when it passed tests 1–3 but gave no measurement.
@@ -333,6 +361,35 @@ mod tests {
         assert_eq!(r.stratum, 3);
         assert!(r.authenticated);
         assert_eq!((r.total_rx, r.total_valid), (2, 1));
+    }
+
+    #[test]
+    fn tx_source_follows_the_last_valid_packet_only() {
+        let mut log = NtpDataLog::default();
+        log.count_kernel_tx();
+        log.record(&packet(3), &RxOutcome::Sample(sample()), false, None);
+        log.note_tx_source(true);
+        assert!(log.report(1).tx_kernel);
+        assert_eq!(log.report(1).total_kernel_tx, 1);
+        // A bogus packet (test 2) answers no exchange of ours: the valid one's source stays.
+        log.record(
+            &packet(3),
+            &RxOutcome::Rejected(Rejection::Bogus),
+            false,
+            None,
+        );
+        log.note_tx_source(false);
+        assert!(log.report(1).tx_kernel);
+        // A valid packet whose request kept the daemon's reading.
+        log.record(
+            &packet(3),
+            &RxOutcome::Rejected(Rejection::MaxDelay),
+            false,
+            None,
+        );
+        log.note_tx_source(false);
+        assert!(!log.report(2).tx_kernel);
+        assert!(!log.last_rejected().unwrap().tx_kernel);
     }
 
     #[test]

@@ -3,6 +3,10 @@
 //!
 //! Both parsers are total: they take bytes or text already read by the daemon, never panic and
 //! keep at most [`MAX_ENTRIES`] entries.
+//!
+//! A leap-seconds.list carries its expiry (the `#@` line, NTP seconds): chronyd ≥ 4.6 warns
+//! "Leap second list FILE needs update" once the list expires before the end of the current
+//! UTC day ([`LeapTable::expiry_warning`], which also names the date).
 
 use crate::local_clock::LeapState;
 
@@ -47,6 +51,8 @@ impl std::error::Error for LeapTableError {}
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeapTable {
     entries: Vec<(i64, i32)>,
+    /// Unix time after which a leap-seconds.list is not to be used (its `#@` line).
+    expiry: Option<i64>,
 }
 
 impl LeapTable {
@@ -68,7 +74,19 @@ impl LeapTable {
     /// Reads an IERS/NIST `leap-seconds.list` (lines "NTPSECONDS TAI-UTC", '#' comments).
     pub fn parse_leap_seconds_list(text: &str) -> Result<Self, LeapTableError> {
         let mut entries = Vec::new();
+        let mut expiry = None;
         for (n, line) in text.lines().enumerate() {
+            if let Some(rest) = line.strip_prefix("#@") {
+                // The expiry, NTP seconds (chrony refuses a list whose `#@` is not a number).
+                let t = rest
+                    .split_ascii_whitespace()
+                    .next()
+                    .and_then(|t| t.parse::<i64>().ok())
+                    .and_then(|t| t.checked_sub(NTP_UNIX_OFFSET))
+                    .ok_or(LeapTableError::BadLine(n + 1))?;
+                expiry = Some(t);
+                continue;
+            }
             let content = line.split('#').next().unwrap_or("").trim();
             if content.is_empty() {
                 continue;
@@ -88,7 +106,7 @@ impl LeapTable {
                 .ok_or(LeapTableError::BadLine(n + 1))?;
             entries.push((t, o));
         }
-        let table = LeapTable { entries };
+        let table = LeapTable { entries, expiry };
         table.check()?;
         Ok(table)
     }
@@ -107,7 +125,10 @@ impl LeapTable {
             entries.push((start, tai_utc));
             prev_corr = corr;
         }
-        let table = LeapTable { entries };
+        let table = LeapTable {
+            entries,
+            expiry: None,
+        };
         table.check()?;
         Ok(table)
     }
@@ -122,6 +143,34 @@ impl LeapTable {
             }
         }
         Ok(())
+    }
+
+    /// Unix time at which a leap-seconds.list expires (its `#@` line; `None` for a TZif file
+    /// or a list without one).
+    pub fn expiry(&self) -> Option<i64> {
+        self.expiry
+    }
+
+    /// The warning chronyd ≥ 4.6 logs for a list that needs an update — it expires before the
+    /// end of the UTC day containing Unix time `now` — naming the file (`name`) and the expiry
+    /// date; `None` while the list is current or has no expiry.
+    pub fn expiry_warning(&self, name: &str, now: f64) -> Option<String> {
+        let expiry = self.expiry?;
+        let day_end = ((now / DAY).floor() + 1.0) * DAY;
+        // Compared in floating point: any `now` is harmless (NaN never warns).
+        let due = day_end >= expiry as f64;
+        if !due {
+            return None;
+        }
+        let (y, m, d) = civil_date(expiry.div_euclid(86_400));
+        let tense = if now >= expiry as f64 {
+            "expired"
+        } else {
+            "expires"
+        };
+        Some(format!(
+            "Leap second list {name} needs update ({tense} {y:04}-{m:02}-{d:02})"
+        ))
     }
 
     /// TAI−UTC at Unix time `now`, if the table covers it.
@@ -151,6 +200,32 @@ impl LeapTable {
             _ => LeapState::Normal,
         }
     }
+}
+
+/// Seconds in a UTC day.
+const DAY: f64 = 86_400.0;
+
+/// The Gregorian date (year, month, day) of day `days` since 1970-01-01, counting in 400-year
+/// cycles of 146 097 days that start on 1 March (the leap day then ends a year).
+fn civil_date(days: i64) -> (i64, u32, u32) {
+    // Day 0 of the cycles is 0000-03-01, 719 468 days before the Unix epoch.
+    let shifted = days.saturating_add(719_468);
+    let cycle = shifted.div_euclid(146_097);
+    let day_of_cycle = shifted.rem_euclid(146_097);
+    let year_of_cycle =
+        (day_of_cycle - day_of_cycle / 1460 + day_of_cycle / 36_524 - day_of_cycle / 146_096) / 365;
+    let day_of_year =
+        day_of_cycle - (365 * year_of_cycle + year_of_cycle / 4 - year_of_cycle / 100);
+    // Months from March, of 153 days per five months.
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = (day_of_year - (153 * month_from_march + 2) / 5 + 1) as u32;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    } as u32;
+    let year = year_of_cycle + cycle * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 struct Counts {
@@ -243,6 +318,57 @@ mod tests {
         assert_eq!(t.leap_today(jun30_1972), LeapState::Insert);
         assert_eq!(t.leap_today(jun30_1972 - 86400.0), LeapState::Normal);
         assert_eq!(t.tai_offset(78_796_800.0), Some(11));
+    }
+
+    #[test]
+    fn expired_list_is_warned_about_with_file_and_date() {
+        // IERS list expiring 28 June 2025 (NTP 3960057600).
+        let list = "#$\t3929093563\n#@\t3960057600\n2272060800 10\n2287785600 11\n";
+        let t = LeapTable::parse_leap_seconds_list(list).unwrap();
+        let expiry = 3_960_057_600 - NTP_UNIX_OFFSET;
+        assert_eq!(t.expiry(), Some(expiry));
+        let name = "/etc/leap-seconds.list";
+        // A month before: current.
+        assert_eq!(t.expiry_warning(name, (expiry - 30 * 86_400) as f64), None);
+        // The day before the expiry day: still current; on the expiry day it needs update.
+        assert_eq!(t.expiry_warning(name, (expiry - 86_400 - 1) as f64), None);
+        assert_eq!(
+            t.expiry_warning(name, (expiry - 3600) as f64).as_deref(),
+            Some("Leap second list /etc/leap-seconds.list needs update (expires 2025-06-28)")
+        );
+        assert_eq!(
+            t.expiry_warning(name, 1_800_000_000.0).as_deref(),
+            Some("Leap second list /etc/leap-seconds.list needs update (expired 2025-06-28)")
+        );
+        assert_eq!(t.expiry_warning(name, f64::NAN), None);
+        // No `#@` line, or a TZif table: nothing to warn about.
+        let bare = LeapTable::parse_leap_seconds_list("2272060800 10\n").unwrap();
+        assert_eq!(bare.expiry_warning(name, 1.8e9), None);
+        let tz = LeapTable::parse_tzif(&tzif_v1(&[(78_796_800, 1)])).unwrap();
+        assert_eq!(tz.expiry(), None);
+    }
+
+    #[test]
+    fn unreadable_expiry_line_refuses_the_list() {
+        assert_eq!(
+            LeapTable::parse_leap_seconds_list("2272060800 10\n#@ soon\n"),
+            Err(LeapTableError::BadLine(2))
+        );
+        assert_eq!(
+            LeapTable::parse_leap_seconds_list("#@ -9223372036854775807\n2272060800 10\n"),
+            Err(LeapTableError::BadLine(1))
+        );
+    }
+
+    #[test]
+    fn civil_dates_of_known_days() {
+        assert_eq!(civil_date(0), (1970, 1, 1));
+        assert_eq!(civil_date(11_016), (2000, 2, 29));
+        assert_eq!(civil_date(17_166), (2016, 12, 31));
+        assert_eq!(civil_date(-1), (1969, 12, 31));
+        // Far outside any list: no overflow.
+        let _ = civil_date(i64::MAX);
+        let _ = civil_date(i64::MIN);
     }
 
     #[test]

@@ -36,22 +36,30 @@ impl Orphan {
 
     /// Marks unselectable the group members selection must not use: all of them when another
     /// source is selectable, otherwise those whose reference ID is not smaller than ours.
-    /// `states[i]` belongs to `candidates[i]`.
-    pub fn hold_back(&self, candidates: &[Candidate], states: &mut [(usize, SourceState)]) {
+    /// `states[i]` belongs to `candidates[i]`. Returns the indices held back (chronyd's `O`
+    /// in `selectdata`).
+    pub fn hold_back(
+        &self,
+        candidates: &[Candidate],
+        states: &mut [(usize, SourceState)],
+    ) -> Vec<usize> {
         let usable = |s: SourceState| matches!(s, SourceState::NotCombined | SourceState::Jittery);
         let other_selectable = candidates
             .iter()
             .zip(states.iter())
             .any(|(c, s)| s.1 == SourceState::NotCombined && !self.is_member(c));
-        for (c, s) in candidates.iter().zip(states.iter_mut()) {
+        let mut held = Vec::new();
+        for (i, (c, s)) in candidates.iter().zip(states.iter_mut()).enumerate() {
             if !usable(s.1) || !self.is_member(c) {
                 continue;
             }
             let smaller = self.local_refid.is_some_and(|ours| c.reference_id < ours);
             if other_selectable || !smaller {
                 s.1 = SourceState::Unselectable;
+                held.push(i);
             }
         }
+        held
     }
 }
 

@@ -122,6 +122,15 @@ pub fn remember_options(opts: &crate::cli::Options) {
     let _ = STARTED_WITH.set(opts);
 }
 
+/// Whether the `makestep` command can step the clock: not under `-x` (chronyd's null driver
+/// cannot step), unless `-X` gave gnomond's null clock an artificial error to simulate a
+/// clock that can; always when not running as a daemon (tests drive the client directly).
+pub fn clock_can_step() -> bool {
+    STARTED_WITH
+        .get()
+        .is_none_or(|o| !o.no_clock || o.null_clock != Default::default())
+}
+
 /// The configuration as the daemon's command line names it, read again.
 fn reread_settings() -> Result<Settings, String> {
     let Some(opts) = STARTED_WITH.get() else {
@@ -193,6 +202,11 @@ impl Client {
                 SourceCommand::Delete(ip) => {
                     for id in self.ids(&[ip]) {
                         self.forget_source(id);
+                    }
+                }
+                SourceCommand::SetLocal(local) => {
+                    if let Err(e) = self.engine.set_local(local, clock) {
+                        tracing::warn!("local: {e}");
                     }
                 }
                 SourceCommand::MakeStep => match self.engine.make_step(clock) {

@@ -253,7 +253,14 @@ pub fn load_leap_table(settings: &Settings, zoneinfo: &std::path::Path) -> Optio
         LeapTable::parse_tzif(&data)
     };
     match table {
-        Ok(t) => Some(t),
+        Ok(t) => {
+            // ---- leapseclist expiry (leap_table.rs), as chronyd >= 4.6 warns ----
+            let now = crate::os::clock::realtime().as_f64();
+            if let Some(w) = t.expiry_warning(&path.display().to_string(), now) {
+                tracing::warn!("{w}");
+            }
+            Some(t)
+        }
         Err(e) => {
             tracing::warn!("Leap second table {} ignored : {e}", path.display());
             None

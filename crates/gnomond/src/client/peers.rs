@@ -11,7 +11,9 @@
 //!
 //! The connected socket is the OS layer's own (SO_TIMESTAMPNS) and is read with the client's
 //! `RxBatch`, so a peer sample's receive time is the kernel's stamp, as a server sample's is;
-//! only when the kernel gives no stamp is the time read in user space after the read.
+//! only when the kernel gives no stamp is the time read in user space after the read. The
+//! socket also asks for kernel transmit timestamps, so a peer sample's transmit time is the
+//! kernel's too (tx_stamps.rs); the error queue is read after each send and before each read.
 
 use crate::os::clock::TimeSpec;
 use crate::os::net::{RxBatch, UdpSocket};
@@ -100,7 +102,7 @@ impl PeerSockets {
         let Some(local) = self.server.local_for(remote) else {
             return false;
         };
-        let opened = UdpSocket::bind(local).and_then(|s| {
+        let opened = super::tx_stamps::bind(local).and_then(|s| {
             s.connect(remote)?;
             // A wildcard-bound socket has its own address only once connected.
             let local = s.current_local_addr()?;
@@ -143,6 +145,18 @@ impl PeerSockets {
     pub fn local_refid(&self, remote: SocketAddr) -> Option<u32> {
         let (_, local) = self.sockets.get(&remote)?;
         (!local.ip().is_unspecified()).then(|| gnomon_wire::refid::refid_ip(&local.ip()))
+    }
+
+    /// Reads `remote`'s error queue into `stamps`, for source `id` (tx_stamps.rs).
+    pub fn collect_tx_stamps(
+        &self,
+        remote: SocketAddr,
+        id: gnomon_core::association::SourceId,
+        stamps: &mut super::tx_stamps::TxStamps,
+    ) {
+        if let Some((s, _)) = self.sockets.get(&remote) {
+            stamps.collect(id, s);
+        }
     }
 
     /// The descriptors to poll, with their remotes.
@@ -195,6 +209,8 @@ impl super::Client {
             tracing::debug!("Could not send to {} : {e}", tx.remote);
             self.engine.send_failed(id); // `auto_offline`
         }
+        self.peers
+            .collect_tx_stamps(tx.remote, id, &mut self.tx_stamps);
         true
     }
 
@@ -208,6 +224,12 @@ impl super::Client {
         actions: &mut Vec<gnomon_core::association::Action>,
     ) {
         use crate::statlog::format::StampSource;
+        // The kernel transmit stamps first (they also wake poll with POLLERR).
+        if let Some(id) = self.engine.source_by_addr(remote) {
+            self.peers
+                .collect_tx_stamps(remote, id, &mut self.tx_stamps);
+        }
+        self.apply_tx_stamps(clock);
         for _ in 0..super::READS_PER_WAKE {
             let datagrams = self.peers.recv(remote, &mut self.rx);
             if datagrams.is_empty() {
@@ -228,7 +250,8 @@ impl super::Client {
                     .handle_packet_recorded(id, rx, &d.data, ours, false, clock);
                 actions.extend(more);
                 if let (Some(logs), Some(rec)) = (self.statlog.as_mut(), record) {
-                    logs.record_sample(rx, &rec, stamp);
+                    let tx = super::tx_stamps::stamp_source(&self.engine, id);
+                    logs.record_sample_stamped(rx, &rec, tx, stamp);
                 } else if let Some(logs) = self.statlog.as_mut() {
                     // statlog.rs: chronyd logs rejected measurements too.
                     if let Some(m) = self.engine.rejected_measurement(id) {

@@ -39,6 +39,8 @@ pub enum SourceCommand {
     Add(AddSource),
     /// `delete ADDRESS`.
     Delete(IpAddr),
+    /// `local ...` / `local off` (`None`): the engine's fallback reference and orphan mode.
+    SetLocal(Option<gnomon_core::reference::LocalConfig>),
     /// `makestep`.
     MakeStep,
     /// `dfreq PPM`.
@@ -493,6 +495,10 @@ impl SourceReports for ClientReports {
             Ok(ip) => self.queue(SourceCommand::Delete(ip)),
             Err(s) => s,
         }
+    }
+    fn set_local(&mut self, local: Option<gnomon_core::reference::LocalConfig>) {
+        // Always accepted: the command server already answered and changed what it serves.
+        let _ = self.queue(SourceCommand::SetLocal(local));
     }
     fn make_step(&mut self) -> Status {
         self.queue(SourceCommand::MakeStep)

@@ -34,8 +34,8 @@ fn udp(ip: &str) -> Peer {
     Peer::Udp(SocketAddr::new(ip.parse().unwrap(), 40000))
 }
 
-fn send(
-    c: &mut Control<NoSources>,
+fn send<S: SourceReports>(
+    c: &mut Control<S>,
     ntp: &mut CoreResponder,
     peer: &Peer,
     req: &Request,
@@ -46,7 +46,7 @@ fn send(
     Some(decode_reply(&r).unwrap())
 }
 
-fn status(c: &mut Control<NoSources>, ntp: &mut CoreResponder, p: &Peer, r: Request) -> Status {
+fn status<S: SourceReports>(c: &mut Control<S>, ntp: &mut CoreResponder, p: &Peer, r: Request) -> Status {
     send(c, ntp, p, &r).unwrap().status
 }
 
@@ -200,6 +200,61 @@ fn local_command_switches_reference_and_rejects_bad_stratum() {
 }
 
 #[test]
+fn local_command_is_handed_to_the_engine_with_orphan_and_distance() {
+    let (c0, mut ntp) = daemon(&[]);
+    let mut c = Control::new(c0.cmd_access, None, OneSource::default(), c0.params);
+    let taken = |c: &mut Control<OneSource>| std::mem::take(&mut c.sources.locals);
+    let orphan = Request::Local3(LocalParams {
+        on: true,
+        stratum: 10,
+        distance: 0.5,
+        orphan: true,
+        activate: 0.0,
+        wait_synced: 0.0,
+        wait_unsynced: 0.0,
+    });
+    assert_eq!(status(&mut c, &mut ntp, &UNIX, orphan), Status::Success);
+    assert_eq!(
+        taken(&mut c),
+        vec![Some(gnomon_core::reference::LocalConfig {
+            stratum: 10,
+            distance: 0.5,
+            orphan: true,
+        })]
+    );
+    // A negative distance is taken, as chronyd takes it (`local distance -1`: 200 OK).
+    let negative = Request::Local2(LocalParams {
+        on: true,
+        stratum: 10,
+        distance: -1.0,
+        orphan: false,
+        activate: 0.0,
+        wait_synced: 0.0,
+        wait_unsynced: 0.0,
+    });
+    assert_eq!(status(&mut c, &mut ntp, &UNIX, negative), Status::Success);
+    assert_eq!(
+        taken(&mut c)
+            .into_iter()
+            .flatten()
+            .map(|l| l.distance)
+            .collect::<Vec<_>>(),
+        vec![-1.0]
+    );
+    // A refused command changes nothing.
+    assert_eq!(
+        status(&mut c, &mut ntp, &UNIX, local(true, 99)),
+        Status::Invalid
+    );
+    assert!(taken(&mut c).is_empty());
+    assert_eq!(
+        status(&mut c, &mut ntp, &UNIX, local(false, 0)),
+        Status::Success
+    );
+    assert_eq!(taken(&mut c), vec![None]);
+}
+
+#[test]
 fn nonsense_values_are_rejected_and_state_kept() {
     let (mut c, mut ntp) = daemon(&[]);
     let skew = |v: f64| Request::ModifyGlobalFloat {
@@ -258,6 +313,7 @@ fn serverstats_counts_commands_and_adapts_to_request_length() {
 struct OneSource {
     bursts: u32,
     added: Vec<Vec<u8>>,
+    locals: Vec<Option<gnomon_core::reference::LocalConfig>>,
 }
 
 impl SourceReports for OneSource {
@@ -292,6 +348,9 @@ impl SourceReports for OneSource {
     fn add_source(&mut self, source: &gnomon_cmdmon::AddSource) -> Status {
         self.added.push(source.name.clone());
         Status::Success
+    }
+    fn set_local(&mut self, local: Option<gnomon_core::reference::LocalConfig>) {
+        self.locals.push(local);
     }
 }
 

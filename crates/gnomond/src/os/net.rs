@@ -3,6 +3,12 @@
 //! no allocation per datagram. Wildcard sockets also ask for the destination address
 //! (IP_PKTINFO / IPV6_RECVPKTINFO) so a reply leaves from the address the request reached, as
 //! chronyd does on multi-homed hosts.
+//!
+//! Client and peer sockets can also ask for kernel software transmit timestamps
+//! ([`UdpSocket::enable_tx_timestamps`], SO_TIMESTAMPING with SOF_TIMESTAMPING_TX_SOFTWARE, as
+//! chronyd 4.3 does on Linux): the kernel loops each sent datagram back on the socket's error
+//! queue with the time the driver handed it to the device, read without blocking by
+//! [`UdpSocket::recv_tx_timestamps`] (a non-empty error queue makes poll(2) report POLLERR).
 
 use super::clock::TimeSpec;
 use std::mem::{size_of, zeroed};
@@ -13,8 +19,19 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 pub const BATCH: usize = 64;
 /// Receive buffer per datagram; longer datagrams are reported as truncated.
 pub const DATAGRAM_MAX: usize = 2048;
-/// Control-message space per datagram (timestamp + pktinfo, with headers and padding).
-const CONTROL_WORDS: usize = 16;
+/// Control-message space per datagram (timestamp + pktinfo, with headers and padding). With
+/// transmit timestamps enabled the kernel adds an SCM_TIMESTAMPING message (64 bytes) to every
+/// received datagram as well: 32 + 40 + 64 bytes with IPv6 pktinfo, so 192 bytes leave room.
+const CONTROL_WORDS: usize = 24;
+/// Error-queue entries read per [`UdpSocket::recv_tx_timestamps`] call (one per datagram sent
+/// since the last read: a client socket sends one, a peer socket one per poll).
+pub const TX_STAMPS_MAX: usize = 8;
+/// Looped-back bytes kept per transmit timestamp: link, IP and UDP headers plus an NTP header
+/// with room for a MAC (the payload identifies the datagram; NTS fields past it are not needed).
+const TX_LOOP_MAX: usize = 256;
+/// `SCM_TSTAMP_SND` (linux/errqueue.h): the stamp taken when the datagram left through the
+/// driver, as opposed to the scheduler or acknowledgement stamps, which are not asked for.
+const SCM_TSTAMP_SND: u32 = 0;
 
 /// A bound, non-blocking UDP socket.
 #[derive(Debug)]
@@ -140,6 +157,177 @@ impl UdpSocket {
         }
         Ok(n as usize)
     }
+
+    /// Asks the kernel for a software transmit timestamp of every datagram this socket sends
+    /// (SO_TIMESTAMPING: SOF_TIMESTAMPING_TX_SOFTWARE generates it when the driver takes the
+    /// datagram, SOF_TIMESTAMPING_SOFTWARE reports it). Receive timestamps (SO_TIMESTAMPNS)
+    /// keep working. Each stamp comes back on the error queue with the datagram itself: read
+    /// them with [`UdpSocket::recv_tx_timestamps`] (poll reports POLLERR until they are).
+    pub fn enable_tx_timestamps(&self) -> std::io::Result<()> {
+        let flags = libc::SOF_TIMESTAMPING_TX_SOFTWARE | libc::SOF_TIMESTAMPING_SOFTWARE;
+        setsockopt_int(
+            self.fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPING,
+            flags as i32,
+        )
+    }
+
+    /// Reads the error queue without blocking and returns the transmit timestamps in it, oldest
+    /// first, at most [`TX_STAMPS_MAX`] per call. Other entries (none are expected: IP_RECVERR
+    /// is not set) are read and dropped, as are stamps whose looped-back datagram cannot be
+    /// parsed. An error is returned only when nothing could be read.
+    pub fn recv_tx_timestamps(&self) -> std::io::Result<Vec<TxTimestamp>> {
+        let mut out = Vec::new();
+        let mut reads = 0;
+        while reads < TX_STAMPS_MAX {
+            reads += 1;
+            match recv_error_entry(self.fd.as_raw_fd()) {
+                Ok(Some(entry)) => out.extend(entry),
+                Ok(None) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if out.is_empty() => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A transmit timestamp the kernel looped back on a socket's error queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxTimestamp {
+    /// When the driver took the datagram (CLOCK_REALTIME, software stamp).
+    pub time: TimeSpec,
+    /// The start of the datagram's UDP payload as looped back (at most the first bytes of a
+    /// long datagram): what identifies which datagram the stamp belongs to.
+    pub payload: Vec<u8>,
+}
+
+/// Control space for one error-queue entry: SCM_TIMESTAMPING (64 bytes), IP(V6)_RECVERR with
+/// the offender address (64 bytes) and SCM_TIMESTAMPNS (32 bytes), with room to spare.
+const ERR_CONTROL_WORDS: usize = 32;
+
+/// One recvmsg(MSG_ERRQUEUE) on `fd`: `Ok(None)` when the queue is empty, `Ok(Some(None))`
+/// for an entry that is not a usable transmit timestamp.
+fn recv_error_entry(fd: i32) -> std::io::Result<Option<Option<TxTimestamp>>> {
+    let mut data = [0u8; TX_LOOP_MAX];
+    let mut control = [0u64; ERR_CONTROL_WORDS];
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    // SAFETY: an all-zero msghdr is valid (no name, no buffers); the fields set below point at
+    // the local buffers, which outlive the call, with their true lengths.
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = size_of::<[u64; ERR_CONTROL_WORDS]>();
+    // SAFETY: `msg` describes buffers owned by this frame; recvmsg writes within their lengths.
+    let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT) };
+    if n < 0 {
+        let err = super::last_error();
+        return match err.kind() {
+            std::io::ErrorKind::WouldBlock => Ok(None),
+            _ => Err(err),
+        };
+    }
+    let len = (n as usize).min(TX_LOOP_MAX);
+    let mut time = None;
+    let mut sent_stamp = false;
+    // SAFETY: the kernel filled msg_control/msg_controllen; the CMSG_* macros walk only within
+    // that length, and each payload is read unaligned with its known type after checking its
+    // level, type and length.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            let c = &*cmsg;
+            let data_ptr = libc::CMSG_DATA(cmsg);
+            let payload = c.cmsg_len as usize - (data_ptr as usize - cmsg as usize);
+            match (c.cmsg_level, c.cmsg_type) {
+                (libc::SOL_SOCKET, libc::SCM_TIMESTAMPING)
+                    if payload >= 3 * size_of::<libc::timespec>() =>
+                {
+                    // ts[0] is the software stamp (ts[2] the hardware one, not asked for).
+                    let ts: libc::timespec = std::ptr::read_unaligned(data_ptr.cast());
+                    if ts.tv_sec != 0 || ts.tv_nsec != 0 {
+                        time = Some(TimeSpec {
+                            sec: ts.tv_sec,
+                            nsec: u32::try_from(ts.tv_nsec).unwrap_or(0),
+                        });
+                    }
+                }
+                (libc::IPPROTO_IP, libc::IP_RECVERR) | (libc::IPPROTO_IPV6, libc::IPV6_RECVERR)
+                    if payload >= size_of::<libc::sock_extended_err>() =>
+                {
+                    let ee: libc::sock_extended_err = std::ptr::read_unaligned(data_ptr.cast());
+                    sent_stamp = ee.ee_errno == libc::ENOMSG as u32
+                        && ee.ee_origin == libc::SO_EE_ORIGIN_TIMESTAMPING
+                        && ee.ee_info == SCM_TSTAMP_SND;
+                }
+                _ => {}
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    let entry = match (time, sent_stamp, looped_udp_payload(&data[..len])) {
+        (Some(time), true, Some(p)) => Some(TxTimestamp {
+            time,
+            payload: p.to_vec(),
+        }),
+        _ => None,
+    };
+    Ok(Some(entry))
+}
+
+/// The UDP payload inside a datagram looped back with its transmit timestamp. The kernel
+/// returns the packet as the driver saw it: an Ethernet header (also on the loopback device,
+/// with an optional 802.1Q tag) or, on devices without a link header, the IP header first;
+/// then IPv4 or IPv6 (without extension headers, which our datagrams never carry) and UDP.
+/// `None` when the bytes are none of these. A payload cut by the read buffer is returned cut.
+pub fn looped_udp_payload(frame: &[u8]) -> Option<&[u8]> {
+    let ethertype = |at: usize| {
+        frame
+            .get(at..at + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+    };
+    let ip_start = match ethertype(12) {
+        Some(0x0800 | 0x86DD) => Some(14),
+        Some(0x8100) if matches!(ethertype(16), Some(0x0800 | 0x86DD)) => Some(18),
+        _ => None,
+    };
+    ip_start
+        .and_then(|at| udp_in_ip(frame.get(at..)?))
+        .or_else(|| udp_in_ip(frame))
+}
+
+/// The UDP payload of an IPv4 or IPv6 packet carrying UDP.
+fn udp_in_ip(ip: &[u8]) -> Option<&[u8]> {
+    let first = *ip.first()?;
+    let udp = match first >> 4 {
+        4 => {
+            let ihl = usize::from(first & 0x0F) * 4;
+            // Protocol 17 (UDP), header at least 20 bytes.
+            if ihl < 20 || *ip.get(9)? != 17 {
+                return None;
+            }
+            ip.get(ihl..)?
+        }
+        6 => {
+            if *ip.get(6)? != 17 {
+                return None;
+            }
+            ip.get(40..)?
+        }
+        _ => return None,
+    };
+    let udp_len = usize::from(u16::from_be_bytes([*udp.get(4)?, *udp.get(5)?]));
+    if udp_len < 8 {
+        return None;
+    }
+    let end = udp_len.min(udp.len());
+    udp.get(8..end)
 }
 
 fn local_addr(fd: i32) -> Option<SocketAddr> {
@@ -712,6 +900,182 @@ mod tests {
             sock.current_local_addr().unwrap(),
             SocketAddr::from(([127, 0, 0, 1], port))
         );
+    }
+
+    /// Sends `data` from a TX-stamping socket connected to a fresh peer; returns the socket,
+    /// the peer and the CLOCK_REALTIME readings just before and after the send.
+    fn stamped_send(local: &str, data: &[u8]) -> (UdpSocket, std::net::UdpSocket, f64, f64) {
+        let sock = UdpSocket::bind(local.parse().unwrap()).unwrap();
+        sock.enable_tx_timestamps().unwrap();
+        let peer_addr = SocketAddr::new(sock.local_addr().ip(), 0);
+        let peer = std::net::UdpSocket::bind(peer_addr).unwrap();
+        sock.connect(peer.local_addr().unwrap()).unwrap();
+        let before = crate::os::clock::realtime().as_f64();
+        assert_eq!(sock.send(data).unwrap(), data.len());
+        let after = crate::os::clock::realtime().as_f64();
+        (sock, peer, before, after)
+    }
+
+    #[test]
+    fn tx_timestamp_comes_back_with_the_sent_payload_and_rx_stamps_still_work() {
+        let payload: Vec<u8> = (0..48u8).collect();
+        let (sock, peer, before, after) = stamped_send("127.0.0.1:0", &payload);
+        // Loopback hands the datagram to its driver inside send(): the stamp is queued already.
+        let stamps = sock.recv_tx_timestamps().unwrap();
+        assert_eq!(stamps.len(), 1, "{stamps:?}");
+        assert_eq!(stamps[0].payload, payload);
+        let t = stamps[0].time.as_f64();
+        assert!(
+            t >= before && t <= after,
+            "{t} not within [{before}, {after}]"
+        );
+        // Read once: the queue is empty now.
+        assert!(sock.recv_tx_timestamps().unwrap().is_empty());
+        let mut buf = [0u8; 64];
+        assert_eq!(peer.recv(&mut buf).unwrap(), 48);
+        peer.send_to(b"reply", sock.local_addr()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let mut rx = RxBatch::new();
+        assert_eq!(rx.recv(&sock).unwrap(), 1);
+        let d = rx.get(0).unwrap();
+        assert_eq!(d.data, b"reply");
+        assert!(!d.truncated);
+        assert!(d.rx.is_some_and(|t| t.sec > 1_600_000_000));
+    }
+
+    #[test]
+    fn ipv6_wildcard_socket_with_tx_stamps_keeps_pktinfo_and_rx_stamp_untruncated() {
+        let sock = UdpSocket::bind("[::]:0".parse().unwrap()).unwrap();
+        sock.enable_tx_timestamps().unwrap();
+        let port = sock.local_addr().port();
+        let client = std::net::UdpSocket::bind("[::1]:0").unwrap();
+        client.send_to(&[3; 48], ("::1", port)).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let mut rx = RxBatch::new();
+        assert_eq!(rx.recv(&sock).unwrap(), 1);
+        let d = rx.get(0).unwrap();
+        // SCM_TIMESTAMPNS, IPV6_PKTINFO and the SCM_TIMESTAMPING that TX stamping adds.
+        assert!(!d.truncated);
+        assert!(d.rx.is_some());
+        assert!(matches!(d.local, Some(PacketInfo::V6 { .. })));
+        // Replying from it loops the reply back with its stamp too.
+        let mut tx = TxBatch::new();
+        tx.slot().unwrap()[..4].copy_from_slice(b"pong");
+        tx.commit(4, d.from, d.local, false);
+        assert_eq!(tx.send(&sock), (1, 0));
+        let stamps = sock.recv_tx_timestamps().unwrap();
+        assert_eq!(stamps.len(), 1, "{stamps:?}");
+        assert_eq!(stamps[0].payload, b"pong");
+    }
+
+    #[test]
+    fn several_sends_queue_their_stamps_in_order_and_poll_reports_pollerr() {
+        let (sock, _peer, _, _) = stamped_send("127.0.0.1:0", b"first");
+        assert_eq!(sock.send(b"second").unwrap(), 6);
+        let mut fds = [crate::os::poll::readable(sock.fd())];
+        assert_eq!(crate::os::poll::wait(&mut fds, 0).unwrap(), 1);
+        assert_ne!(fds[0].revents & crate::os::poll::POLLERR, 0);
+        let stamps = sock.recv_tx_timestamps().unwrap();
+        let payloads: Vec<&[u8]> = stamps.iter().map(|s| &s.payload[..]).collect();
+        assert_eq!(payloads, [&b"first"[..], &b"second"[..]]);
+        assert!(stamps[0].time.as_f64() <= stamps[1].time.as_f64());
+        // Drained: poll has nothing to report.
+        fds[0].revents = 0;
+        assert_eq!(crate::os::poll::wait(&mut fds, 0).unwrap(), 0);
+    }
+
+    #[test]
+    fn without_tx_stamping_the_error_queue_stays_empty() {
+        let sock = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.connect(peer.local_addr().unwrap()).unwrap();
+        sock.send(b"plain").unwrap();
+        assert!(sock.recv_tx_timestamps().unwrap().is_empty());
+    }
+
+    #[test]
+    fn long_datagram_is_identified_by_its_first_bytes() {
+        let payload: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
+        let (sock, _peer, _, _) = stamped_send("127.0.0.1:0", &payload);
+        let stamps = sock.recv_tx_timestamps().unwrap();
+        assert_eq!(stamps.len(), 1);
+        let got = &stamps[0].payload;
+        assert!(
+            got.len() >= 48 && got.len() < payload.len(),
+            "{}",
+            got.len()
+        );
+        assert_eq!(got[..], payload[..got.len()]);
+    }
+
+    fn udp(payload: &[u8]) -> Vec<u8> {
+        let len = (8 + payload.len()) as u16;
+        let mut v = vec![0x30, 0x39, 0x00, 0x7B];
+        v.extend_from_slice(&len.to_be_bytes());
+        v.extend_from_slice(&[0, 0]);
+        v.extend_from_slice(payload);
+        v
+    }
+
+    fn ipv4(payload: &[u8], protocol: u8) -> Vec<u8> {
+        let mut v = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, protocol, 0, 0];
+        v.extend_from_slice(&[127, 0, 0, 1, 127, 0, 0, 1]);
+        v.extend_from_slice(payload);
+        v
+    }
+
+    fn ipv6(payload: &[u8]) -> Vec<u8> {
+        let mut v = vec![0x60, 0, 0, 0, 0, 0, 17, 64];
+        v.extend_from_slice(&[0; 32]);
+        v.extend_from_slice(payload);
+        v
+    }
+
+    fn ethernet(ethertype: &[u8], payload: &[u8]) -> Vec<u8> {
+        let mut v = vec![0; 12];
+        v.extend_from_slice(ethertype);
+        v.extend_from_slice(payload);
+        v
+    }
+
+    #[test]
+    fn looped_payload_is_found_behind_link_ip_and_udp_headers() {
+        let ntp = [0xE3u8; 48];
+        let v4 = ipv4(&udp(&ntp), 17);
+        assert_eq!(looped_udp_payload(&ethernet(&[8, 0], &v4)), Some(&ntp[..]));
+        let v6 = ipv6(&udp(&ntp));
+        assert_eq!(
+            looped_udp_payload(&ethernet(&[0x86, 0xDD], &v6)),
+            Some(&ntp[..])
+        );
+        let tagged = ethernet(&[0x81, 0, 0, 5, 0x86, 0xDD], &v6);
+        assert_eq!(looped_udp_payload(&tagged), Some(&ntp[..]));
+        // A device without a link header (tun, WireGuard).
+        assert_eq!(looped_udp_payload(&v4), Some(&ntp[..]));
+        assert_eq!(looped_udp_payload(&v6), Some(&ntp[..]));
+        // Ethernet padding after a short datagram is not payload.
+        let mut padded = ethernet(&[8, 0], &ipv4(&udp(b"ab"), 17));
+        padded.extend_from_slice(&[0; 16]);
+        assert_eq!(looped_udp_payload(&padded), Some(&b"ab"[..]));
+    }
+
+    #[test]
+    fn looped_payload_parser_refuses_what_is_not_udp_and_never_panics() {
+        assert_eq!(
+            looped_udp_payload(&ethernet(&[8, 0], &ipv4(&udp(b"x"), 6))),
+            None
+        );
+        assert_eq!(looped_udp_payload(&[]), None);
+        assert_eq!(looped_udp_payload(&[0x45]), None);
+        assert_eq!(looped_udp_payload(&[0x41; 60]), None);
+        let full = ethernet(&[0x86, 0xDD], &ipv6(&udp(&[1; 48])));
+        for cut in 0..full.len() {
+            let _ = looped_udp_payload(&full[..cut]);
+        }
+        // A UDP length below its own header is refused.
+        let mut bad = udp(b"abc");
+        bad[4..6].copy_from_slice(&4u16.to_be_bytes());
+        assert_eq!(looped_udp_payload(&ipv4(&bad, 17)), None);
     }
 
     #[test]

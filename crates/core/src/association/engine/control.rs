@@ -1,6 +1,6 @@
 //! Run-time control of the engine: what chronyc's commands do to sources and to the clock
 //! (`burst`, `minpoll`/`maxpoll`/`maxdelay`/… on a source, `makestep`, `dfreq`/`doffset`,
-//! `reselect`), and the per-source reports they come with (`ntpdata`, `selectdata`).
+//! `reselect`, `local`), and the per-source reports they come with (`ntpdata`, `selectdata`).
 //!
 //! Value handling follows chronyd 4.3 as observed black-box: a poll setting outside −6..24 is
 //! ignored (the command still succeeds), raising `minpoll` above `maxpoll` raises `maxpoll`
@@ -13,9 +13,9 @@ use super::{Action, Engine, SourceId};
 use crate::association::ntp_data::{Exchange, NtpDataReport};
 use crate::association::{AuthState, Burst, RxOutcome, SourceKind, MIN_SELECT_SAMPLES};
 use crate::local_clock::{cooked_time, ClockDriver, ClockError, LeapState};
-use crate::reference::ClockChange;
+use crate::reference::{ClockChange, LocalConfig};
 use crate::reports::SourceState;
-use crate::selection::SelectOptions;
+use crate::selection::{Orphan, SelectOptions, SelectStatus};
 
 /// Smallest poll exponent a command may set (chrony's limit).
 pub const MIN_POLL: i32 = -6;
@@ -63,7 +63,8 @@ impl std::fmt::Display for SourceSetting {
 pub struct SelectReport {
     /// The source.
     pub remote: SocketAddr,
-    /// chronyc's state letter (`*`, `+`, `D`, `x`, `~`, `N`, `s`, `M`, `?`).
+    /// chronyc's state letter (`*`, `+`, `D`, `P`, `W`, `x`, `T`, `O`, `~`, `d`, `N`, `s`,
+    /// `M`, `?`).
     pub state: char,
     /// The source authenticates its packets (key or NTS).
     pub authenticated: bool,
@@ -328,6 +329,19 @@ impl Engine {
         Ok(step)
     }
 
+    /// chronyc `local ...`/`local off` at run time, as if `local` had been configured so: the
+    /// orphan rule selection applies from the next round on (with the reference ID already
+    /// learnt) and the reference's fallback (`stratum`, `distance`) is the commanded one
+    /// ([`crate::reference::Reference::set_local`]).
+    pub fn set_local(
+        &mut self,
+        local: Option<LocalConfig>,
+        clock: &mut dyn ClockDriver,
+    ) -> Result<(), ClockError> {
+        self.selector.set_orphan(Orphan::from_local(local));
+        self.reference.set_local(local, clock)
+    }
+
     /// `doffset OFFSET`: slews the clock by −`offset` seconds (chronyd's sign: a positive
     /// value says the clock is fast), keeping the sources' samples consistent.
     pub fn adjust_offset(
@@ -491,26 +505,19 @@ impl Engine {
                 let a = &e.assoc;
                 let c = candidates.next_if(|c| c.id == id.0 as usize);
                 let effective = c.map_or(a.cfg.select, |c| c.options);
-                let state = match a.state {
-                    SourceState::Selected => '*',
-                    SourceState::Combined => '+',
-                    // Selectable but too far from the best to be combined: chronyd's `D`
-                    // (checked with `combinelimit 0`).
-                    SourceState::NotCombined => 'D',
-                    SourceState::Falseticker => 'x',
-                    SourceState::Jittery => '~',
-                    SourceState::Unselectable if effective.noselect => 'N',
-                    // Before the first selection every source is "missing samples", as
-                    // chronyd's.
-                    SourceState::Unselectable if !selection_ran => 'M',
-                    // Never heard from, or its server is unsynchronised: its leap status is
-                    // unknown (chronyd's `s`).
-                    SourceState::Unselectable if !(1..16).contains(&a.stratum) => 's',
-                    SourceState::Unselectable if a.stats.len() < MIN_SELECT_SAMPLES => 'M',
-                    SourceState::Unselectable => '?',
+                // The reason the last selection recorded (`P`, `T`, `W`, `O`, `d` …), else
+                // what the source's own state tells.
+                let recorded = self
+                    .selector
+                    .last_status(id.0 as usize)
+                    .and_then(SelectStatus::letter);
+                let state = match (recorded, a.state) {
+                    (Some(letter), _) => letter,
+                    (None, state) => Self::plain_state_letter(state, a, effective, selection_ran),
                 };
                 let (lo, hi) = match c {
-                    Some(c) if !a.stats.is_empty() => {
+                    // chronyd shows no interval for a noselect or unsynchronised source.
+                    Some(c) if !a.stats.is_empty() && !matches!(state, 'N' | 's') => {
                         (c.offset - c.root_distance, c.offset + c.root_distance)
                     }
                     _ => (0.0, 0.0),
@@ -536,6 +543,33 @@ impl Engine {
                 (*id, rep)
             })
             .collect()
+    }
+
+    /// `selectdata`'s letter from a source's `sources` state alone, for a source the last
+    /// selection recorded no reason for (added since) or could not judge (unusable).
+    fn plain_state_letter(
+        state: SourceState,
+        a: &crate::association::Association,
+        effective: SelectOptions,
+        selection_ran: bool,
+    ) -> char {
+        match state {
+            SourceState::Selected => '*',
+            SourceState::Combined => '+',
+            // Selectable but too far from the best to be combined: chronyd's `D` (checked
+            // with `combinelimit 0`).
+            SourceState::NotCombined => 'D',
+            SourceState::Falseticker => 'x',
+            SourceState::Jittery => '~',
+            SourceState::Unselectable if effective.noselect => 'N',
+            // Before the first selection every source is "missing samples", as chronyd's.
+            SourceState::Unselectable if !selection_ran => 'M',
+            // Never heard from, or its server is unsynchronised: its leap status is unknown
+            // (chronyd's `s`).
+            SourceState::Unselectable if !(1..16).contains(&a.stratum) => 's',
+            SourceState::Unselectable if a.stats.len() < MIN_SELECT_SAMPLES => 'M',
+            SourceState::Unselectable => '?',
+        }
     }
 
     // --- selection.log (gnomond statlog): fractional sample ages ---

@@ -296,6 +296,77 @@ fn selectdata_marks_the_selected_source_and_its_interval() {
     let (_, n) = rows.iter().find(|(i, _)| *i == noselect).unwrap();
     assert_eq!(n.state, 'N');
     assert!(n.configured.noselect && n.effective.noselect);
+    // chronyd shows no interval for a noselect source.
+    assert_eq!((n.lo_limit, n.hi_limit), (0.0, 0.0));
+}
+
+#[test]
+fn local_orphan_by_command_holds_back_group_members_until_turned_off() {
+    let mut e = Engine::new(EngineConfig::default());
+    let mut c = clock();
+    // The test server answers at stratum 2: a member of a stratum-2 orphan group.
+    let id = e.add_source(server(), fast_source(), T0);
+    drive(&mut e, &mut c, T0 + 20.0, 1e-3);
+    let state = |e: &Engine, c: &TestClock| e.select_data(c.now, c)[0].1.state;
+    assert_eq!(state(&e, &c), '*');
+    e.set_local(Some(LocalConfig {
+        stratum: 2,
+        distance: 0.0,
+        orphan: true,
+    }), &mut c).unwrap();
+    e.reselect(c.now, &mut c);
+    assert_eq!(state(&e, &c), 'O');
+    assert_eq!(e.selector.current(), None);
+    // `local` without `orphan`, then `local off`: an ordinary source again.
+    e.set_local(Some(LocalConfig {
+        stratum: 2,
+        ..LocalConfig::default()
+    }), &mut c).unwrap();
+    e.reselect(c.now, &mut c);
+    assert_eq!(state(&e, &c), '*');
+    e.set_local(Some(LocalConfig {
+        stratum: 3,
+        distance: 1.0,
+        orphan: true,
+    }), &mut c).unwrap();
+    e.reselect(c.now, &mut c);
+    assert_eq!(
+        state(&e, &c),
+        '*',
+        "stratum 2 is below an orphan stratum of 3"
+    );
+    e.set_local(None, &mut c).unwrap();
+    e.reselect(c.now, &mut c);
+    assert_eq!(e.selector.current(), Some(id.0 as usize));
+}
+
+#[test]
+fn local_by_command_sets_the_fallback_stratum_and_local_off_leaves_local_mode() {
+    let mut e = Engine::new(EngineConfig::default());
+    let mut c = clock();
+    let local = |stratum| {
+        Some(LocalConfig {
+            stratum,
+            distance: 0.0,
+            orphan: false,
+        })
+    };
+    // Not synchronised, nothing configured: `local stratum 7` makes the engine's fallback
+    // serve stratum 7 as soon as selection finds nothing (here at once: no sources).
+    e.set_local(local(7), &mut c).unwrap();
+    e.reselect(c.now, &mut c);
+    assert!(e.reference().local_active());
+    assert_eq!(e.reference().stratum(), 7);
+    // A new stratum while local is active is served at once.
+    e.set_local(local(9), &mut c).unwrap();
+    assert_eq!(e.reference().stratum(), 9);
+    // `local off`: unsynchronised, and it stays so.
+    e.set_local(None, &mut c).unwrap();
+    assert!(!e.reference().local_active());
+    assert!(!e.reference().is_synchronised());
+    e.reselect(c.now, &mut c);
+    assert!(!e.reference().is_synchronised());
+    assert_eq!(c.sync.map(|s| s.0), Some(false));
 }
 
 #[test]
