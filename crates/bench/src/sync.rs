@@ -14,9 +14,9 @@
 //! not throughput, and other work on the machine falls on both clients alike.
 
 use crate::probe;
-use crate::relay::{Impairment, Relay};
 use crate::server::TempDir;
 use crate::sys::{interrupted, monotonic_now};
+use gnomon_testnet::{Impairment, Relay};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::fs;
@@ -382,6 +382,9 @@ pub fn run_once(
                 if sample {
                     if let Some(o) = tracking_value(&text, "Last offset") {
                         c.last.push(o);
+                    }
+                    if let Some(f) = tracking_value(&text, "Frequency") {
+                        c.freq.push(f);
                     }
                 }
             }

@@ -111,8 +111,13 @@ impl SourceStats {
     }
 
     /// The jitter asymmetry in force (`ntpdata`'s "Jitter asymmetry", statistics.log's
-    /// `Asym`): the configured one, or the trusted estimate, or 0.
+    /// `Asym`): the configured one, or the trusted estimate, or 0. Before the first sample
+    /// (and after [`SourceStats::clear`]) it is 0 even when configured, as chronyd 4.3 shows
+    /// it (`asymmetry 0.3`: "+0.00" until a sample arrives, then "+0.30").
     pub fn jitter_asymmetry(&self) -> f64 {
+        if self.samples.is_empty() {
+            return 0.0;
+        }
         self.asymmetry.ratio()
     }
 
@@ -748,10 +753,14 @@ mod tests {
     fn configured_asymmetry_is_reported_and_not_applied_twice() {
         let mut st = SourceStats::new(0, 0).with_asymmetry(Some(-0.5), None);
         let mut plain = SourceStats::new(0, 0).with_asymmetry(Some(0.0), None);
+        // Shown once a sample has arrived, as chronyd does.
+        assert_eq!(st.jitter_asymmetry(), 0.0);
         request_jittered(&mut st);
         request_jittered(&mut plain);
         assert_eq!(st.jitter_asymmetry(), -0.5);
         assert_eq!(st.estimate(), plain.estimate());
+        st.clear();
+        assert_eq!(st.jitter_asymmetry(), 0.0);
     }
 
     #[test]

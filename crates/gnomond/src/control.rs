@@ -456,11 +456,12 @@ impl<S: SourceReports> Control<S> {
             return (Status::Invalid, ReplyBody::Null);
         }
         ntp.set_local(Some(stratum));
-        self.sources.set_local(Some(gnomon_core::reference::LocalConfig {
-            stratum,
-            distance: p.distance,
-            orphan: p.orphan,
-        }));
+        self.sources
+            .set_local(Some(gnomon_core::reference::LocalConfig {
+                stratum,
+                distance: p.distance,
+                orphan: p.orphan,
+            }));
         (Status::Success, ReplyBody::Null)
     }
 

@@ -103,6 +103,26 @@ pub fn unimplemented_warnings(config: &Config) -> Vec<String> {
     // `tracking`, `measurements`, `rawmeasurements`, `statistics` and `selection` are
     // written as chronyd's (statlog.rs).
     let has = |name: &str| config.entries.iter().any(|e| e.directive.name() == name);
+    // `local activate` (chrony 4.6) and `waitsynced`/`waitunsynced` (4.7) are read so that a
+    // newer chrony.conf loads, but the local reference does not honour them yet: said once
+    // per option, with the line (chronyd 4.3 refuses the options outright).
+    for e in &config.entries {
+        let Directive::Local(l) = &e.directive else {
+            continue;
+        };
+        for (option, given) in [
+            ("activate", l.activate.is_some()),
+            ("waitsynced", l.waitsynced.is_some()),
+            ("waitunsynced", l.waitunsynced.is_some()),
+        ] {
+            if given {
+                out.push(format!(
+                    "{}: option {option} of local is not implemented yet; it has no effect",
+                    e.location
+                ));
+            }
+        }
+    }
     for e in &config.entries {
         let Directive::Log(kinds) = &e.directive else {
             continue;
@@ -173,6 +193,25 @@ mod tests {
             "{w:?}"
         );
         assert!(w[1].contains(":2: log `tempcomp` writes nothing"), "{w:?}");
+    }
+
+    #[test]
+    fn local_options_of_newer_chrony_are_named_as_having_no_effect() {
+        let lines: Vec<String> = [
+            "local stratum 10 orphan",
+            "local stratum 10 activate 0.5 waitunsynced 300",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let config = gnomon_conf::load_lines(&lines).unwrap();
+        let w = unimplemented_warnings(&config);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(
+            w[0].contains(":2: option activate of local is not implemented yet"),
+            "{w:?}"
+        );
+        assert!(w[1].contains(":2: option waitunsynced of local"), "{w:?}");
     }
 
     #[test]

@@ -350,7 +350,10 @@ pub fn all() -> Vec<Scenario> {
         ("asymmetric_jitter", None, relaxed(300.0, 2e-3, 3e-4)),
         ("asymmetry_off", Some(0.0), relaxed(300.0, 2e-3, 5e-4)),
     ] {
-        let sc = SourceConfig { asymmetry, ..iburst };
+        let sc = SourceConfig {
+            asymmetry,
+            ..iburst
+        };
         // A drift file 1 ppm off, as in `iburst`: the figures are mostly the steady state's.
         let mut c = client(&[0], sc);
         c.drift = Some((99.0, 1.0));

@@ -22,7 +22,9 @@ fn settled_rms(o: &Outcome) -> f64 {
 }
 
 fn run(name: &str, seed: u64) -> Outcome {
-    let s = scenario::by_name(name).expect("scenario");
+    let Some(s) = scenario::by_name(name) else {
+        panic!("no scenario {name}");
+    };
     let o = scenario::run(&s, seed);
     if let Err(e) = scenario::check(&s, &o) {
         panic!("seed {seed}: {e}");
@@ -49,5 +51,8 @@ fn request_side_jitter_is_estimated_near_minus_half_and_corrected() {
         off2 += r_off * r_off;
     }
     let (on, off) = ((on2 / 3.0).sqrt(), (off2 / 3.0).sqrt());
-    assert!(on < 0.5 * off, "settled RMS {on:.2e} estimated, {off:.2e} off");
+    assert!(
+        on < 0.5 * off,
+        "settled RMS {on:.2e} estimated, {off:.2e} off"
+    );
 }

@@ -29,6 +29,9 @@ pub struct ClientRun {
     pub first_sync: Option<f64>,
     /// `Last offset` sampled once a second after the settle time, seconds.
     pub last: Vec<f64>,
+    /// `Frequency` sampled once a second after the settle time, ppm. Both clients run on the
+    /// clock their upstream serves, so the true value is 0 and this is the error itself.
+    pub freq: Vec<f64>,
     /// The last non-empty `tracking` text.
     pub tracking: String,
 }
@@ -64,6 +67,9 @@ pub struct Summary {
     pub tracking_rms: [f64; 2],
     /// `Frequency` of the last `tracking`, ppm (fast positive).
     pub frequency: [f64; 2],
+    /// RMS of the `Frequency` samples after the settle time, ppm: the frequency error (the
+    /// true value is 0).
+    pub freq_rms: [f64; 2],
     /// gnomond's served time vs CLOCK_REALTIME: RMS, seconds.
     pub served_rms: f64,
     /// gnomond's served time vs CLOCK_REALTIME: largest magnitude, seconds.
@@ -81,6 +87,7 @@ impl Summary {
             last_max: each(&|c| max_abs(&c.last)),
             tracking_rms: each(&|c| value(c, "RMS offset")),
             frequency: each(&|c| value(c, "Frequency")),
+            freq_rms: each(&|c| rms(&c.freq)),
             served_rms: rms(&f.served),
             served_max: max_abs(&f.served),
         }
@@ -95,6 +102,11 @@ impl Summary {
     pub fn last_rms_ratio(&self) -> f64 {
         self.last_rms[1] / self.last_rms[0]
     }
+
+    /// gnomond/chronyd frequency error RMS.
+    pub fn freq_rms_ratio(&self) -> f64 {
+        self.freq_rms[1] / self.freq_rms[0]
+    }
 }
 
 /// The lines of one run (the test's layout, `label` in place of the scenario name).
@@ -105,20 +117,24 @@ pub fn run_report(label: &str, names: [&str; 2], settle: f64, f: &RunFigures) ->
         let _ = writeln!(
             out,
             "{label}: {name}: first sync {:.2} s; Last offset after {settle} s: n {} RMS {:.1} us \
-             max {:.1} us; tracking RMS offset {:.1} us; frequency {:.3} ppm",
+             max {:.1} us; tracking RMS offset {:.1} us; frequency {:.3} ppm; frequency \
+             error RMS after {settle} s {:.3} ppm",
             s.first_sync[i],
             f.clients[i].last.len(),
             s.last_rms[i] * 1e6,
             s.last_max[i] * 1e6,
             s.tracking_rms[i] * 1e6,
             s.frequency[i],
+            s.freq_rms[i],
         );
     }
     let _ = writeln!(
         out,
-        "{label}: gnomond/chronyd: first sync {:.2}, Last offset RMS {:.2}",
+        "{label}: gnomond/chronyd: first sync {:.2}, Last offset RMS {:.2}, frequency error \
+         RMS {:.2}",
         s.first_sync_ratio(),
-        s.last_rms_ratio()
+        s.last_rms_ratio(),
+        s.freq_rms_ratio()
     );
     let _ = writeln!(
         out,
@@ -166,20 +182,23 @@ pub fn median_report(scenario: &str, names: [&str; 2], settle: f64, runs: &[Summ
         let _ = writeln!(
             out,
             "{scenario} median of {n}: {name}: first sync {:.2} s; Last offset after {settle} s: \
-             RMS {:.1} us max {:.1} us; tracking RMS offset {:.1} us; frequency {:.3} ppm",
+             RMS {:.1} us max {:.1} us; tracking RMS offset {:.1} us; frequency {:.3} ppm; \
+             frequency error RMS {:.3} ppm",
             m(&|s| s.first_sync[i]),
             m(&|s| s.last_rms[i]) * 1e6,
             m(&|s| s.last_max[i]) * 1e6,
             m(&|s| s.tracking_rms[i]) * 1e6,
             m(&|s| s.frequency[i]),
+            m(&|s| s.freq_rms[i]),
         );
     }
     let _ = writeln!(
         out,
         "{scenario} median of {n}: gnomond/chronyd (median of the runs' ratios): first sync \
-         {:.2}, Last offset RMS {:.2}",
+         {:.2}, Last offset RMS {:.2}, frequency error RMS {:.2}",
         m(&Summary::first_sync_ratio),
-        m(&Summary::last_rms_ratio)
+        m(&Summary::last_rms_ratio),
+        m(&Summary::freq_rms_ratio)
     );
     let _ = writeln!(
         out,
@@ -229,11 +248,13 @@ mod tests {
                 ClientRun {
                     first_sync: a,
                     last: la,
+                    freq: vec![1.0, -1.0],
                     tracking: TRACKING.into(),
                 },
                 ClientRun {
                     first_sync: b,
                     last: lb,
+                    freq: vec![0.5, -0.5],
                     tracking: TRACKING.replace("ppm slow", "ppm fast"),
                 },
             ],
@@ -255,11 +276,15 @@ mod tests {
         let r = run_report("impaired", ["chronyd 4.3", "gnomond"], 60.0, &f);
         assert!(r.contains(
             "impaired: chronyd 4.3: first sync 1.14 s; Last offset after 60 s: n 2 RMS 10.0 us \
-             max 10.0 us; tracking RMS offset 10.0 us; frequency -1.250 ppm\n"
+             max 10.0 us; tracking RMS offset 10.0 us; frequency -1.250 ppm; frequency error \
+             RMS after 60 s 1.000 ppm\n"
         ), "{r}");
         assert!(r.contains("impaired: gnomond: first sync 0.57 s; Last offset after 60 s: n 4"));
-        assert!(r.contains("frequency 1.250 ppm\n"));
-        assert!(r.contains("impaired: gnomond/chronyd: first sync 0.50, Last offset RMS 0.50\n"));
+        assert!(r.contains("frequency 1.250 ppm; frequency error RMS after 60 s 0.500 ppm\n"));
+        assert!(r.contains(
+            "impaired: gnomond/chronyd: first sync 0.50, Last offset RMS 0.50, frequency error \
+             RMS 0.50\n"
+        ));
         assert!(
             r.contains(
                 "impaired: gnomond served time vs CLOCK_REALTIME after 60 s: n 2 RMS 35.4 us max \
@@ -315,7 +340,10 @@ mod tests {
             "{r}"
         );
         // Ratios 0.50, 0.75, 1.00 and 1.20, 0.50, 0.50: medians 0.75 and 0.50.
-        assert!(r.contains("first sync 0.75, Last offset RMS 0.50\n"), "{r}");
+        assert!(
+            r.contains("first sync 0.75, Last offset RMS 0.50, frequency error RMS 0.50\n"),
+            "{r}"
+        );
         assert!(
             r.contains("CLOCK_REALTIME after 60 s: RMS 50.0 us max 50.0 us\n"),
             "{r}"

@@ -297,7 +297,10 @@ mod tests {
         assert_eq!(delay_slope(&t, &[0.0, 1e-3, 2e-3, 3e-3, 4e-3], &y), None);
         assert_eq!(delay_slope(&[], &[], &[]), None);
         assert_eq!(delay_slope(&t, &[0.0; 4], &y), None);
-        assert_eq!(delay_slope(&[0.0; 5], &[0.0, 1e-3, 0.0, 2e-3, 0.0], &y), None);
+        assert_eq!(
+            delay_slope(&[0.0; 5], &[0.0, 1e-3, 0.0, 2e-3, 0.0], &y),
+            None
+        );
         for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
             let mut x = [0.0, 1e-3, 0.0, 2e-3, 5e-4];
             assert!(delay_slope(&t, &x, &y).is_some());
@@ -310,7 +313,11 @@ mod tests {
         // Huge but finite values: an answer or none, never a panic or a non-finite ratio.
         let mut est = JitterAsymmetry::new(None);
         for _ in 0..20 {
-            est.update(&[0.0, 1e300, -1e300, 5.0], &[1e300, 0.0, 1e-300, 2.0], &[1e300; 4]);
+            est.update(
+                &[0.0, 1e300, -1e300, 5.0],
+                &[1e300, 0.0, 1e-300, 2.0],
+                &[1e300; 4],
+            );
             assert!(est.ratio().is_finite() && est.ratio().abs() <= 0.5);
         }
     }

@@ -233,7 +233,8 @@ pub fn select_data(row: &SourceRow, s: &SelectReport) -> SelectData {
 }
 
 /// NTP_DATA from a row and its details; `now_unix` resolves the NTP era of the reference
-/// time. Receive timestamps are the kernel's, transmit timestamps the daemon's.
+/// time. Receive timestamps are the kernel's; transmit timestamps the kernel's when the
+/// exchange got one (core association/tx_stamp.rs), else the daemon's.
 pub fn ntp_data(row: &SourceRow, d: &SourceDetail, n: &NtpDataReport, now_unix: i64) -> NtpData {
     // A source never heard from has no local address or timestamping yet (chronyd: UNSPEC,
     // "Invalid").
@@ -263,13 +264,17 @@ pub fn ntp_data(row: &SourceRow, d: &SourceDetail, n: &NtpDataReport, now_unix: 
         flags: n.tests
             | if n.interleaved { 0x4000 } else { 0 }
             | if n.authenticated { 0x8000 } else { 0 },
-        tx_tss_char: if heard { b'D' } else { 0 },
+        tx_tss_char: match (heard, n.tx_kernel) {
+            (false, _) => 0,
+            (true, true) => b'K',
+            (true, false) => b'D',
+        },
         rx_tss_char: if heard { b'K' } else { 0 },
         total_tx_count: n.total_tx,
         total_rx_count: n.total_rx,
         total_valid_count: n.total_valid,
         total_good_count: n.total_good,
-        total_kernel_tx: 0,
+        total_kernel_tx: n.total_kernel_tx,
         total_kernel_rx: n.total_rx,
         total_hw_tx: 0,
         total_hw_rx: 0,

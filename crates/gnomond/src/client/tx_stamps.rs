@@ -102,7 +102,7 @@ impl super::Client {
                     tracing::debug!("Kernel transmit timestamp arrived after the reply")
                 }
                 TxStampOutcome::Implausible => {
-                    tracing::debug!("Kernel transmit timestamp refused ({:.9} s)", now)
+                    tracing::debug!("Kernel transmit timestamp too far from the reading, ignored")
                 }
                 TxStampOutcome::Mismatched => {}
             }

@@ -46,7 +46,12 @@ fn send<S: SourceReports>(
     Some(decode_reply(&r).unwrap())
 }
 
-fn status<S: SourceReports>(c: &mut Control<S>, ntp: &mut CoreResponder, p: &Peer, r: Request) -> Status {
+fn status<S: SourceReports>(
+    c: &mut Control<S>,
+    ntp: &mut CoreResponder,
+    p: &Peer,
+    r: Request,
+) -> Status {
     send(c, ntp, p, &r).unwrap().status
 }
 

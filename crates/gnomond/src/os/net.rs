@@ -244,7 +244,7 @@ fn recv_error_entry(fd: i32) -> std::io::Result<Option<Option<TxTimestamp>>> {
         while !cmsg.is_null() {
             let c = &*cmsg;
             let data_ptr = libc::CMSG_DATA(cmsg);
-            let payload = c.cmsg_len as usize - (data_ptr as usize - cmsg as usize);
+            let payload = (c.cmsg_len as usize).saturating_sub(data_ptr as usize - cmsg as usize);
             match (c.cmsg_level, c.cmsg_type) {
                 (libc::SOL_SOCKET, libc::SCM_TIMESTAMPING)
                     if payload >= 3 * size_of::<libc::timespec>() =>

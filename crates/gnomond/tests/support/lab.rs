@@ -3,6 +3,7 @@
 //! and loss between the nodes, and helpers to run code and daemons inside a namespace.
 
 use super::*;
+use gnomon_testnet::{wait_readable, DelayLine, Outcome};
 use std::net::{SocketAddr, UdpSocket};
 
 /// Moves the calling thread into the network namespace `name` (setns(2) moves only this
@@ -161,11 +162,16 @@ pub struct PathCounts {
     pub back: u64,
     /// Dropped (the impairment's loss), both ways.
     pub lost: u64,
+    /// Dropped because the delay line was full, both ways.
+    pub overflow: u64,
 }
 
 /// User-space UDP relays running on one thread inside a namespace (a [`Lab`]'s router): each
 /// [`RelayPath`] delays, jitters and drops every datagram each way as the [`Impairment`]
-/// says (the kernel here has no netem). Stops on drop, and by itself after `life`.
+/// says (the kernel here has no netem). The paths, their port-preserving back sockets and the
+/// namespace are the router's own; the impairment is gnomon-testnet's, as for [`Relay`]: one
+/// seeded [`DelayLine`] for all paths, and a wait (`ppoll(2)`) until the next datagram is due
+/// or a socket is readable. Stops on drop, and by itself after `life`.
 pub struct RouterRelay {
     counts: std::sync::Arc<std::sync::Mutex<Vec<PathCounts>>>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -211,6 +217,8 @@ impl RouterRelay {
     ) -> RouterRelay {
         use std::sync::atomic::AtomicBool;
         use std::sync::{Arc, Mutex};
+        let line = DelayLine::new(imp, seed, gnomon_testnet::QUEUE_LIMIT)
+            .unwrap_or_else(|e| panic!("router relay: {e}"));
         let counts = Arc::new(Mutex::new(vec![PathCounts::default(); paths.len()]));
         let stop = Arc::new(AtomicBool::new(false));
         let (c, s) = (counts.clone(), stop.clone());
@@ -241,7 +249,7 @@ impl RouterRelay {
                 states.push(state);
             }
             let _ = ready_tx.send(Ok(()));
-            relay_loop(&mut states, imp, seed, life, &s, &c);
+            relay_loop(&mut states, line, life, &s, &c);
         });
         match ready_rx.recv_timeout(Duration::from_secs(10)) {
             Ok(Ok(())) => {}
@@ -270,58 +278,28 @@ enum Hop {
     Back(usize, SocketAddr),
 }
 
+/// Longest the router relay waits between checks of its stop flag and deadline.
+const ROUTER_TICK: Duration = Duration::from_millis(50);
+
 fn relay_loop(
     states: &mut [PathState],
-    imp: Impairment,
-    seed: u64,
+    mut line: DelayLine<Hop>,
     life: Duration,
     stop: &std::sync::atomic::AtomicBool,
     counts: &std::sync::Mutex<Vec<PathCounts>>,
 ) {
-    let mut rng = seed | 1;
-    let mut next = move || {
-        // xorshift64*: enough randomness for delays and losses.
-        rng ^= rng >> 12;
-        rng ^= rng << 25;
-        rng ^= rng >> 27;
-        (rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
-    };
-    let mut queue: Vec<(Instant, Hop, Vec<u8>)> = Vec::new();
+    use std::os::fd::AsRawFd;
     let mut buf = [0u8; 2048];
+    let (mut fds, mut ready) = (Vec::new(), Vec::new());
     let end = Instant::now() + life;
-    while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < end {
-        for (p, st) in states.iter_mut().enumerate() {
-            while let Ok((n, from)) = st.front.recv_from(&mut buf) {
-                // Open the back socket now, so the target's answer has somewhere to go.
-                if st.back_for(from, false).is_ok() {
-                    let due =
-                        Instant::now() + Duration::from_secs_f64(imp.delay + imp.jitter * next());
-                    queue.push((due, Hop::Out(p, from), buf[..n].to_vec()));
-                }
-            }
-            for (client, (sock, _, _)) in &st.backs {
-                while let Ok((n, from)) = sock.recv_from(&mut buf) {
-                    // Only the target speaks to a back socket.
-                    if from == st.spec.target {
-                        let due = Instant::now()
-                            + Duration::from_secs_f64(imp.delay + imp.jitter * next());
-                        queue.push((due, Hop::Back(p, *client), buf[..n].to_vec()));
-                    }
-                }
-            }
-        }
+    loop {
         let now = Instant::now();
-        let mut k = 0;
-        while k < queue.len() {
-            if queue[k].0 > now {
-                k += 1;
-                continue;
-            }
-            let (_, hop, data) = queue.swap_remove(k);
-            let lost = next() < imp.loss;
+        if stop.load(std::sync::atomic::Ordering::Relaxed) || now >= end {
+            return;
+        }
+        while let Some((hop, data)) = line.pop_due(now) {
             let mut c = counts.lock().unwrap();
             match hop {
-                _ if lost => c[hop_path(hop)].lost += 1,
                 Hop::Out(p, client) => {
                     let st = &states[p];
                     if let Some((sock, _, _)) = st.backs.get(&client) {
@@ -336,17 +314,54 @@ fn relay_loop(
             }
         }
         // Forget idle clients (gnomond uses a fresh port per request), but never the fixed.
+        // The idle time exceeds the longest hold, so no held datagram loses its socket.
         for st in states.iter_mut() {
             st.backs
-                .retain(|_, b| b.2 || b.1.elapsed() < Duration::from_secs(5));
+                .retain(|_, b| b.2 || now.saturating_duration_since(b.1) < Duration::from_secs(5));
         }
-        std::thread::sleep(Duration::from_micros(200));
-    }
-}
-
-fn hop_path(hop: Hop) -> usize {
-    match hop {
-        Hop::Out(p, _) | Hop::Back(p, _) => p,
+        fds.clear();
+        for st in states.iter() {
+            fds.push(st.front.as_raw_fd());
+            fds.extend(st.backs.values().map(|b| b.0.as_raw_fd()));
+        }
+        let mut wait = ROUTER_TICK.min(end.saturating_duration_since(now));
+        if let Some(due) = line.next_due() {
+            wait = wait.min(due.saturating_duration_since(now));
+        }
+        if wait_readable(&fds, wait, &mut ready).is_err() {
+            // A failing wait would spin; sleep a tick instead and let the deadline end it.
+            std::thread::sleep(ROUTER_TICK);
+            continue;
+        }
+        if ready.is_empty() {
+            continue;
+        }
+        // A handful of sockets: read them all rather than map the ready indexes back.
+        for (p, st) in states.iter_mut().enumerate() {
+            let mut got = Vec::new();
+            while let Ok((n, from)) = st.front.recv_from(&mut buf) {
+                // Open the back socket now, so the target's answer has somewhere to go.
+                if st.back_for(from, false).is_ok() {
+                    got.push((Hop::Out(p, from), buf[..n].to_vec()));
+                }
+            }
+            for (client, (sock, _, _)) in &st.backs {
+                while let Ok((n, from)) = sock.recv_from(&mut buf) {
+                    // Only the target speaks to a back socket.
+                    if from == st.spec.target {
+                        got.push((Hop::Back(p, *client), buf[..n].to_vec()));
+                    }
+                }
+            }
+            for (hop, data) in got {
+                let mut c = counts.lock().unwrap();
+                match line.hold(hop, &data, Instant::now()) {
+                    Outcome::Held => {}
+                    Outcome::Lost => c[p].lost += 1,
+                    Outcome::Overflow => c[p].overflow += 1,
+                }
+            }
+        }
     }
 }
 

@@ -309,26 +309,38 @@ fn local_orphan_by_command_holds_back_group_members_until_turned_off() {
     drive(&mut e, &mut c, T0 + 20.0, 1e-3);
     let state = |e: &Engine, c: &TestClock| e.select_data(c.now, c)[0].1.state;
     assert_eq!(state(&e, &c), '*');
-    e.set_local(Some(LocalConfig {
-        stratum: 2,
-        distance: 0.0,
-        orphan: true,
-    }), &mut c).unwrap();
+    e.set_local(
+        Some(LocalConfig {
+            stratum: 2,
+            distance: 0.0,
+            orphan: true,
+        }),
+        &mut c,
+    )
+    .unwrap();
     e.reselect(c.now, &mut c);
     assert_eq!(state(&e, &c), 'O');
     assert_eq!(e.selector.current(), None);
     // `local` without `orphan`, then `local off`: an ordinary source again.
-    e.set_local(Some(LocalConfig {
-        stratum: 2,
-        ..LocalConfig::default()
-    }), &mut c).unwrap();
+    e.set_local(
+        Some(LocalConfig {
+            stratum: 2,
+            ..LocalConfig::default()
+        }),
+        &mut c,
+    )
+    .unwrap();
     e.reselect(c.now, &mut c);
     assert_eq!(state(&e, &c), '*');
-    e.set_local(Some(LocalConfig {
-        stratum: 3,
-        distance: 1.0,
-        orphan: true,
-    }), &mut c).unwrap();
+    e.set_local(
+        Some(LocalConfig {
+            stratum: 3,
+            distance: 1.0,
+            orphan: true,
+        }),
+        &mut c,
+    )
+    .unwrap();
     e.reselect(c.now, &mut c);
     assert_eq!(
         state(&e, &c),

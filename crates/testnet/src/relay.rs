@@ -1,27 +1,30 @@
-//! The impairing UDP relay of `gnomon-bench sync`: a user-space stand-in for netem (the kernel
-//! here has none) between an NTP client and its server on loopback. Datagrams a client sends
-//! to [`Relay::addr`] go to the target from a socket of the relay's own per client address, and
-//! replies come back the same way; each datagram, in each direction independently, is dropped
-//! with probability `loss` or else held for `delay` plus a uniformly random `[0, jitter)`
-//! before it is forwarded ([`Impairment::fate`]). Randomness is a seeded RNG, so a seed
-//! replays the same sequence of fates; the hold queue is bounded, and the relay thread stops by
-//! itself at its deadline (and when the [`Relay`] is dropped or finished).
+//! The impairing UDP relay: a user-space stand-in for netem (the kernel here has none) between
+//! NTP clients and their server on loopback, used by `gnomon-bench sync` and by gnomond's
+//! integration tests. Datagrams a client sends to [`Relay::addr`] go to the target from a
+//! socket of the relay's own per client address, and replies come back the same way; each
+//! datagram, in each direction independently, is dropped with probability `loss` or else held
+//! for `delay` plus a uniformly random `[0, jitter)` before it is forwarded
+//! ([`Impairment::fate`]). Randomness is a seeded RNG, so a seed replays the same sequence of
+//! fates; the hold queue is bounded, and the relay thread stops by itself at its deadline (and
+//! when the [`Relay`] is dropped or finished).
+//!
+//! The target may be given after start ([`Relay::start_untargeted`], [`Relay::set_target`]):
+//! symmetric peers each need the other's relay address in their configuration before the other
+//! runs. Until then, datagrams from clients are dropped (counted as failed).
 //!
 //! The wait is `ppoll(2)` until the next datagram is due or a socket is readable, so on the
 //! clean path a datagram is forwarded as soon as the relay thread runs, in either direction
 //! alike.
 
-use crate::sys::{monotonic_now, ppoll_readable};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
-use std::fmt;
+use crate::delay_line::{DelayLine, Outcome};
+use crate::impairment::{Impairment, MAX_HOLD};
+use crate::sys::{monotonic_now, wait_readable};
+use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -33,75 +36,11 @@ pub const CLIENT_LIMIT: usize = 256;
 /// A client address's socket is closed after this long unused (gnomond sends every request
 /// from a fresh port). It exceeds the longest hold, so no queued datagram loses its socket.
 const CLIENT_IDLE: Duration = Duration::from_secs(5);
-/// Longest hold (`delay + jitter`) accepted, below [`CLIENT_IDLE`].
-pub const MAX_HOLD: f64 = 1.0;
+const _: () = assert!(MAX_HOLD < CLIENT_IDLE.as_secs_f64());
 /// Longest a relay thread sleeps between checks of its stop flag and deadline.
 const TICK: Duration = Duration::from_millis(50);
 /// Datagrams read from one socket per wake-up, so one busy socket cannot starve the rest.
 const READ_BURST: usize = 64;
-
-/// What the relay does to every datagram, each way.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Impairment {
-    /// Fixed one-way delay, seconds.
-    pub delay: f64,
-    /// Extra delay drawn uniformly from `[0, jitter)`, seconds.
-    pub jitter: f64,
-    /// Probability that a datagram is dropped.
-    pub loss: f64,
-}
-
-impl Impairment {
-    /// Forwards at once: the relay's own scheduling is the only noise.
-    pub const CLEAN: Impairment = Impairment {
-        delay: 0.0,
-        jitter: 0.0,
-        loss: 0.0,
-    };
-    /// 5 ms one-way delay, 0–2 ms uniform jitter, 5 % loss, each way.
-    pub const IMPAIRED: Impairment = Impairment {
-        delay: 0.005,
-        jitter: 0.002,
-        loss: 0.05,
-    };
-
-    /// Checks that the figures are finite, non-negative, `loss` at most 1 and the longest hold
-    /// at most [`MAX_HOLD`].
-    pub fn check(&self) -> Result<(), String> {
-        let ok = |v: f64| v.is_finite() && v >= 0.0;
-        if !(ok(self.delay) && ok(self.jitter) && ok(self.loss) && self.loss <= 1.0) {
-            return Err(format!("bad impairment {self}"));
-        }
-        if self.delay + self.jitter > MAX_HOLD {
-            return Err(format!("impairment {self} holds longer than {MAX_HOLD} s"));
-        }
-        Ok(())
-    }
-
-    /// The fate of one datagram from two independent uniform draws in `[0, 1)`: `None` when
-    /// `u_loss < loss` (dropped), else how long it is held, `delay + jitter × u_jitter`.
-    pub fn fate(&self, u_loss: f64, u_jitter: f64) -> Option<Duration> {
-        if u_loss < self.loss {
-            return None;
-        }
-        let hold = self.delay + self.jitter * u_jitter;
-        // A checked impairment and draws in [0, 1) give a finite non-negative hold; anything
-        // else is held for no time rather than trusted.
-        Some(Duration::try_from_secs_f64(hold).unwrap_or(Duration::ZERO))
-    }
-}
-
-impl fmt::Display for Impairment {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} ms one-way delay, 0-{} ms jitter, {} % loss each way",
-            self.delay * 1e3,
-            self.jitter * 1e3,
-            self.loss * 100.0
-        )
-    }
-}
 
 /// Counts of one direction of a relay.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -114,7 +53,7 @@ pub struct DirectionCounts {
     pub overflow: u64,
     /// Handed to the kernel.
     pub sent: u64,
-    /// Failed to send (or had no socket to leave by).
+    /// Failed to send, or had no socket to leave by or no target to go to.
     pub failed: u64,
 }
 
@@ -131,8 +70,20 @@ pub struct RelayCounts {
 pub struct Relay {
     /// Where clients send.
     pub addr: SocketAddr,
+    target: Arc<Mutex<Option<SocketAddr>>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<RelayCounts>>,
+}
+
+/// Refuses targets off loopback: the relay's traffic stays on this machine.
+fn check_target(target: SocketAddr) -> io::Result<()> {
+    if target.ip().is_loopback() {
+        return Ok(());
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("relay target {target} is not a loopback address"),
+    ))
 }
 
 impl Relay {
@@ -144,31 +95,48 @@ impl Relay {
         seed: u64,
         life: Duration,
     ) -> io::Result<Relay> {
-        if !target.ip().is_loopback() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("relay target {target} is not a loopback address"),
-            ));
-        }
-        imp.check()
+        check_target(target)?;
+        Relay::spawn(Some(target), imp, seed, life)
+    }
+
+    /// As [`Relay::start`] with no target yet: clients' datagrams are dropped (and counted as
+    /// failed) until [`Relay::set_target`].
+    pub fn start_untargeted(imp: Impairment, seed: u64, life: Duration) -> io::Result<Relay> {
+        Relay::spawn(None, imp, seed, life)
+    }
+
+    /// Points the relay at `target`, a loopback address. Datagrams already held go to the new
+    /// target when due, and only the new target's replies are relayed back.
+    pub fn set_target(&self, target: SocketAddr) -> io::Result<()> {
+        check_target(target)?;
+        *self.target.lock().unwrap_or_else(PoisonError::into_inner) = Some(target);
+        Ok(())
+    }
+
+    fn spawn(
+        target: Option<SocketAddr>,
+        imp: Impairment,
+        seed: u64,
+        life: Duration,
+    ) -> io::Result<Relay> {
+        let line = DelayLine::new(imp, seed, QUEUE_LIMIT)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let front = UdpSocket::bind(("127.0.0.1", 0))?;
         front.set_nonblocking(true)?;
         let addr = front.local_addr()?;
+        let target = Arc::new(Mutex::new(target));
         let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
+        let (shared_target, flag) = (target.clone(), stop.clone());
         let end = monotonic_now() + life;
         let thread = std::thread::Builder::new()
             .name("relay".into())
             .spawn(move || {
                 let mut w = Worker {
                     front,
-                    target,
-                    imp,
-                    rng: StdRng::seed_from_u64(seed),
+                    shared_target,
+                    target: None,
+                    line,
                     clients: HashMap::new(),
-                    queue: BinaryHeap::new(),
-                    seq: 0,
                     counts: RelayCounts::default(),
                 };
                 w.run(&flag, end);
@@ -176,6 +144,7 @@ impl Relay {
             })?;
         Ok(Relay {
             addr,
+            target,
             stop,
             thread: Some(thread),
         })
@@ -202,21 +171,12 @@ impl Drop for Relay {
 }
 
 /// Which way a held datagram goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Hop {
     /// To the target, from the socket of this client address.
     Up(SocketAddr),
     /// Back to this client address, from the front socket.
     Down(SocketAddr),
-}
-
-/// A held datagram, ordered by when it is due (then by arrival, so equal holds keep order).
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Held {
-    due: Instant,
-    seq: u64,
-    hop: Hop,
-    data: Vec<u8>,
 }
 
 /// A client address's socket towards the target.
@@ -228,12 +188,13 @@ struct Client {
 /// The relay thread's state.
 struct Worker {
     front: UdpSocket,
-    target: SocketAddr,
-    imp: Impairment,
-    rng: StdRng,
+    /// Where [`Relay::set_target`] writes.
+    shared_target: Arc<Mutex<Option<SocketAddr>>>,
+    /// Its value read at this wake-up.
+    target: Option<SocketAddr>,
+    /// Every datagram between being read and being forwarded.
+    line: DelayLine<Hop>,
     clients: HashMap<SocketAddr, Client>,
-    queue: BinaryHeap<Reverse<Held>>,
-    seq: u64,
     counts: RelayCounts,
 }
 
@@ -248,6 +209,12 @@ impl Worker {
             if stop.load(Ordering::Relaxed) || now >= end {
                 return;
             }
+            // Read after every wait, so a datagram that woke the thread after set_target
+            // returned goes to the new target.
+            self.target = *self
+                .shared_target
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             self.send_due(now);
             self.clients
                 .retain(|_, c| now.saturating_duration_since(c.last_used) < CLIENT_IDLE);
@@ -259,14 +226,18 @@ impl Worker {
                 order.push(*addr);
             }
             let mut wait = TICK.min(end.saturating_duration_since(now));
-            if let Some(Reverse(h)) = self.queue.peek() {
-                wait = wait.min(h.due.saturating_duration_since(now));
+            if let Some(due) = self.line.next_due() {
+                wait = wait.min(due.saturating_duration_since(now));
             }
-            if ppoll_readable(&fds, wait, &mut ready).is_err() {
+            if wait_readable(&fds, wait, &mut ready).is_err() {
                 // A failing poll would spin; sleep a tick instead and let the deadline end it.
                 std::thread::sleep(TICK);
                 continue;
             }
+            self.target = *self
+                .shared_target
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             for &i in &ready {
                 if i == 0 {
                     self.read_front(&mut buf);
@@ -277,29 +248,18 @@ impl Worker {
         }
     }
 
-    /// Draws the fate of a datagram and queues it, counting what happened.
+    /// Puts a datagram into the delay line, counting what became of it.
     fn hold(&mut self, hop: Hop, data: &[u8], now: Instant) {
         let counts = match hop {
             Hop::Up(_) => &mut self.counts.up,
             Hop::Down(_) => &mut self.counts.down,
         };
         counts.received += 1;
-        let (u_loss, u_jitter) = (self.rng.random::<f64>(), self.rng.random::<f64>());
-        let Some(hold) = self.imp.fate(u_loss, u_jitter) else {
-            counts.lost += 1;
-            return;
-        };
-        if self.queue.len() >= QUEUE_LIMIT {
-            counts.overflow += 1;
-            return;
+        match self.line.hold(hop, data, now) {
+            Outcome::Held => {}
+            Outcome::Lost => counts.lost += 1,
+            Outcome::Overflow => counts.overflow += 1,
         }
-        self.seq += 1;
-        self.queue.push(Reverse(Held {
-            due: now + hold,
-            seq: self.seq,
-            hop,
-            data: data.to_vec(),
-        }));
     }
 
     fn read_front(&mut self, buf: &mut [u8]) {
@@ -310,6 +270,11 @@ impl Worker {
                 Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
                 Err(_) => return,
             };
+            if self.target.is_none() {
+                self.counts.up.received += 1;
+                self.counts.up.failed += 1;
+                continue;
+            }
             let now = monotonic_now();
             if !self.clients.contains_key(&from) {
                 if self.clients.len() >= CLIENT_LIMIT {
@@ -354,7 +319,7 @@ impl Worker {
                 Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
                 Err(_) => return,
             };
-            if from != self.target {
+            if Some(from) != self.target {
                 continue;
             }
             let now = monotonic_now();
@@ -366,19 +331,17 @@ impl Worker {
 
     /// Forwards every held datagram that is due by `now`.
     fn send_due(&mut self, now: Instant) {
-        while self.queue.peek().is_some_and(|Reverse(h)| h.due <= now) {
-            let Some(Reverse(h)) = self.queue.pop() else {
-                return;
-            };
-            let (sent, counts) = match h.hop {
+        while let Some((hop, data)) = self.line.pop_due(now) {
+            let (sent, counts) = match hop {
                 Hop::Up(client) => (
                     self.clients
                         .get(&client)
-                        .map(|c| c.sock.send_to(&h.data, self.target)),
+                        .zip(self.target)
+                        .map(|(c, to)| c.sock.send_to(&data, to)),
                     &mut self.counts.up,
                 ),
                 Hop::Down(client) => (
-                    Some(self.front.send_to(&h.data, client)),
+                    Some(self.front.send_to(&data, client)),
                     &mut self.counts.down,
                 ),
             };
@@ -395,71 +358,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fate_drops_below_the_loss_probability_and_holds_delay_plus_scaled_jitter() {
-        let imp = Impairment::IMPAIRED;
-        assert_eq!(imp.fate(0.049, 0.5), None);
-        assert_eq!(imp.fate(0.0, 0.0), None);
-        assert_eq!(imp.fate(0.05, 0.0), Some(Duration::from_millis(5)));
-        assert_eq!(imp.fate(0.5, 0.5), Some(Duration::from_millis(6)));
-        let longest = imp.fate(0.99, 0.999_999).unwrap();
-        assert!(longest < Duration::from_millis(7) && longest > Duration::from_micros(6_999));
-        assert_eq!(Impairment::CLEAN.fate(0.0, 0.7), Some(Duration::ZERO));
-    }
-
-    #[test]
-    fn seeded_fates_have_the_configured_loss_rate_and_mean_hold() {
-        let imp = Impairment::IMPAIRED;
-        let mut rng = StdRng::seed_from_u64(7);
-        let (mut lost, mut held, mut sum) = (0u32, 0u32, 0.0f64);
-        for _ in 0..100_000 {
-            match imp.fate(rng.random(), rng.random()) {
-                None => lost += 1,
-                Some(d) => {
-                    held += 1;
-                    sum += d.as_secs_f64();
-                    assert!((0.005..0.007).contains(&d.as_secs_f64()));
-                }
-            }
-        }
-        let rate = f64::from(lost) / 100_000.0;
-        assert!((0.045..0.055).contains(&rate), "loss rate {rate}");
-        let mean = sum / f64::from(held);
-        assert!((mean - 0.006).abs() < 2e-5, "mean hold {mean}");
-    }
-
-    #[test]
-    fn check_refuses_negative_nan_certain_loss_above_one_and_long_holds() {
-        assert!(Impairment::IMPAIRED.check().is_ok());
-        assert!(Impairment::CLEAN.check().is_ok());
-        let bad = [
-            Impairment {
-                delay: -0.001,
-                ..Impairment::CLEAN
-            },
-            Impairment {
-                jitter: f64::NAN,
-                ..Impairment::CLEAN
-            },
-            Impairment {
-                loss: 1.5,
-                ..Impairment::CLEAN
-            },
-            Impairment {
-                delay: 0.8,
-                jitter: 0.3,
-                loss: 0.0,
-            },
-        ];
-        for imp in bad {
-            assert!(imp.check().is_err(), "{imp:?}");
-        }
-    }
-
-    #[test]
     fn relay_refuses_a_target_off_loopback() {
         let far: SocketAddr = ([192, 0, 2, 1], 123).into();
         let r = Relay::start(far, Impairment::CLEAN, 1, Duration::from_secs(1));
         assert!(r.is_err());
+        let r = Relay::start_untargeted(Impairment::CLEAN, 1, Duration::from_secs(1)).unwrap();
+        assert!(r.set_target(far).is_err());
+    }
+
+    #[test]
+    fn relay_refuses_a_bad_impairment() {
+        let (server, _t) = echo(0);
+        let bad = Impairment {
+            loss: 2.0,
+            ..Impairment::CLEAN
+        };
+        let r = Relay::start(server, bad, 1, Duration::from_secs(1));
+        assert_eq!(r.err().map(|e| e.kind()), Some(io::ErrorKind::InvalidInput));
     }
 
     /// An echo server on loopback answering `n` datagrams or until 5 s pass.
@@ -504,6 +419,73 @@ mod tests {
                 up: three,
                 down: three
             }
+        );
+    }
+
+    #[test]
+    fn untargeted_relay_drops_until_its_target_is_set_then_forwards() {
+        let (server, t) = echo(1);
+        let relay = Relay::start_untargeted(Impairment::CLEAN, 8, Duration::from_secs(10)).unwrap();
+        let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+        c.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut buf = [0u8; 8];
+        c.send_to(b"a", relay.addr).unwrap();
+        assert!(c.recv_from(&mut buf).is_err());
+        relay.set_target(server).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        c.send_to(b"b", relay.addr).unwrap();
+        let (k, from) = c.recv_from(&mut buf).unwrap();
+        assert_eq!((&buf[..k], from), (&b"b"[..], relay.addr));
+        t.join().unwrap();
+        let counts = relay.finish();
+        let up = DirectionCounts {
+            received: 2,
+            sent: 1,
+            failed: 1,
+            ..DirectionCounts::default()
+        };
+        let down = DirectionCounts {
+            received: 1,
+            sent: 1,
+            ..DirectionCounts::default()
+        };
+        assert_eq!(counts, RelayCounts { up, down });
+    }
+
+    /// A plain socket standing for a target, so the test sees the relay's back address.
+    fn listener() -> (SocketAddr, UdpSocket) {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        (s.local_addr().unwrap(), s)
+    }
+
+    #[test]
+    fn retargeted_relay_sends_to_the_new_target_and_relays_back_only_its_replies() {
+        let (old_addr, old) = listener();
+        let (new_addr, new) = listener();
+        let relay = Relay::start(old_addr, Impairment::CLEAN, 9, Duration::from_secs(10)).unwrap();
+        let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut buf = [0u8; 8];
+        c.send_to(b"q", relay.addr).unwrap();
+        let (_, back) = old.recv_from(&mut buf).unwrap();
+        relay.set_target(new_addr).unwrap();
+        c.send_to(b"r", relay.addr).unwrap();
+        let (k, back_now) = new.recv_from(&mut buf).unwrap();
+        assert_eq!((&buf[..k], back_now), (&b"r"[..], back));
+        // The old target's late reply is not relayed; the new one's is.
+        old.send_to(b"stale", back).unwrap();
+        new.send_to(b"s", back).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let (k, _) = c.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..k], b"s");
+        c.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        assert!(c.recv_from(&mut buf).is_err());
+        let counts = relay.finish();
+        assert_eq!(
+            (counts.up.sent, counts.down.received, counts.down.sent),
+            (2, 1, 1)
         );
     }
 
