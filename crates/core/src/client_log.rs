@@ -2,11 +2,13 @@
 //! rate-limit buckets. chrony's `clientloglimit`, `noclientlog` and the data behind
 //! `chronyc clients` and `serverstats` ("Client log records dropped").
 //!
-//! Memory is bounded by `clientloglimit` (default 524288 bytes). A record is 64 bytes
-//! (checked by a test): address 16, last access 3×4, hits 3×4, drops 3×4, buckets 3×2,
-//! interval estimates 3×1, the NTP "after limiting" interval 1, flags 1. Like chronyd, half of
-//! the limit is left for the interleaved-mode timestamps a server keeps per client, and the
-//! number of records is a power of two: `2^floor(log2(limit / 128))`, i.e. 4096 addresses
+//! Memory is bounded by `clientloglimit` (default 524288 bytes). A record is 80 bytes
+//! (checked by a test): 64 of access data (address 16, last access 3×4, hits 3×4, drops 3×4,
+//! buckets 3×2, interval estimates 3×1, the NTP "after limiting" interval 1, flags 1) and 16
+//! of interleaved-mode timestamps ([`NtpTimestamps`]: the receive and transmit timestamps of
+//! the last response to the client, see `server/interleaved.rs`) plus their flag byte in the
+//! padding. Like chronyd, the limit is split between the access data and those timestamps
+//! (128 bytes per record in all), and the number of records is a power of two: `2^floor(log2(limit / 128))`, i.e. 4096 addresses
 //! for the default limit (chrony.conf(5) says the same) and 16777216 for 2 GiB, the largest
 //! effective value, but never fewer than 16 (chronyd 4.3 keeps 16 even with a limit of 0). The table starts small and doubles up to that size as clients arrive.
 //!
@@ -46,8 +48,11 @@ pub enum Service {
 pub const DEFAULT_LIMIT_BYTES: u64 = 524_288;
 /// `clientloglimit` values above this have no further effect (chrony.conf(5)).
 pub const MAX_LIMIT_BYTES: u64 = 2_147_483_648;
-/// Bytes of one record, the unit of the memory accounting.
+/// Bytes of one record's access data, the unit of the memory accounting: the limit allows
+/// `limit / (2 * RECORD_BYTES)` records, the other half being for interleaved timestamps.
 pub const RECORD_BYTES: u64 = 64;
+/// Bytes of one record's interleaved-mode timestamps ([`NtpTimestamps`]).
+pub const TIMESTAMP_BYTES: u64 = 16;
 /// Fewest records the table holds: chronyd 4.3 logs 16 addresses with any `clientloglimit`
 /// below 4096 bytes, 0 included (measured black-box, 80 client addresses on loopback).
 const MIN_RECORDS: u64 = 16;
@@ -77,6 +82,22 @@ struct Record {
     /// Average interval after a limited NTP request, quarter-log2 seconds.
     ntp_limited_rate: i8,
     flags: u8,
+    /// Interleaved-mode state (sits in what was the padding byte).
+    ntp_flags: u8,
+    /// Interleaved-mode timestamps of the last response.
+    ntp: NtpTimestamps,
+}
+
+/// The timestamps of the last NTP response sent to a client, as raw NTP timestamps (0 =
+/// none): what a server needs to answer that client's next request in interleaved mode.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct NtpTimestamps {
+    /// Receive timestamp of the request the response answered (its receive field).
+    pub rx: u64,
+    /// Transmit time of that response: the daemon's reading or the kernel's stamp, 0 while
+    /// unknown (not captured for this client, or not yet sent).
+    pub tx: u64,
 }
 
 const EMPTY: Record = Record {
@@ -88,7 +109,15 @@ const EMPTY: Record = Record {
     rate: [UNKNOWN_INTERVAL; 3],
     ntp_limited_rate: UNKNOWN_INTERVAL,
     flags: 0,
+    ntp_flags: 0,
+    ntp: NtpTimestamps { rx: 0, tx: 0 },
 };
+
+/// `ntp_flags`: the client has sent an interleaved request, so the transmit time of its
+/// responses is captured.
+const NTP_INTERLEAVED: u8 = 1;
+/// `ntp_flags`: the saved transmit timestamp is the kernel's.
+const NTP_TX_KERNEL: u8 = 2;
 
 impl Record {
     fn seen(&self, s: usize) -> bool {
@@ -272,9 +301,9 @@ impl ClientLog {
         self.slots.len()
     }
 
-    /// Bytes currently allocated for records.
+    /// Bytes currently allocated for records (access data and interleaved timestamps).
     pub fn memory_bytes(&self) -> u64 {
-        self.slots.capacity() as u64 * RECORD_BYTES
+        (self.slots.capacity() * std::mem::size_of::<Record>()) as u64
     }
 
     /// Records evicted to stay within the limit (`serverstats` "Client log records dropped").
@@ -481,6 +510,82 @@ impl ClientLog {
             r.drops[s] = r.drops[s].wrapping_add(1);
         }
         verdict
+    }
+
+    /// The slot of `addr`'s record, if it is logged (no record is created).
+    pub fn find(&self, addr: IpAddr) -> Option<usize> {
+        if !self.enabled || self.buckets == 0 {
+            return None;
+        }
+        let (key, v6) = key_of(addr);
+        let hash = self.hash(&key, v6);
+        Self::buckets_of(hash, self.buckets)
+            .into_iter()
+            .flat_map(|b| b * WAYS..(b + 1) * WAYS)
+            .find(|&i| {
+                let r = &self.slots[i];
+                r.flags & FLAG_USED != 0 && r.addr == key && r.flags & FLAG_V6 == v6
+            })
+    }
+
+    /// The interleaved-mode timestamps of slot `index` (zero for an empty slot).
+    pub fn ntp_timestamps(&self, index: usize) -> NtpTimestamps {
+        self.slots
+            .get(index)
+            .filter(|r| r.flags & FLAG_USED != 0)
+            .map_or_else(NtpTimestamps::default, |r| r.ntp)
+    }
+
+    /// Records that a response answering a request received at `rx` is being sent to slot
+    /// `index`'s client: its transmit time is unknown until [`note_ntp_tx`](Self::note_ntp_tx).
+    pub fn save_ntp_rx(&mut self, index: usize, rx: u64) {
+        if let Some(r) = self.slots.get_mut(index) {
+            r.ntp = NtpTimestamps { rx, tx: 0 };
+            r.ntp_flags &= !NTP_TX_KERNEL;
+        }
+    }
+
+    /// Sets the transmit time of the response that answered the request received at `rx`,
+    /// if that is still slot `index`'s last one. A kernel stamp replaces the daemon's reading;
+    /// a daemon reading never replaces a kernel stamp. Returns whether it was saved.
+    pub fn note_ntp_tx(&mut self, index: usize, rx: u64, tx: u64, kernel: bool) -> bool {
+        let Some(r) = self.slots.get_mut(index) else {
+            return false;
+        };
+        if r.flags & FLAG_USED == 0 || r.ntp.rx != rx || rx == 0 {
+            return false;
+        }
+        if !kernel && r.ntp_flags & NTP_TX_KERNEL != 0 {
+            return false;
+        }
+        r.ntp.tx = tx;
+        if kernel {
+            r.ntp_flags |= NTP_TX_KERNEL;
+        }
+        true
+    }
+
+    /// Whether slot `index`'s client has sent an interleaved request (its responses' transmit
+    /// times are then captured).
+    pub fn is_interleaved(&self, index: usize) -> bool {
+        self.slots
+            .get(index)
+            .is_some_and(|r| r.flags & FLAG_USED != 0 && r.ntp_flags & NTP_INTERLEAVED != 0)
+    }
+
+    /// Marks slot `index`'s client as using the interleaved mode (until its record goes).
+    pub fn set_interleaved(&mut self, index: usize) {
+        if let Some(r) = self.slots.get_mut(index) {
+            r.ntp_flags |= NTP_INTERLEAVED;
+        }
+    }
+
+    /// Records holding a receive timestamp ("NTP timestamps held" in chronyd's serverstats).
+    pub fn ntp_timestamps_held(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|r| r.flags & FLAG_USED != 0 && r.ntp.rx != 0)
+            .count()
     }
 
     /// The report for slot `index` (0..[`slots`](Self::slots)), `None` for an empty slot.

@@ -41,10 +41,15 @@
 //! plain 48-octet responses, so it never breaks an authenticated one.
 //! A KoD RATE ([`Reply::Kod`]) is sent as built, without a transmit timestamp.
 //!
+//! Interleaved mode (chrony's `xleave` on the client's side; `server/interleaved.rs`): [`Server::serve`]
+//! recognises a client's interleaved request and answers it with the transmit time of the
+//! previous response to that client; such a response is sent as built
+//! ([`Served::stamp`] false). [`Server::handle_request`] answers every request in basic mode.
+//!
 //! No logging, O(1) client-log work per packet; no allocation except the NTS AEAD buffers
 //! (bounded by the packet size); counters in [`ServerStats`].
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use gnomon_wire::{
     encode_mac, DecodeError, Header, LeapIndicator, Mode, NtpShort, NtpTimestamp, Packet,
@@ -83,6 +88,13 @@ pub fn finalize_transmit(response: &mut [u8], tx: NtpTimestamp) {
     if let Some(field) = response.get_mut(TRANSMIT_OFFSET..TRANSMIT_OFFSET + 8) {
         field.copy_from_slice(&tx.0.to_be_bytes());
     }
+}
+
+/// The receive timestamp of a response built by [`Server::serve`] (its receive field), which
+/// identifies it for [`Server::note_transmit`]; `None` if `response` is shorter than that.
+pub fn response_receive_timestamp(response: &[u8]) -> Option<NtpTimestamp> {
+    let field = response.get(32..40)?.first_chunk::<8>()?;
+    Some(NtpTimestamp(u64::from_be_bytes(*field)))
 }
 
 /// The server side of the `allow`/`deny`, `ratelimit`, `clientloglimit` and `noclientlog`
@@ -216,6 +228,19 @@ pub enum Reply {
     },
 }
 
+/// A response decided by [`Server::serve`], with what the daemon does around the send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Served {
+    /// What to send.
+    pub reply: Reply,
+    /// Patch the transmit timestamp ([`Server::finalize`]) before sending: true for basic
+    /// responses, false for KoDs and interleaved responses (sent as built).
+    pub stamp: bool,
+    /// The client uses the interleaved mode: report this response's transmit time with
+    /// [`Server::note_transmit`] (the daemon's reading at the send, then the kernel's stamp).
+    pub capture: bool,
+}
+
 /// Counters, aligned with `chronyc serverstats` where a line exists.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ServerStats {
@@ -241,8 +266,11 @@ pub struct ServerStats {
     pub response_buffer: u64,
     /// Requests answered with a MAC or NTS ("Authenticated NTP packets").
     pub ntp_authenticated: u64,
-    /// Interleaved requests ("Interleaved NTP packets"): always 0, basic mode only.
+    /// Interleaved requests recognised ("Interleaved NTP packets"), whether answered in
+    /// interleaved mode or, for a client's first one, in basic mode.
     pub ntp_interleaved: u64,
+    /// Transmit times of responses taken from the kernel's stamp ([`Server::note_transmit`]).
+    pub ntp_kernel_tx: u64,
     /// "Client log records dropped".
     pub client_log_records_dropped: u64,
 }
@@ -354,8 +382,8 @@ impl Server {
     }
 
     /// Handles one request datagram received from `from` at `rx` (kernel receive timestamp),
-    /// `now_mono` seconds on the monotonic clock. On [`Reply::Send`] the response is in
-    /// `response[..len]`; call [`finalize_transmit`] just before sending it.
+    /// `now_mono` seconds on the monotonic clock, in basic mode only. On [`Reply::Send`] the
+    /// response is in `response[..len]`; call [`finalize_transmit`] just before sending it.
     pub fn handle_request(
         &mut self,
         request: &[u8],
@@ -364,6 +392,111 @@ impl Server {
         now_mono: f64,
         reference: &ReferenceInfo,
         response: &mut [u8],
+    ) -> Reply {
+        self.respond(request, from, rx, now_mono, reference, response, false)
+            .reply
+    }
+
+    /// As [`Server::handle_request`], also serving the interleaved mode: a client's
+    /// interleaved request is answered with the transmit time of the previous response to it
+    /// (`server/interleaved.rs`). Basic requests get exactly the response `handle_request` gives.
+    pub fn serve(
+        &mut self,
+        request: &[u8],
+        from: SocketAddr,
+        rx: NtpTimestamp,
+        now_mono: f64,
+        reference: &ReferenceInfo,
+        response: &mut [u8],
+    ) -> Served {
+        self.respond(request, from, rx, now_mono, reference, response, true)
+    }
+
+    /// Reports when a response that [`Server::serve`] built with `capture` left: `to` is its
+    /// destination, `rx` its receive timestamp ([`response_receive_timestamp`]), `tx` the
+    /// daemon's reading taken for the send (`kernel` false) or the kernel's transmit stamp
+    /// (`kernel` true). Saved as the transmit time the client's next interleaved request gets,
+    /// if that response is still the client's last one; a daemon reading never replaces a
+    /// kernel stamp. Returns whether it was saved.
+    pub fn note_transmit(
+        &mut self,
+        to: IpAddr,
+        rx: NtpTimestamp,
+        tx: NtpTimestamp,
+        kernel: bool,
+    ) -> bool {
+        let Some(index) = self.log.find(to) else {
+            return false;
+        };
+        let saved = self.log.note_ntp_tx(index, rx.0, tx.0, kernel);
+        if saved && kernel {
+            self.stats.ntp_kernel_tx += 1;
+        }
+        saved
+    }
+
+    /// Clients whose last response's timestamps are held for the interleaved mode (chronyd's
+    /// "NTP timestamps held"); walks the client log.
+    pub fn ntp_timestamps_held(&self) -> usize {
+        self.log.ntp_timestamps_held()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn respond(
+        &mut self,
+        request: &[u8],
+        from: SocketAddr,
+        rx: NtpTimestamp,
+        now_mono: f64,
+        reference: &ReferenceInfo,
+        response: &mut [u8],
+        interleaving: bool,
+    ) -> Served {
+        let mut plan = None;
+        let reply = self.build(
+            request,
+            from,
+            rx,
+            now_mono,
+            reference,
+            response,
+            interleaving.then_some(&mut plan),
+        );
+        match (reply, plan) {
+            (Reply::Send { .. }, Some((index, plan))) => {
+                // This response is now the client's last one.
+                self.log.save_ntp_rx(index, rx.0);
+                Served {
+                    reply,
+                    stamp: plan.previous_tx.is_none(),
+                    capture: plan.capture,
+                }
+            }
+            (Reply::Send { .. }, None) => Served {
+                reply,
+                stamp: true,
+                capture: false,
+            },
+            _ => Served {
+                reply,
+                stamp: false,
+                capture: false,
+            },
+        }
+    }
+
+    /// Builds the response (module documentation); with `plan`, also decides about the
+    /// interleaved mode for a client request and leaves the client's slot and plan there.
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        &mut self,
+        request: &[u8],
+        from: SocketAddr,
+        rx: NtpTimestamp,
+        now_mono: f64,
+        reference: &ReferenceInfo,
+        response: &mut [u8],
+        plan: Option<&mut Option<(usize, interleaved::Plan)>>,
     ) -> Reply {
         let packet = match Packet::decode(request) {
             Ok(p) => p,
@@ -392,7 +525,8 @@ impl Server {
         self.stats.ntp_received += 1;
 
         let mut verdict = RateVerdict::Respond;
-        if let Some(index) = self.log.log_access(from.ip(), Service::Ntp, now_mono) {
+        let log_index = self.log.log_access(from.ip(), Service::Ntp, now_mono);
+        if let Some(index) = log_index {
             verdict = self.log.limit(index, Service::Ntp, &mut self.rng);
         }
         if verdict == RateVerdict::Drop {
@@ -407,7 +541,7 @@ impl Server {
         };
 
         let kod = verdict == RateVerdict::Kod;
-        let header = if kod {
+        let mut header = if kod {
             Header {
                 leap: LeapIndicator::Unsynchronised,
                 version: request_header.version,
@@ -462,6 +596,16 @@ impl Server {
                 Some(len) => Reply::Kod { len },
                 None => self.drop(DropReason::ResponseBuffer),
             };
+        }
+        if let (Some(plan), Some(index), false, Mode::Server) = (plan, log_index, kod, reply_mode) {
+            let p = interleaved::plan(&mut self.log, index, &request_header);
+            if p.detected {
+                self.stats.ntp_interleaved += 1;
+            }
+            if let Some(tx) = p.previous_tx {
+                header = interleaved::interleaved_header(header, &request_header, tx);
+            }
+            *plan = Some((index, p));
         }
         header.encode(out);
         // Header::LEN ≤ request.len() because the request decoded.
@@ -606,6 +750,8 @@ enum Auth {
     /// NTS, answered with a NAK carrying the Unique Identifier field at this range.
     NtsNak(std::ops::Range<usize>),
 }
+
+mod interleaved;
 
 #[cfg(test)]
 mod auth_tests;

@@ -248,18 +248,27 @@ impl Responder for CoreResponder {
         response: &mut [u8],
     ) -> Result<Outgoing, DropKind> {
         self.refresh_local(rx, now_mono);
-        match self.server.handle_request(
+        // `serve` also answers interleaved-mode clients (chrony's `xleave`).
+        let served = self.server.serve(
             request,
             from,
             rx,
             now_mono,
             self.synced.as_ref().unwrap_or(&self.reference),
             response,
-        ) {
-            Reply::Send { len } => Ok(Outgoing { len, stamp: true }),
-            Reply::Kod { len } => Ok(Outgoing { len, stamp: false }),
+        );
+        match served.reply {
+            Reply::Send { len } | Reply::Kod { len } => Ok(Outgoing {
+                len,
+                stamp: served.stamp,
+                capture: served.capture,
+            }),
             Reply::Drop(reason) => Err(drop_kind(reason)),
         }
+    }
+
+    fn note_transmit(&mut self, to: IpAddr, rx: NtpTimestamp, tx: NtpTimestamp, kernel: bool) {
+        self.server.note_transmit(to, rx, tx, kernel);
     }
 
     fn finalize(&mut self, response: &mut [u8], tx: NtpTimestamp) {
@@ -297,7 +306,8 @@ mod tests {
             o,
             Outgoing {
                 len: 48,
-                stamp: true
+                stamp: true,
+                capture: false,
             }
         );
         assert_eq!(out[0] & 7, 4);

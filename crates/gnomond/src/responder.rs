@@ -3,11 +3,28 @@
 //! transmit timestamp read from CLOCK_REALTIME once, immediately before the call, and patched
 //! into every reply of the batch. No allocation and no syscall per datagram; drops are counted,
 //! never logged one by one.
+//!
+//! Interleaved mode (gnomon_core's `server/interleaved.rs`): a reply to a client that uses it
+//! ([`Outgoing::capture`]) gets a kernel software transmit timestamp asked for on that one
+//! datagram (an SO_TIMESTAMPING control message in the sendmmsg entry, see
+//! [`TxBatch::request_tx_timestamp`]); after the send the daemon's transmit reading is reported
+//! at once ([`Responder::note_transmit`], the fallback chronyd also uses), and the kernel stamp,
+//! read from the socket's error queue right after the send (loopback and most drivers stamp
+//! inside the send call) or at the next wake-up (poll reports POLLERR), replaces it. Batches
+//! without such replies cost exactly what they did: no error-queue read, no socket option, no
+//! control message. Error-queue reads only happen on a socket with stamps asked for and not
+//! yet read, each allocates the (bounded) stamp list, and they stop once the queue is empty.
 
 use crate::os::clock::TimeSpec;
-use crate::os::net::{RxBatch, TxBatch, UdpSocket};
+use crate::os::net::{RxBatch, TxBatch, UdpSocket, TX_STAMPS_MAX};
+use gnomon_core::server::response_receive_timestamp;
 use gnomon_wire::NtpTimestamp;
-use std::net::SocketAddr;
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+
+/// Replies waiting for their kernel transmit stamp, at most (the oldest is forgotten first:
+/// its client then gets the daemon's reading, which was reported at the send).
+const PENDING_STAMPS_MAX: usize = 2 * crate::os::net::BATCH;
 
 /// Why a request got no reply (for the counters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,8 +44,12 @@ pub enum DropKind {
 pub struct Outgoing {
     /// Its length in the response buffer.
     pub len: usize,
-    /// Whether the transmit timestamp is to be patched in (false for a KoD, sent as built).
+    /// Whether the transmit timestamp is to be patched in (false for a KoD or an interleaved
+    /// reply, sent as built).
     pub stamp: bool,
+    /// Whether the reply's transmit time is wanted back ([`Responder::note_transmit`]): the
+    /// client uses the interleaved mode.
+    pub capture: bool,
 }
 
 /// The protocol side of the server: answers one request at a time, sans-IO.
@@ -46,6 +67,13 @@ pub trait Responder {
 
     /// Patches the transmit timestamp into a reply written by `respond`.
     fn finalize(&mut self, response: &mut [u8], tx: NtpTimestamp);
+
+    /// The transmit time of a reply `respond` asked to capture, sent to `to` with receive
+    /// timestamp `rx`: the daemon's reading at the send (`kernel` false), then the kernel's
+    /// stamp when it comes back (`kernel` true).
+    fn note_transmit(&mut self, to: IpAddr, rx: NtpTimestamp, tx: NtpTimestamp, kernel: bool) {
+        let _ = (to, rx, tx, kernel);
+    }
 }
 
 /// Server counters (the basis of `serverstats`).
@@ -74,6 +102,10 @@ pub struct Counters {
     pub nke_hits: u64,
     /// NTS-KE connections refused by `ntsratelimit`, as chronyd's "NTS-KE connections dropped".
     pub nke_drops: u64,
+    /// Replies sent with a kernel transmit timestamp asked for (interleaved-mode clients).
+    pub tx_stamps_requested: u64,
+    /// Kernel transmit timestamps read back and matched to their reply.
+    pub tx_stamps_matched: u64,
 }
 
 impl Counters {
@@ -98,11 +130,28 @@ pub fn ntp_time(ts: TimeSpec, correction: f64) -> NtpTimestamp {
     }
 }
 
+/// A reply whose kernel transmit stamp is awaited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PendingStamp {
+    /// The socket it left from.
+    fd: i32,
+    /// Its destination.
+    to: IpAddr,
+    /// Its receive timestamp, which identifies it in the looped-back datagram.
+    rx: NtpTimestamp,
+}
+
 /// Batches and counters for serving NTP.
 #[derive(Debug)]
 pub struct BatchServer {
     rx: RxBatch,
     tx: TxBatch,
+    /// Replies of the current batch to capture: destination and receive timestamp.
+    captured: Vec<(IpAddr, NtpTimestamp)>,
+    /// Replies waiting for their kernel stamp, oldest first.
+    pending: VecDeque<PendingStamp>,
+    /// Sockets whose error queue may hold stamps (read until found empty).
+    unread: Vec<i32>,
     /// What has happened so far.
     pub counters: Counters,
 }
@@ -119,6 +168,9 @@ impl BatchServer {
         BatchServer {
             rx: RxBatch::new(),
             tx: TxBatch::new(),
+            captured: Vec::with_capacity(crate::os::net::BATCH),
+            pending: VecDeque::with_capacity(PENDING_STAMPS_MAX),
+            unread: Vec::new(),
             counters: Counters::default(),
         }
     }
@@ -132,6 +184,9 @@ impl BatchServer {
         correction: f64,
         now_mono: f64,
     ) -> std::io::Result<usize> {
+        if self.unread.contains(&socket.fd()) {
+            self.read_tx_stamps(socket, responder, correction);
+        }
         let n = self.rx.recv(socket)?;
         if n == 0 {
             return Ok(0);
@@ -139,6 +194,9 @@ impl BatchServer {
         self.counters.received += n as u64;
         self.counters.batches += 1;
         let mut fallback_rx: Option<NtpTimestamp> = None;
+        self.captured.clear();
+        // None: not tried in this batch; Some(false): the socket cannot report stamps.
+        let mut stamping: Option<bool> = None;
         for i in 0..n {
             let Some(d) = self.rx.get(i) else {
                 self.counters.malformed += 1;
@@ -160,7 +218,25 @@ impl BatchServer {
                 break;
             };
             match responder.respond(d.data, d.from, rx, now_mono, slot) {
-                Ok(out) => self.tx.commit(out.len, d.from, d.local, out.stamp),
+                Ok(out) => {
+                    let capture = if out.capture {
+                        slot.get(..out.len).and_then(response_receive_timestamp)
+                    } else {
+                        None
+                    };
+                    self.tx.commit(out.len, d.from, d.local, out.stamp);
+                    if let Some(reply_rx) = capture {
+                        // Reporting is switched on the first time it is needed; once per
+                        // batch with such replies, so a reopened socket gets it too.
+                        let on = *stamping
+                            .get_or_insert_with(|| socket.enable_tx_timestamp_reports().is_ok());
+                        if on {
+                            self.tx.request_tx_timestamp();
+                            self.counters.tx_stamps_requested += 1;
+                        }
+                        self.captured.push((d.from.ip(), reply_rx));
+                    }
+                }
                 Err(kind) => self.counters.count_drop(kind),
             }
         }
@@ -173,8 +249,79 @@ impl BatchServer {
             let (sent, failed) = self.tx.send(socket);
             self.counters.sent += sent as u64;
             self.counters.send_failed += failed as u64;
+            self.after_send(
+                socket,
+                responder,
+                tx_time,
+                stamping == Some(true),
+                correction,
+            );
         }
         Ok(n)
+    }
+
+    /// Reports the daemon's transmit reading of the captured replies and, when kernel stamps
+    /// were asked for, reads those already queued.
+    fn after_send(
+        &mut self,
+        socket: &UdpSocket,
+        responder: &mut impl Responder,
+        tx_time: NtpTimestamp,
+        stamped: bool,
+        correction: f64,
+    ) {
+        if self.captured.is_empty() {
+            return;
+        }
+        let fd = socket.fd();
+        for &(to, rx) in &self.captured {
+            responder.note_transmit(to, rx, tx_time, false);
+            if stamped {
+                if self.pending.len() >= PENDING_STAMPS_MAX {
+                    self.pending.pop_front();
+                }
+                self.pending.push_back(PendingStamp { fd, to, rx });
+            }
+        }
+        if stamped {
+            if !self.unread.contains(&fd) {
+                self.unread.push(fd);
+            }
+            self.read_tx_stamps(socket, responder, correction);
+        }
+    }
+
+    /// Reads `socket`'s error queue until it is empty (bounded), handing each kernel stamp
+    /// that matches an awaited reply to the responder.
+    fn read_tx_stamps(
+        &mut self,
+        socket: &UdpSocket,
+        responder: &mut impl Responder,
+        correction: f64,
+    ) {
+        let fd = socket.fd();
+        for _ in 0..=PENDING_STAMPS_MAX / TX_STAMPS_MAX {
+            let stamps = match socket.recv_tx_timestamps() {
+                Ok(stamps) if !stamps.is_empty() => stamps,
+                // Empty (or unreadable): nothing more to wait for on this socket.
+                _ => {
+                    self.unread.retain(|&f| f != fd);
+                    return;
+                }
+            };
+            for stamp in stamps {
+                let Some(rx) = response_receive_timestamp(&stamp.payload) else {
+                    continue;
+                };
+                let Some(at) = self.pending.iter().position(|p| p.fd == fd && p.rx == rx) else {
+                    continue;
+                };
+                if let Some(p) = self.pending.remove(at) {
+                    responder.note_transmit(p.to, rx, ntp_time(stamp.time, correction), true);
+                    self.counters.tx_stamps_matched += 1;
+                }
+            }
+        }
     }
 }
 
@@ -202,6 +349,7 @@ mod tests {
             Ok(Outgoing {
                 len: 48,
                 stamp: true,
+                capture: false,
             })
         }
         fn finalize(&mut self, response: &mut [u8], tx: NtpTimestamp) {
@@ -233,6 +381,100 @@ mod tests {
             assert!(rx != 0 && tx >= rx, "rx {rx:x} tx {tx:x}");
         }
         assert_eq!(server.serve_batch(&sock, &mut Echo, 0.0, 0.0).unwrap(), 0);
+    }
+
+    /// Answers like [`Echo`], with the receive timestamp in the reply, and asks to capture the
+    /// transmit time of replies to requests whose second octet is 1; records what it is told.
+    #[derive(Default)]
+    struct Capturing {
+        noted: Vec<(IpAddr, NtpTimestamp, NtpTimestamp, bool)>,
+    }
+    impl Responder for Capturing {
+        fn respond(
+            &mut self,
+            request: &[u8],
+            from: SocketAddr,
+            rx: NtpTimestamp,
+            now_mono: f64,
+            response: &mut [u8],
+        ) -> Result<Outgoing, DropKind> {
+            let out = Echo.respond(request, from, rx, now_mono, response)?;
+            Ok(Outgoing {
+                capture: request[1] == 1,
+                ..out
+            })
+        }
+        fn finalize(&mut self, response: &mut [u8], tx: NtpTimestamp) {
+            Echo.finalize(response, tx);
+        }
+        fn note_transmit(&mut self, to: IpAddr, rx: NtpTimestamp, tx: NtpTimestamp, kernel: bool) {
+            self.noted.push((to, rx, tx, kernel));
+        }
+    }
+
+    #[test]
+    fn captured_replies_get_the_daemon_reading_then_the_kernel_stamp_others_nothing() {
+        let sock = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut plain = [0u8; 48];
+        plain[0] = 0x23;
+        let mut interleaved = plain;
+        interleaved[1] = 1;
+        for req in [&plain, &interleaved, &plain] {
+            client.send_to(req, sock.local_addr()).unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let mut server = BatchServer::new();
+        let mut responder = Capturing::default();
+        let before = ntp_time(crate::os::clock::realtime(), 0.0);
+        assert_eq!(
+            server.serve_batch(&sock, &mut responder, 0.0, 0.0).unwrap(),
+            3
+        );
+        let after = ntp_time(crate::os::clock::realtime(), 0.0);
+        assert_eq!(server.counters.tx_stamps_requested, 1);
+        assert_eq!(server.counters.tx_stamps_matched, 1);
+        let mut replies = Vec::new();
+        let mut buf = [0u8; 64];
+        for _ in 0..3 {
+            let n = client.recv(&mut buf).unwrap();
+            replies.push(buf[..n].to_vec());
+        }
+        let rx = NtpTimestamp(u64::from_be_bytes(replies[1][32..40].try_into().unwrap()));
+        let daemon_tx = NtpTimestamp(u64::from_be_bytes(replies[1][40..48].try_into().unwrap()));
+        let ip = client.local_addr().unwrap().ip();
+        assert_eq!(responder.noted.len(), 2, "{:?}", responder.noted);
+        assert_eq!(responder.noted[0], (ip, rx, daemon_tx, false));
+        let (to, stamped_rx, kernel_tx, kernel) = responder.noted[1];
+        assert_eq!((to, stamped_rx, kernel), (ip, rx, true));
+        assert!(
+            kernel_tx.diff_seconds(daemon_tx) >= 0.0,
+            "kernel stamp after the reading"
+        );
+        assert!(kernel_tx.diff_seconds(before) > 0.0 && after.diff_seconds(kernel_tx) > 0.0);
+        // The error queue was read empty: no POLLERR left behind, nothing more to read.
+        let mut fds = [crate::os::poll::readable(sock.fd())];
+        assert_eq!(crate::os::poll::wait(&mut fds, 0).unwrap(), 0);
+        assert!(server.unread.is_empty() && server.pending.is_empty());
+    }
+
+    #[test]
+    fn batches_without_captured_replies_never_touch_the_error_queue() {
+        let sock = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut req = [0u8; 48];
+        req[0] = 0x23;
+        client.send_to(&req, sock.local_addr()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let mut server = BatchServer::new();
+        let mut responder = Capturing::default();
+        assert_eq!(
+            server.serve_batch(&sock, &mut responder, 0.0, 0.0).unwrap(),
+            1
+        );
+        assert_eq!(server.counters.sent, 1);
+        assert_eq!(server.counters.tx_stamps_requested, 0);
+        assert!(responder.noted.is_empty() && server.unread.is_empty());
     }
 
     #[test]

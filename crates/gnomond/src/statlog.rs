@@ -402,7 +402,7 @@ impl StatLogs {
         let extra = StatisticsExtra {
             stress: (old_freq - st.frequency_ppm * 1e-6).abs() / old_skew.max(1e-12),
             dropped: (old_n + 1).saturating_sub(st.samples),
-            asymmetry: 0.0,
+            asymmetry: rec.jitter_asymmetry,
         };
         self.record_statistics(t, rec.remote, &st, &extra);
         // Until the next engine call ends, this regression is the one to compare with.

@@ -19,7 +19,7 @@ pub struct Link {
     /// Scale of the exponential extra delay, seconds.
     pub jitter: f64,
     /// Width of a uniformly distributed extra delay in `[0, uniform_jitter)`, seconds (the
-    /// impairment of gnomond's `sync_benchmark` relay).
+    /// impairment of the `gnomon-bench sync` relay).
     pub uniform_jitter: f64,
     /// Extra fixed delay of the request direction (client → server), seconds; negative values
     /// shorten it (never below zero).

@@ -375,7 +375,7 @@ pub fn all() -> Vec<Scenario> {
     s.expect = relaxed(300.0, 1e-3, 3e-4);
     v.push(s);
 
-    // The real-daemon benchmark's conditions (gnomond's `sync_benchmark`, `gnomon-bench
+    // The real-daemon benchmark's conditions (`gnomon-bench
     // sync`): 5 ms one way plus 0-2 ms uniform jitter, 5 % loss each way, polling every second
     // after an iburst, for 150 s. The client's clock is the server's (both read CLOCK_REALTIME
     // there), so every offset it reports is measurement noise the discipline let through.

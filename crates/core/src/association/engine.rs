@@ -111,6 +111,8 @@ pub struct SampleRecord {
     /// Correction the clock still had to apply when the packet arrived, before any update
     /// it caused (as `tracking`'s system time: positive = slow), seconds.
     pub remaining_correction: f64,
+    /// Jitter asymmetry the regression used (statistics.log's `Asym`).
+    pub jitter_asymmetry: f64,
 }
 // ---- statlog (end) ----
 
@@ -561,6 +563,7 @@ impl Engine {
             reference_id: a.reference_id,
             stats: a.stats().report(cooked),
             remaining_correction: clock.remaining_offset(),
+            jitter_asymmetry: a.stats().jitter_asymmetry(),
         };
         self.select_and_update(Some(id), cooked, clock, &mut out);
         (out, Some(record))

@@ -74,7 +74,8 @@ pub struct NtpDataReport {
     pub peer_dispersion: f64,
     /// Time the server held the request (T3 − T2), seconds.
     pub response_time: f64,
-    /// Estimated asymmetry of the jitter (not estimated here: 0).
+    /// Asymmetry of the jitter in use: the configured `asymmetry`, or the source statistics'
+    /// estimate (0 until one is trusted); set by the engine.
     pub jitter_asymmetry: f64,
     /// Tests passed ([`test_bit`]).
     pub tests: u16,

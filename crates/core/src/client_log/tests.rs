@@ -12,8 +12,11 @@ fn ntp_limiter(limit: RateLimit) -> [Option<Limiter>; 3] {
 }
 
 #[test]
-fn record_is_64_bytes() {
-    assert_eq!(std::mem::size_of::<Record>() as u64, RECORD_BYTES);
+fn record_is_64_bytes_of_access_data_and_16_of_timestamps() {
+    assert_eq!(
+        std::mem::size_of::<Record>() as u64,
+        RECORD_BYTES + TIMESTAMP_BYTES
+    );
 }
 
 #[test]
@@ -57,7 +60,12 @@ fn client_log_stays_within_limit() {
         let v6 = IpAddr::V6(Ipv6Addr::from(0x2001_0db8_u128 << 96 | u128::from(i)));
         log.log_access(v6, Service::Ntp, 1.0).unwrap();
     }
-    assert!(log.memory_bytes() <= DEFAULT_LIMIT_BYTES / 2);
+    // The access data takes at most half of the limit, the timestamps a part of the other.
+    assert!(log.memory_bytes() <= DEFAULT_LIMIT_BYTES);
+    assert!(
+        log.memory_bytes() / (RECORD_BYTES + TIMESTAMP_BYTES) * RECORD_BYTES
+            <= DEFAULT_LIMIT_BYTES / 2
+    );
     assert!(log.len() <= 4096);
     assert!(log.len() > 4000, "{}", log.len());
     assert_eq!(log.records_dropped(), 200_000 - log.len() as u64);
@@ -288,4 +296,59 @@ fn separate_services_have_separate_buckets() {
     assert_eq!(log.limit(i, Service::NtsKe, &mut rng), RateVerdict::Respond);
     let r = log.report(i, 1.0).unwrap();
     assert_eq!((r.ntp_hits, r.cmd_hits, r.nke_hits), (8, 1, 1));
+}
+
+#[test]
+fn ntp_timestamps_follow_the_record_and_a_daemon_reading_never_replaces_a_kernel_stamp() {
+    let mut log = ClientLog::new(DEFAULT_LIMIT_BYTES, [None; 3], 5);
+    let a = log.log_access(v4(0x7F00_0001), Service::Ntp, 1.0).unwrap();
+    assert_eq!(log.find(v4(0x7F00_0001)), Some(a));
+    assert_eq!(log.find(v4(0x7F00_0002)), None);
+    assert_eq!(log.ntp_timestamps(a), NtpTimestamps::default());
+    log.save_ntp_rx(a, 100);
+    assert_eq!(log.ntp_timestamps_held(), 1);
+    assert!(
+        !log.note_ntp_tx(a, 99, 5, false),
+        "another response's stamp"
+    );
+    assert!(log.note_ntp_tx(a, 100, 101, false));
+    assert!(log.note_ntp_tx(a, 100, 102, true));
+    assert!(!log.note_ntp_tx(a, 100, 103, false), "kernel stamp kept");
+    assert_eq!(log.ntp_timestamps(a), NtpTimestamps { rx: 100, tx: 102 });
+    log.save_ntp_rx(a, 200);
+    assert_eq!(log.ntp_timestamps(a), NtpTimestamps { rx: 200, tx: 0 });
+    assert!(
+        log.note_ntp_tx(a, 200, 201, false),
+        "new response, daemon reading again"
+    );
+    assert!(!log.is_interleaved(a));
+    log.set_interleaved(a);
+    assert!(log.is_interleaved(a));
+    // Growing the table moves records with their timestamps.
+    for i in 0..1000u32 {
+        log.log_access(v4(0x0A00_0000 + i), Service::Ntp, 2.0)
+            .unwrap();
+    }
+    let a = log.find(v4(0x7F00_0001)).unwrap();
+    assert!(log.is_interleaved(a));
+    assert_eq!(log.ntp_timestamps(a), NtpTimestamps { rx: 200, tx: 201 });
+}
+
+#[test]
+fn an_evicted_record_takes_its_timestamps_with_it() {
+    let mut log = ClientLog::new(0, [None; 3], 5); // 16 records
+    let a = log.log_access(v4(0x7F00_0001), Service::Ntp, 1.0).unwrap();
+    log.save_ntp_rx(a, 100);
+    log.set_interleaved(a);
+    for i in 0..64u32 {
+        log.log_access(v4(0x0A00_0000 + i), Service::Ntp, 2.0 + f64::from(i))
+            .unwrap();
+    }
+    assert_eq!(log.find(v4(0x7F00_0001)), None);
+    let b = log
+        .log_access(v4(0x7F00_0001), Service::Ntp, 100.0)
+        .unwrap();
+    assert_eq!(log.ntp_timestamps(b), NtpTimestamps::default());
+    assert!(!log.is_interleaved(b));
+    assert!(log.ntp_timestamps_held() <= 16);
 }

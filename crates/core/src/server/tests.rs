@@ -223,19 +223,36 @@ fn origin_is_client_transmit_exactly() {
     }
 }
 
-/// Catalogue S41: a request whose origin equals a receive timestamp this server sent (the
-/// interleaved-mode signal) still gets a basic-mode reply: this server has no interleaved
-/// mode, so it never echoes saved timestamps to anyone.
+/// Catalogue S41: a request whose origin equals a receive timestamp this server sent to
+/// **another** client (the interleaved-mode signal) gets a basic-mode reply, from
+/// `handle_request` (basic only) and from `serve` (interleaved timestamps are saved per client
+/// address: server/interleaved.rs has the full spoofing test).
 #[test]
 fn interleaved_probe_gets_basic_reply() {
     let mut s = server();
     let first = answered(&mut s, &client_request()).unwrap();
     let mut probe = client_request();
     probe[24..32].copy_from_slice(&first.receive_timestamp.0.to_be_bytes());
+    probe[32..40].copy_from_slice(&[1; 8]);
     let (_, h) = exchange(&mut s, &probe, "127.0.0.2:40000");
     let h = h.unwrap();
     assert_eq!(h.origin_timestamp, NtpTimestamp(0x0123_4567_89AB_CDEF));
     assert_eq!(h.receive_timestamp, RX);
+    let mut out = [0u8; 1200];
+    let served = s.serve(
+        &probe,
+        addr("127.0.0.2:40000"),
+        RX,
+        100.0,
+        &local10(),
+        &mut out,
+    );
+    assert_eq!(
+        (served.reply, served.stamp, served.capture),
+        (Reply::Send { len: 48 }, true, false)
+    );
+    let h = Header::decode(&out[..48]).unwrap();
+    assert_eq!(h.origin_timestamp, NtpTimestamp(0x0123_4567_89AB_CDEF));
     assert_eq!(s.stats().ntp_interleaved, 0);
 }
 

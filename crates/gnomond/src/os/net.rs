@@ -9,6 +9,11 @@
 //! chronyd 4.3 does on Linux): the kernel loops each sent datagram back on the socket's error
 //! queue with the time the driver handed it to the device, read without blocking by
 //! [`UdpSocket::recv_tx_timestamps`] (a non-empty error queue makes poll(2) report POLLERR).
+//!
+//! Server sockets ask for them per datagram instead ([`TxBatch::request_tx_timestamp`]: an
+//! SO_TIMESTAMPING control message on that one sendmmsg entry, Linux ≥ 4.13), after
+//! [`UdpSocket::enable_tx_timestamp_reports`]: only the responses to interleaved-mode clients
+//! are stamped, so serving everyone else costs nothing more.
 
 use super::clock::TimeSpec;
 use std::mem::{size_of, zeroed};
@@ -171,6 +176,20 @@ impl UdpSocket {
             libc::SO_TIMESTAMPING,
             flags as i32,
         )
+    }
+
+    /// Lets the socket report software timestamps (SO_TIMESTAMPING with
+    /// SOF_TIMESTAMPING_SOFTWARE) without generating any: transmit stamps are then asked for per
+    /// datagram ([`TxBatch::request_tx_timestamp`]) and read with
+    /// [`UdpSocket::recv_tx_timestamps`]. SOF_TIMESTAMPING_OPT_RX_FILTER (Linux ≥ 6.12) keeps
+    /// the kernel from adding an SCM_TIMESTAMPING message to every received datagram; older
+    /// kernels refuse the flag and are asked without it (the control space has room for it).
+    pub fn enable_tx_timestamp_reports(&self) -> std::io::Result<()> {
+        let fd = self.fd.as_raw_fd();
+        let flags = libc::SOF_TIMESTAMPING_SOFTWARE;
+        let filtered = flags | libc::SOF_TIMESTAMPING_OPT_RX_FILTER;
+        setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPING, filtered as i32)
+            .or_else(|_| setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPING, flags as i32))
     }
 
     /// Reads the error queue without blocking and returns the transmit timestamps in it, oldest
@@ -609,6 +628,9 @@ pub struct TxBatch {
     count: usize,
 }
 
+/// Control space of a per-datagram transmit timestamp request: CMSG_SPACE of a u32.
+const TX_STAMP_REQUEST_SPACE: usize = 24;
+
 impl std::fmt::Debug for TxBatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TxBatch")
@@ -666,6 +688,41 @@ impl TxBatch {
             Some(info) => write_pktinfo(&mut self.control[i], info),
         };
         self.count += 1;
+    }
+
+    /// Asks the kernel for a software transmit timestamp of the datagram just committed (an
+    /// SO_TIMESTAMPING control message with SOF_TIMESTAMPING_TX_SOFTWARE on it alone). The
+    /// socket must report them ([`UdpSocket::enable_tx_timestamp_reports`]); the stamp comes
+    /// back on its error queue with the datagram. Does nothing on an empty batch.
+    pub fn request_tx_timestamp(&mut self) {
+        let Some(i) = self.count.checked_sub(1) else {
+            return;
+        };
+        let offset = self.control_lens[i];
+        let control = &mut self.control[i];
+        if offset + TX_STAMP_REQUEST_SPACE > control.len() * 8 || offset % 8 != 0 {
+            return;
+        }
+        let flags = libc::SOF_TIMESTAMPING_TX_SOFTWARE;
+        // SAFETY: CMSG_LEN/CMSG_SPACE are pure arithmetic. The header and the u32 payload are
+        // written unaligned inside `control` (checked above: offset + 24 bytes fit), at an
+        // 8-aligned offset after the pktinfo message, where CMSG_NXTHDR expects the next one.
+        unsafe {
+            debug_assert_eq!(
+                libc::CMSG_SPACE(size_of::<u32>() as u32) as usize,
+                TX_STAMP_REQUEST_SPACE
+            );
+            let base = control.as_mut_ptr().cast::<u8>().add(offset);
+            let header = libc::cmsghdr {
+                cmsg_len: libc::CMSG_LEN(size_of::<u32>() as u32) as usize,
+                cmsg_level: libc::SOL_SOCKET,
+                cmsg_type: libc::SO_TIMESTAMPING,
+            };
+            std::ptr::write_unaligned(base.cast::<libc::cmsghdr>(), header);
+            let data = base.add(libc::CMSG_LEN(0) as usize);
+            std::ptr::write_unaligned(data.cast::<u32>(), flags);
+        }
+        self.control_lens[i] = offset + TX_STAMP_REQUEST_SPACE;
     }
 
     /// Queued payloads committed with `stamp`, for patching the transmit timestamp just before
@@ -941,6 +998,66 @@ mod tests {
         assert_eq!(d.data, b"reply");
         assert!(!d.truncated);
         assert!(d.rx.is_some_and(|t| t.sec > 1_600_000_000));
+    }
+
+    /// A server socket (wildcard, so replies carry pktinfo too) stamps only the datagrams a
+    /// stamp was asked for, and keeps its receive stamps and pktinfo.
+    fn per_datagram_stamps_on(local: &str, client_addr: &str) {
+        let sock = UdpSocket::bind(local.parse().unwrap()).unwrap();
+        sock.enable_tx_timestamp_reports().unwrap();
+        let port = sock.local_addr().port();
+        let client = std::net::UdpSocket::bind(client_addr).unwrap();
+        let server_addr = SocketAddr::new(client.local_addr().unwrap().ip(), port);
+        for i in 0..3u8 {
+            client.send_to(&[i; 48], server_addr).unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let mut rx = RxBatch::new();
+        assert_eq!(rx.recv(&sock).unwrap(), 3);
+        let mut tx = TxBatch::new();
+        let before = crate::os::clock::realtime().as_f64();
+        for i in 0..3 {
+            let d = rx.get(i).unwrap();
+            assert!(!d.truncated && d.rx.is_some() && d.local.is_some(), "{d:?}");
+            let (from, local) = (d.from, d.local);
+            tx.slot().unwrap()[..48].copy_from_slice(&[10 + i as u8; 48]);
+            tx.commit(48, from, local, false);
+            if i == 1 {
+                tx.request_tx_timestamp();
+            }
+        }
+        assert_eq!(tx.send(&sock), (3, 0));
+        let after = crate::os::clock::realtime().as_f64();
+        let stamps = sock.recv_tx_timestamps().unwrap();
+        assert_eq!(stamps.len(), 1, "{stamps:?}");
+        assert_eq!(stamps[0].payload, vec![11u8; 48]);
+        let t = stamps[0].time.as_f64();
+        assert!(
+            t >= before && t <= after,
+            "{t} not within [{before}, {after}]"
+        );
+        let mut buf = [0u8; 64];
+        for i in 0..3u8 {
+            let (n, from) = client.recv_from(&mut buf).unwrap();
+            assert_eq!((&buf[..n], from), (&[10 + i; 48][..], server_addr));
+        }
+        // Receive path unchanged after stamping: stamp and pktinfo, nothing cut.
+        client.send_to(&[9; 48], server_addr).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(rx.recv(&sock).unwrap(), 1);
+        let d = rx.get(0).unwrap();
+        assert!(!d.truncated && d.rx.is_some() && d.local.is_some(), "{d:?}");
+        assert!(sock.recv_tx_timestamps().unwrap().is_empty());
+    }
+
+    #[test]
+    fn only_datagrams_asked_for_are_stamped_ipv4() {
+        per_datagram_stamps_on("0.0.0.0:0", "127.0.0.1:0");
+    }
+
+    #[test]
+    fn only_datagrams_asked_for_are_stamped_ipv6() {
+        per_datagram_stamps_on("[::]:0", "[::1]:0");
     }
 
     #[test]

@@ -238,6 +238,7 @@ fn record(freq_ppm: f64, skew_ppm: f64, samples: u32) -> SampleRecord {
             ..Default::default()
         },
         remaining_correction: 0.0,
+        jitter_asymmetry: 0.0,
     }
 }
 

@@ -489,7 +489,11 @@ impl Engine {
         let log = self.ntp_data.get(&id).copied().unwrap_or_default();
         // Nothing heard yet: every field zero (mode "Invalid", tests 000 000 0000), as
         // chronyd reports such a source.
-        Some(log.report(e.assoc.polls_sent))
+        // The jitter asymmetry in use (configured or estimated: source_stats/asymmetry.rs).
+        Some(NtpDataReport {
+            jitter_asymmetry: e.assoc.stats().jitter_asymmetry(),
+            ..log.report(e.assoc.polls_sent)
+        })
     }
 
     /// `selectdata` rows at `now`, in source order.

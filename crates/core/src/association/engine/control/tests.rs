@@ -224,6 +224,21 @@ fn maxdelay_set_at_run_time_rejects_later_samples_in_ntpdata() {
 }
 
 #[test]
+fn ntpdata_shows_the_configured_jitter_asymmetry_once_a_sample_exists() {
+    let mut e = Engine::new(EngineConfig::default());
+    let mut c = clock();
+    let cfg = SourceConfig {
+        asymmetry: Some(0.3),
+        ..fast_source()
+    };
+    let id = e.add_source(server(), cfg, T0);
+    // chronyd 4.3 (`asymmetry 0.3`): +0.00 before the first sample, +0.30 after.
+    assert_eq!(e.ntp_data(id).unwrap().jitter_asymmetry, 0.0);
+    drive(&mut e, &mut c, T0 + 10.0, 0.01);
+    assert!((e.ntp_data(id).unwrap().jitter_asymmetry - 0.3).abs() < 1e-12);
+}
+
+#[test]
 fn make_step_steps_the_pending_slew_and_keeps_cooked_time() {
     let mut e = Engine::new(EngineConfig::default());
     let mut c = clock();
