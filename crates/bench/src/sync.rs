@@ -124,13 +124,15 @@ impl Proc {
         .map_err(|e| format!("writing {}: {e}", conf_path.display()))?;
         let out = fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
-        let child = Command::new(&opts.noclock)
-            .arg(bin)
+        let mut cmd = Command::new(&opts.noclock);
+        cmd.arg(bin)
             .args(["-x", "-d", "-u", "root", "-f"])
             .arg(&conf_path)
             .stdin(Stdio::null())
             .stdout(out)
-            .stderr(err)
+            .stderr(err);
+        crate::sys::die_with_parent(&mut cmd);
+        let child = cmd
             .spawn()
             .map_err(|e| format!("starting {name} ({}): {e}", bin.display()))?;
         Ok(Proc { name, child, log })

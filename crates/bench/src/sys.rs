@@ -271,52 +271,6 @@ pub fn poll_readable(fds: &[RawFd], timeout_ms: i32, out: &mut Vec<usize>) -> io
     Ok(())
 }
 
-/// As [`poll_readable`] with a nanosecond timeout (`ppoll(2)`): the sync bench's relay holds
-/// datagrams for a few milliseconds, and poll's millisecond rounding would add up to 1 ms to
-/// each hold.
-pub fn ppoll_readable(
-    fds: &[RawFd],
-    timeout: std::time::Duration,
-    out: &mut Vec<usize>,
-) -> io::Result<()> {
-    out.clear();
-    let mut pfds: Vec<libc::pollfd> = fds
-        .iter()
-        .map(|&fd| libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
-    let ts = libc::timespec {
-        tv_sec: timeout.as_secs().min(3600) as libc::time_t,
-        tv_nsec: timeout.subsec_nanos() as libc::c_long,
-    };
-    // SAFETY: pfds is a live, correctly sized array and ts a live timespec for the whole call;
-    // a null signal mask keeps the current one.
-    let r = unsafe {
-        libc::ppoll(
-            pfds.as_mut_ptr(),
-            pfds.len() as libc::nfds_t,
-            &ts,
-            std::ptr::null(),
-        )
-    };
-    if r < 0 {
-        let e = io::Error::last_os_error();
-        if e.kind() == io::ErrorKind::Interrupted {
-            return Ok(());
-        }
-        return Err(e);
-    }
-    for (i, p) in pfds.iter().enumerate() {
-        if p.revents & (libc::POLLIN | libc::POLLERR) != 0 {
-            out.push(i);
-        }
-    }
-    Ok(())
-}
-
 /// Set by the SIGINT/SIGTERM handler [`catch_interrupts`] installs.
 static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -604,6 +558,24 @@ pub fn connect_from(
             }
         }
         Ok(stream)
+    }
+}
+
+/// Makes the child `cmd` starts receive SIGKILL when the bench dies, so that daemons started
+/// for a run cannot outlive a bench killed with SIGKILL (its Drop guards then never run). The
+/// flag survives `noclock`'s exec of the daemon (the parent-death signal is kept across
+/// execve unless the credentials change; `-u root` changes none).
+pub fn die_with_parent(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec and only calls prctl(2),
+    // which is async-signal-safe; it touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
 }
 

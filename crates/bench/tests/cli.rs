@@ -178,6 +178,17 @@ fn sync_runs_both_clients_through_relays_and_cleans_up() {
     while child.try_wait().unwrap().is_none() && start.elapsed() < Duration::from_secs(90) {
         std::thread::sleep(Duration::from_millis(50));
     }
+    if child.try_wait().unwrap().is_none() {
+        // Overdue: SIGTERM first, which the bench catches to stop its daemons and remove its
+        // files; SIGKILL only if that does not end it (its daemons die with it then).
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        let grace = Instant::now();
+        while child.try_wait().unwrap().is_none() && grace.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
     let _ = child.kill();
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

@@ -202,6 +202,9 @@ struct Pending {
     uid: Option<[u8; crate::nts_client::ntp::UID_LEN]>,
     /// `local_tx` is the kernel's transmit timestamp (tx_stamp.rs).
     kernel_tx: bool,
+    /// The clock was stepped since the send: a kernel stamp read now would be on the old
+    /// timeline (tx_stamp.rs).
+    stepped: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -607,6 +610,7 @@ impl Association {
             presend,
             uid,
             kernel_tx: false,
+            stepped: false,
         });
         Some(Transmit {
             remote: self.remote,

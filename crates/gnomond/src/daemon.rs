@@ -312,6 +312,16 @@ fn run(opts: &Options, parent: &mut Option<ParentChannel>) -> Result<(), Fatal> 
         core.ntp_kod_sent,
         c.other_drops
     );
+    if core.ntp_interleaved > 0 {
+        // Interleaved mode (responder.rs): how many replies carried a kernel stamp request.
+        tracing::info!(
+            "Interleaved NTP requests {}, kernel TX timestamps requested {} read {} used {}",
+            core.ntp_interleaved,
+            c.tx_stamps_requested,
+            c.tx_stamps_matched,
+            core.ntp_kernel_tx
+        );
+    }
     let cmd = control.counters();
     tracing::info!(
         "Command packets received {} dropped {}",

@@ -1,7 +1,9 @@
 //! The daemon's side of `gnomon_core::server`: configuration mapped from `gnomon_conf`
 //! settings (access rules, `ratelimit`, `clientloglimit`, `noclientlog`, `local`), the reference
 //! information served (`local stratum N`, or unsynchronised like chronyd without a source), and
-//! the engine's verdicts turned into [`Responder`] answers for the batch I/O path.
+//! the engine's verdicts turned into [`Responder`] answers for the batch I/O path. Requests go
+//! through `Server::serve`, which also answers chronyd clients configured with `xleave` in
+//! interleaved mode; the transmit times the I/O path reports back go to `Server::note_transmit`.
 
 use crate::responder::{DropKind, Outgoing, Responder};
 use gnomon_conf::{RateLimitSpec, Settings, Subnet};

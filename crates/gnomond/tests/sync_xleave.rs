@@ -110,7 +110,7 @@ fn chronyd_server_answers_an_xleave_client_interleaved() {
 
 #[test]
 fn gnomond_answers_an_xleave_chronyd_client_interleaved_and_it_synchronises() {
-    let server = Daemon::start("allow 127.0.0.0/8\nlocal stratum 8");
+    let mut server = Daemon::start("allow 127.0.0.0/8\nlocal stratum 8");
     let client = chronyd_client(server.port, "xleave");
     let socket = &client.socket;
     let ntpdata = ntpdata_after_sync(socket, 8);
@@ -141,6 +141,23 @@ fn gnomond_answers_an_xleave_chronyd_client_interleaved_and_it_synchronises() {
     // gnomond recognised the interleaved requests (chronyd's "Interleaved NTP packets").
     let stats = chronyc(&server.socket, "serverstats");
     assert!(count(&stats, "Interleaved NTP packets") >= 4, "{stats}");
+    // And served kernel transmit stamps: its exit summary counts the stamps it asked for
+    // (one per reply to this client), read back and saved for the next interleaved reply.
+    drop(client);
+    server.terminate();
+    let log = server.stderr();
+    let line = log
+        .lines()
+        .find(|l| l.contains("kernel TX timestamps requested"))
+        .unwrap_or_else(|| panic!("no interleaved summary in:\n{log}"));
+    let numbers: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.trim_end_matches(',').parse().ok())
+        .collect();
+    let [_, requested, read, used] = numbers[numbers.len().saturating_sub(4)..] else {
+        panic!("{line}");
+    };
+    assert!(used >= 4 && used <= read && read <= requested, "{line}");
 }
 
 #[test]

@@ -709,6 +709,7 @@ impl Engine {
                 .apply_clock_change(change.when, change.dfreq, change.doffset);
             if raw_jumped {
                 e.assoc.shift_deadlines(change.doffset);
+                e.assoc.refuse_kernel_transmit(); // tx_stamp.rs
             }
         }
         if raw_jumped {

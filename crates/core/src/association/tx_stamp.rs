@@ -23,10 +23,13 @@
 //! * Plausibility: the kernel takes its stamp after the clock was read for the request; one
 //!   more than [`EARLIEST`] before that reading or more than [`LATEST`] after it comes from a
 //!   conversion gone wrong and is refused ([`TxStampOutcome::Implausible`]).
-//! * Clock changes: a change between the send and the stamp's arrival has shifted the pending
-//!   T1 (`apply_clock_change`) and the daemon converts the stamp with the clock's state when it
-//!   arrives, so both are on the new timeline; a change after the replacement shifts the
-//!   kernel's T1 like any other.
+//! * Clock changes: a slew or frequency change between the send and the stamp's arrival has
+//!   shifted the pending T1 (`apply_clock_change`) and the daemon converts the stamp with the
+//!   clock's state when it arrives, so both are on the new timeline. A step is different: the
+//!   system driver's kernel stamps are CLOCK_REALTIME readings from before the step, with no
+//!   correction to move them across it, so a stamp for a request sent before a step is refused
+//!   ([`Association::refuse_kernel_transmit`], [`TxStampOutcome::Implausible`]). A change after
+//!   the replacement shifts the kernel's T1 like any other.
 
 use super::Association;
 use gnomon_wire::NtpTimestamp;
@@ -58,6 +61,14 @@ pub enum TxStampOutcome {
 }
 
 impl Association {
+    /// The clock was stepped: the outstanding request keeps the daemon's transmit time (moved
+    /// with the step), as its kernel stamp, if it comes, predates the step.
+    pub fn refuse_kernel_transmit(&mut self) {
+        if let Some(p) = self.pending.as_mut() {
+            p.stepped = true;
+        }
+    }
+
     /// The kernel says the packet whose transmit timestamp field was `wire_tx` left at local
     /// cooked time `cooked`: when that packet is the outstanding request, its local transmit
     /// time becomes `cooked`.
@@ -69,7 +80,7 @@ impl Association {
             return TxStampOutcome::Mismatched;
         }
         let advance = cooked - p.local_tx;
-        if p.kernel_tx || !(-EARLIEST..=LATEST).contains(&advance) {
+        if p.kernel_tx || p.stepped || !(-EARLIEST..=LATEST).contains(&advance) {
             // A second stamp for one datagram cannot be: keep the first.
             return TxStampOutcome::Implausible;
         }
@@ -172,6 +183,30 @@ mod tests {
         assert!((s.peer_delay - 500e-6).abs() < 1e-6, "{}", s.peer_delay);
         // Half the send latency shows as an offset: we look 150 µs slow.
         assert!((s.offset + 150e-6).abs() < 1e-6, "{}", s.offset);
+    }
+
+    #[test]
+    fn stamp_of_a_request_sent_before_a_step_is_refused() {
+        let mut a = client();
+        let (q, read) = send(&mut a);
+        // The clock steps 0.5 ms back before the stamp is read: a system-clock stamp is still
+        // on the old timeline, within the plausible window, and would be wrong by the step.
+        a.apply_clock_change(read, 0.0, -5e-4);
+        a.refuse_kernel_transmit();
+        assert_eq!(
+            a.kernel_transmit(q.transmit_timestamp, read + 1e-4),
+            TxStampOutcome::Implausible
+        );
+        assert!(!a.transmit_from_kernel());
+        // The next request takes stamps again.
+        let _ = a.on_packet(read + 1e-3, &answer(&q, read, 1e-4).0, None, false);
+        let t = a.next_timeout().unwrap();
+        let tx = a.on_timer(t, t).expect("request due");
+        let q2 = Header::decode(&tx.payload).unwrap();
+        assert!(matches!(
+            a.kernel_transmit(q2.transmit_timestamp, t + 1e-4),
+            TxStampOutcome::Applied { .. }
+        ));
     }
 
     #[test]

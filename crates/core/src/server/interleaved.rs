@@ -351,4 +351,36 @@ mod tests {
         let h = Header::decode(&out[..48]).unwrap();
         assert_eq!(h.origin_timestamp, NtpTimestamp(0xCAFE));
     }
+
+    #[test]
+    fn keyed_interleaved_response_is_signed_over_the_previous_transmit_time() {
+        let mut s = Server::new(config(), 1).unwrap();
+        s.set_keys(
+            crate::auth::KeyStore::parse("1 SHA256 HEX:00112233445566778899AABBCCDDEEFF\n").0,
+        );
+        let sign = |s: &Server, header: [u8; 48]| {
+            let mut p = header.to_vec();
+            let mut d = [0u8; 64];
+            let n = s.keys().get(1).unwrap().sign(&p, 4, &mut d);
+            p.extend_from_slice(&1u32.to_be_bytes());
+            p.extend_from_slice(&d[..n]);
+            p
+        };
+        let req = sign(&s, request(0, 0, 0xAAAA));
+        serve(&mut s, &req, A, 100);
+        let req = sign(&s, request(100, 150, 0xBBBB));
+        let (second, sent, _) = serve(&mut s, &req, A, 200);
+        assert!(second.capture && second.stamp);
+        assert!(note(&mut s, A, &sent, NtpTimestamp(1150), true));
+        let req = sign(&s, request(200, 250, 0xCCCC));
+        let (third, sent, h) = serve(&mut s, &req, A, 300);
+        assert_eq!((third.stamp, third.capture), (false, true));
+        assert_eq!(sent.len(), 48 + 4 + 20);
+        assert_eq!(h.transmit_timestamp, NtpTimestamp(1150));
+        assert_eq!(h.origin_timestamp, NtpTimestamp(250));
+        let packet = gnomon_wire::Packet::decode(&sent).unwrap();
+        let mac = packet.mac.unwrap();
+        assert!(s.keys().get(1).unwrap().verify(&sent[..48], 4, mac.digest));
+        assert_eq!(s.stats().ntp_authenticated, 3);
+    }
 }

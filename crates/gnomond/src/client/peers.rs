@@ -159,6 +159,13 @@ impl PeerSockets {
         }
     }
 
+    /// Empties `remote`'s error queue, keeping nothing (no source to give the stamps to).
+    pub fn discard_tx_stamps(&self, remote: SocketAddr) {
+        if let Some((s, _)) = self.sockets.get(&remote) {
+            let _ = s.recv_tx_timestamps();
+        }
+    }
+
     /// The descriptors to poll, with their remotes.
     pub fn fds(&self) -> impl Iterator<Item = (SocketAddr, i32)> + '_ {
         self.sockets.iter().map(|(r, (s, _))| (*r, s.fd()))
@@ -224,10 +231,14 @@ impl super::Client {
         actions: &mut Vec<gnomon_core::association::Action>,
     ) {
         use crate::statlog::format::StampSource;
-        // The kernel transmit stamps first (they also wake poll with POLLERR).
-        if let Some(id) = self.engine.source_by_addr(remote) {
-            self.peers
-                .collect_tx_stamps(remote, id, &mut self.tx_stamps);
+        // The kernel transmit stamps first (they also wake poll with POLLERR: a socket whose
+        // address no longer names a source is drained all the same, or poll would keep
+        // reporting it and the loop would spin).
+        match self.engine.source_by_addr(remote) {
+            Some(id) => self
+                .peers
+                .collect_tx_stamps(remote, id, &mut self.tx_stamps),
+            None => self.peers.discard_tx_stamps(remote),
         }
         self.apply_tx_stamps(clock);
         for _ in 0..super::READS_PER_WAKE {

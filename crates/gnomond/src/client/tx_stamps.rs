@@ -21,8 +21,10 @@ use gnomon_core::association::{Engine, SourceId, TxStampOutcome};
 use std::net::SocketAddr;
 
 /// Stamps kept between a send and the next hand-over to the engine; older ones are dropped
-/// (the engine would call them late or mismatched anyway).
-const QUEUE_MAX: usize = 64;
+/// (the engine would call them late or mismatched anyway). Large enough for one request to
+/// each of the 10,000 sources the daemon is tested with, sent in one turn of the loop (a
+/// start-up, a `burst` to all): each stamp is a few hundred bytes.
+const QUEUE_MAX: usize = 16_384;
 
 /// Opens a client socket bound to `local` that asks for kernel transmit timestamps; when the
 /// kernel refuses them the socket is still used and its requests keep the daemon's reading.
@@ -54,7 +56,7 @@ pub fn stamp_source(engine: &Engine, id: SourceId) -> StampSource {
 /// Stamps read from sockets and not yet handed to the engine.
 #[derive(Debug, Default)]
 pub struct TxStamps {
-    queue: Vec<(SourceId, TxTimestamp)>,
+    queue: std::collections::VecDeque<(SourceId, TxTimestamp)>,
 }
 
 impl TxStamps {
@@ -64,9 +66,9 @@ impl TxStamps {
             Ok(stamps) => {
                 for s in stamps {
                     if self.queue.len() >= QUEUE_MAX {
-                        self.queue.remove(0);
+                        self.queue.pop_front();
                     }
-                    self.queue.push((id, s));
+                    self.queue.push_back((id, s));
                 }
             }
             Err(e) => tracing::debug!("Could not read transmit timestamps : {e}"),

@@ -559,8 +559,8 @@ pub fn watch_sync(client: &Daemon, limit: Duration) -> (Option<f64>, Vec<(f64, f
 }
 
 /// The impairing UDP relay on loopback (a user-space netem) and what it does to datagrams:
-/// gnomon-testnet's, shared with `gnomon-bench sync`. The lab's [`RouterRelay`] draws its
-/// fates from the same [`Impairment`].
+/// gnomon-testnet's, shared with `gnomon-bench sync`. The lab's [`RouterRelay`] holds its
+/// datagrams in the same crate's delay line, by the same [`Impairment`].
 #[allow(unused_imports)] // not every test uses the relay
 pub use gnomon_testnet::{Impairment, Relay, RelayCounts};
 
