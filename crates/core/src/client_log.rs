@@ -188,6 +188,8 @@ pub struct ClientLog {
     records_dropped: u64,
     /// Records in use.
     used: usize,
+    /// Records whose [`NtpTimestamps::rx`] is set (kept up to date: O(1) to report).
+    ntp_held: usize,
     enabled: bool,
 }
 
@@ -275,6 +277,7 @@ impl ClientLog {
             limiters,
             records_dropped: 0,
             used: 0,
+            ntp_held: 0,
             enabled: max_buckets > 0,
         }
     }
@@ -377,6 +380,9 @@ impl ClientLog {
                 None => {
                     self.records_dropped += 1;
                     self.used -= 1;
+                    if r.ntp.rx != 0 {
+                        self.ntp_held -= 1;
+                    }
                 }
             }
         }
@@ -448,6 +454,9 @@ impl ClientLog {
                             .flat_map(|b| b * WAYS..(b + 1) * WAYS)
                             .max_by_key(|&i| self.slots[i].idle(now))?;
                         self.records_dropped += 1;
+                        if self.slots[victim].ntp.rx != 0 {
+                            self.ntp_held -= 1;
+                        }
                         victim
                     }
                 },
@@ -540,6 +549,14 @@ impl ClientLog {
     /// `index`'s client: its transmit time is unknown until [`note_ntp_tx`](Self::note_ntp_tx).
     pub fn save_ntp_rx(&mut self, index: usize, rx: u64) {
         if let Some(r) = self.slots.get_mut(index) {
+            if r.flags & FLAG_USED == 0 {
+                return;
+            }
+            match (r.ntp.rx != 0, rx != 0) {
+                (false, true) => self.ntp_held += 1,
+                (true, false) => self.ntp_held -= 1,
+                _ => {}
+            }
             r.ntp = NtpTimestamps { rx, tx: 0 };
             r.ntp_flags &= !NTP_TX_KERNEL;
         }
@@ -582,10 +599,7 @@ impl ClientLog {
 
     /// Records holding a receive timestamp ("NTP timestamps held" in chronyd's serverstats).
     pub fn ntp_timestamps_held(&self) -> usize {
-        self.slots
-            .iter()
-            .filter(|r| r.flags & FLAG_USED != 0 && r.ntp.rx != 0)
-            .count()
+        self.ntp_held
     }
 
     /// The report for slot `index` (0..[`slots`](Self::slots)), `None` for an empty slot.

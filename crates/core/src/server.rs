@@ -271,6 +271,9 @@ pub struct ServerStats {
     pub ntp_interleaved: u64,
     /// Transmit times of responses taken from the kernel's stamp ([`Server::note_transmit`]).
     pub ntp_kernel_tx: u64,
+    /// Clients whose last response's timestamps are held for the interleaved mode
+    /// ("NTP timestamps held").
+    pub ntp_timestamps_held: u64,
     /// "Client log records dropped".
     pub client_log_records_dropped: u64,
 }
@@ -361,6 +364,7 @@ impl Server {
     pub fn stats(&self) -> ServerStats {
         ServerStats {
             client_log_records_dropped: self.log.records_dropped(),
+            ntp_timestamps_held: self.log.ntp_timestamps_held() as u64,
             ..self.stats
         }
     }

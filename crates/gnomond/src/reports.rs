@@ -196,8 +196,11 @@ pub fn server_stats(
         log_drops: core.client_log_records_dropped,
         ntp_auth_hits: core.ntp_authenticated,
         ntp_interleaved_hits: core.ntp_interleaved,
+        ntp_timestamps: core.ntp_timestamps_held,
         ntp_daemon_rx_timestamps: daemon_rx,
-        ntp_daemon_tx_timestamps: core.ntp_served,
+        // Interleaved replies whose transmit time came from the kernel (server/interleaved.rs).
+        ntp_daemon_tx_timestamps: core.ntp_served.saturating_sub(core.ntp_kernel_tx),
+        ntp_kernel_tx_timestamps: core.ntp_kernel_tx,
         ntp_kernel_rx_timestamps: core.ntp_received - daemon_rx,
         ..ServerStats::default()
     }

@@ -345,10 +345,39 @@ fn an_evicted_record_takes_its_timestamps_with_it() {
             .unwrap();
     }
     assert_eq!(log.find(v4(0x7F00_0001)), None);
+    assert_eq!(log.ntp_timestamps_held(), 0);
     let b = log
         .log_access(v4(0x7F00_0001), Service::Ntp, 100.0)
         .unwrap();
     assert_eq!(log.ntp_timestamps(b), NtpTimestamps::default());
     assert!(!log.is_interleaved(b));
     assert!(log.ntp_timestamps_held() <= 16);
+}
+
+#[test]
+fn timestamps_held_is_counted_through_growth_and_eviction() {
+    // 4096 records at most, 128 at first: the table grows, then evicts.
+    let mut log = ClientLog::new(DEFAULT_LIMIT_BYTES, [None; 3], 8);
+    let count = |log: &ClientLog| {
+        (0..log.slots())
+            .filter(|&i| log.report(i, 1.0).is_some() && log.ntp_timestamps(i).rx != 0)
+            .count()
+    };
+    for i in 0..6000u32 {
+        let index = log
+            .log_access(v4(0x0A00_0000 + i), Service::Ntp, 1.0 + f64::from(i))
+            .unwrap();
+        if i % 3 != 0 {
+            log.save_ntp_rx(index, u64::from(i) + 1);
+        }
+        if i % 7 == 0 {
+            log.save_ntp_rx(index, u64::from(i) + 2); // saved again: still one
+        }
+        if i % 97 == 0 || i > 5990 {
+            assert_eq!(log.ntp_timestamps_held(), count(&log), "after {i}");
+        }
+    }
+    assert!(log.records_dropped() > 0);
+    assert!(log.ntp_timestamps_held() <= 4096);
+    assert!(log.ntp_timestamps_held() > 0);
 }
