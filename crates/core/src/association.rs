@@ -11,6 +11,8 @@
 //! * Client requests carry only a random transmit timestamp (RFC 9109 / data minimisation:
 //!   origin, receive and reference timestamps are zero), sent from a fresh random source port
 //!   per request (the transmit asks the daemon for one). The real send time stays local.
+//!   With `xleave` (interleaved.rs, RFC 9769) origin and receive carry the interleaved
+//!   mode's echo and cookie, and a response may measure the previous exchange.
 //! * Kiss-o'-Death: RATE is honoured (poll interval raised) only when the KoD answers our
 //!   outstanding request (test 2 passed); DENY and RSTR without authentication are recorded
 //!   and not acted on; a KoD that does not answer our request is dropped as bogus.
@@ -42,6 +44,8 @@ mod source_config;
 mod tests;
 // ---- kernel transmit timestamps (tx_stamp.rs) ----
 mod tx_stamp;
+// ---- interleaved client mode, `xleave` (interleaved.rs) ----
+mod interleaved;
 
 pub use auth::AuthState;
 pub use engine::{Action, Engine, EngineConfig, Event, ExitReason, OneShot, PoolId, SourceId};
@@ -205,6 +209,8 @@ struct Pending {
     /// The clock was stepped since the send: a kernel stamp read now would be on the old
     /// timeline (tx_stamp.rs).
     stepped: bool,
+    /// Interleaved mode: the cookie and the exchange the request refers to (interleaved.rs).
+    xleave: interleaved::Sent,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -249,6 +255,8 @@ pub struct Association {
     delay_dev_rejects: u32,
     /// `maxdelayquant` (delay_quantile.rs).
     delay_quantile: Option<delay_quantile::DelayQuantile>,
+    /// Interleaved mode, `xleave` (interleaved.rs).
+    xleave: interleaved::Xleave,
 }
 
 impl Association {
@@ -299,7 +307,10 @@ impl Association {
             polls_sent: 0,
             delay_dev_rejects: 0,
             delay_quantile: cfg.maxdelayquant.map(delay_quantile::DelayQuantile::new),
+            xleave: interleaved::Xleave::default(),
         };
+        // `xleave` (interleaved.rs): from the first request on.
+        a.set_interleaved(cfg.xleave);
         if cfg.iburst && a.online {
             a.start_burst();
         }
@@ -444,6 +455,8 @@ impl Association {
         if !online {
             self.pending = None;
             self.burst = None;
+            // The saved exchange would be measured late, out of date (interleaved.rs).
+            self.forget_interleaved();
         }
         self.online = online;
     }
@@ -477,6 +490,7 @@ impl Association {
         if let Some(p) = &mut self.pending {
             p.local_tx += delta;
         }
+        self.forget_interleaved(); // interleaved.rs
         if deadlines {
             self.next_tx += delta;
         }
@@ -494,6 +508,7 @@ impl Association {
         if let Some(p) = &mut self.pending {
             p.local_tx += doffset;
         }
+        self.shift_interleaved(doffset); // interleaved.rs
         self.peer_rec += doffset;
     }
 
@@ -601,6 +616,7 @@ impl Association {
                 ..Header::default()
             }
         };
+        let (header, xleave) = self.interleaved_request(header); // interleaved.rs
         let payload = header.to_bytes();
         // Nothing goes out unauthenticated from a keyed or NTS source.
         let (trailer, uid) = self.authenticate_request(&payload)?;
@@ -611,6 +627,7 @@ impl Association {
             uid,
             kernel_tx: false,
             stepped: false,
+            xleave,
         });
         Some(Transmit {
             remote: self.remote,
@@ -651,10 +668,11 @@ impl Association {
         if !h.transmit_timestamp.is_zero() && h.transmit_timestamp == self.last_rx_xmt {
             return self.reject(Rejection::Duplicate);
         }
-        // Test 2: must answer our outstanding request.
-        let answers = self
-            .pending
-            .is_some_and(|p| !h.origin_timestamp.is_zero() && p.wire_tx == h.origin_timestamp);
+        // Test 2: must answer our outstanding request (basic, or interleaved.rs's cookie).
+        let answers = self.pending.is_some_and(|p| {
+            !h.origin_timestamp.is_zero()
+                && (p.wire_tx == h.origin_timestamp || p.xleave.answered_by(h.origin_timestamp))
+        });
         // Test 5 before anything can change: unauthenticated packets never touch a keyed or
         // NTS association.
         let authenticated = match self.authenticate_reply(data, answers, authenticated) {
@@ -681,6 +699,8 @@ impl Association {
         if h.stratum == 0 {
             return self.handle_kiss(&h, authenticated);
         }
+        // The timestamps measured: this exchange's, or the previous one's (interleaved.rs).
+        let measured = self.interleaved_exchange(&pending, &h, rx);
         // From here the source has answered: it is reachable.
         self.reach |= 1;
         self.unreach_polls = 0;
@@ -694,7 +714,7 @@ impl Association {
             }
         }
         // Test 6: server synchronised.
-        let ref_after_xmt = h.transmit_timestamp.diff_seconds(h.reference_timestamp) < 0.0;
+        let ref_after_xmt = measured.remote_latest.diff_seconds(h.reference_timestamp) < 0.0;
         if h.leap == LeapIndicator::Unsynchronised || h.stratum >= 16 || ref_after_xmt {
             return self.reject(Rejection::Unsynchronised);
         }
@@ -710,10 +730,11 @@ impl Association {
 
         // On-wire calculation (RFC 5905 §8): T1 our send, T2 server receive, T3 server send,
         // T4 our receive; T2/T3 are differenced against T1 in NTP fixed point.
-        let t1 = pending.local_tx;
+        // In interleaved mode all four are the previous exchange's (interleaved.rs).
+        let (t1, rx) = (measured.local_tx, measured.local_rx);
         let t1n = NtpTimestamp::from_unix_f64(t1);
-        let t2 = h.receive_timestamp.diff_seconds(t1n);
-        let t3 = h.transmit_timestamp.diff_seconds(t1n);
+        let t2 = measured.remote_rx.diff_seconds(t1n);
+        let t3 = measured.remote_tx.diff_seconds(t1n);
         let t4 = rx - t1;
         let delay = (t4 - (t3 - t2)).max(0.0);
         // Positive: we are ahead of the server; `offset`/`asymmetry` corrections applied.
@@ -732,7 +753,9 @@ impl Association {
 
         // Test A: maxdelay (also catches nonsense round trips).
         let raw_delay = t4 - (t3 - t2);
-        if raw_delay.is_nan() || raw_delay < -1e-6 || delay > self.cfg.maxdelay {
+        // An exchange measured twice (interleaved.rs) fails it too, as in chronyd.
+        if raw_delay.is_nan() || raw_delay < -1e-6 || delay > self.cfg.maxdelay || measured.repeated
+        {
             return self.reject(Rejection::MaxDelay);
         }
         // Test B / C (against `mindelay` when configured); `maxdelayquant` replaces C.

@@ -168,7 +168,7 @@ impl Client {
         let mut cfg = config::engine_config(settings, one_shot.map(|m| (m, limit)), seed);
         cfg.leap_table = config::load_leap_table(settings, std::path::Path::new(config::ZONEINFO));
         for src in &settings.sources {
-            for option in config::unsupported_options(&src.spec) {
+            for option in config::unsupported_options(src.kind, &src.spec) {
                 tracing::warn!(
                     "{}: option {option} of {} is not implemented yet; it has no effect",
                     src.location,

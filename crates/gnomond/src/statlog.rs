@@ -383,7 +383,7 @@ impl StatLogs {
             root_dispersion: (s.root_dispersion - s.peer_dispersion).max(0.0),
             reference_id: rec.reference_id,
             mode: if rec.peer { 1 } else { 4 },
-            interleaved: false,
+            interleaved: rec.interleaved,
             tx_stamp,
             rx_stamp,
         };

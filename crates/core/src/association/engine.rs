@@ -113,6 +113,8 @@ pub struct SampleRecord {
     pub remaining_correction: f64,
     /// Jitter asymmetry the regression used (statistics.log's `Asym`).
     pub jitter_asymmetry: f64,
+    /// The sample measured an interleaved exchange (measurements.log's `I`).
+    pub interleaved: bool,
 }
 // ---- statlog (end) ----
 
@@ -546,6 +548,7 @@ impl Engine {
         let outcome = e.assoc.on_packet(cooked, data, local_refid, authenticated);
         self.note_packet(id, data, &outcome, sent, cooked);
         self.note_tx_source(id, kernel_tx);
+        self.note_interleaved(id); // interleaved.rs
         let (RxOutcome::Sample(sample), Some(e)) = (outcome, self.sources.get(&id)) else {
             return (out, None);
         };
@@ -564,6 +567,7 @@ impl Engine {
             stats: a.stats().report(cooked),
             remaining_correction: clock.remaining_offset(),
             jitter_asymmetry: a.stats().jitter_asymmetry(),
+            interleaved: a.last_interleaved_measurement().is_some(),
         };
         self.select_and_update(Some(id), cooked, clock, &mut out);
         (out, Some(record))
@@ -849,3 +853,5 @@ pub use control::{AuthReport, RejectedMeasurement, SelectReport, SourceSetting};
 mod tests;
 // ---- kernel transmit timestamps (tx_stamp.rs) ----
 mod tx_stamp;
+// ---- interleaved client mode, `xleave` (interleaved.rs) ----
+mod interleaved;

@@ -79,7 +79,8 @@ pub struct NtpDataReport {
     pub jitter_asymmetry: f64,
     /// Tests passed ([`test_bit`]).
     pub tests: u16,
-    /// The exchange was interleaved (never: basic mode only).
+    /// The measurement was interleaved (association/interleaved.rs: made from the previous
+    /// exchange with the server's transmit time sent in this packet).
     pub interleaved: bool,
     /// The packet was authenticated (MAC or NTS).
     pub authenticated: bool,
@@ -113,6 +114,35 @@ pub struct NtpDataLog {
 const LOCAL_PRECISION: f64 = 1e-6;
 /// Frequency tolerance over the round trip (RFC 5905 PHI).
 const PHI: f64 = 15e-6;
+
+/// The timestamps of the previous exchange an interleaved response measured (RFC 9769):
+/// T1 `sent` and T4 `received` local cooked, T2/T3 the server's.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct InterleavedExchange {
+    /// T1: our transmit time of that exchange's request.
+    pub sent: f64,
+    /// T2: the server's receive timestamp of it.
+    pub remote_rx: NtpTimestamp,
+    /// T3: the server's transmit time of its response (sent in the interleaved response).
+    pub remote_tx: NtpTimestamp,
+    /// T4: our receive time of that response.
+    pub received: f64,
+    /// T1 was the kernel's transmit stamp.
+    pub kernel_tx: bool,
+}
+
+/// The on-wire calculation of an accepted sample (RFC 5905 §8), so that chronyd's columns are
+/// filled for rejected packets too; `r.precision` is the server's.
+fn measure(r: &mut NtpDataReport, sent: f64, t2: NtpTimestamp, t3: NtpTimestamp, received: f64) {
+    let t1 = NtpTimestamp::from_unix_f64(sent);
+    let t2 = t2.diff_seconds(t1);
+    let t3 = t3.diff_seconds(t1);
+    let t4 = received - sent;
+    r.offset = (t4 - t3 - t2) / 2.0;
+    r.peer_delay = (t4 - (t3 - t2)).max(0.0);
+    r.peer_dispersion =
+        LOCAL_PRECISION + 2f64.powi(i32::from(r.precision.clamp(-30, 0))) + PHI * t4.abs();
+}
 
 /// When our request left and its answer arrived (local cooked time, seconds): what a
 /// rejected packet's offset and delay are computed from.
@@ -224,16 +254,37 @@ impl NtpDataLog {
                 // The same on-wire calculation as an accepted sample (RFC 5905 §8), so that
                 // chronyd's columns are filled for rejected packets too.
                 if let Some(x) = exchange {
-                    let t1 = NtpTimestamp::from_unix_f64(x.sent);
-                    let t2 = h.receive_timestamp.diff_seconds(t1);
-                    let t3 = h.transmit_timestamp.diff_seconds(t1);
-                    let t4 = x.received - x.sent;
-                    r.offset = (t4 - t3 - t2) / 2.0;
-                    r.peer_delay = (t4 - (t3 - t2)).max(0.0);
-                    r.peer_dispersion = LOCAL_PRECISION
-                        + 2f64.powi(i32::from(h.precision.clamp(-30, 0)))
-                        + PHI * t4.abs();
+                    measure(
+                        r,
+                        x.sent,
+                        h.receive_timestamp,
+                        h.transmit_timestamp,
+                        x.received,
+                    );
                 }
+            }
+        }
+    }
+
+    /// Whether the packet just recorded was measured in interleaved mode (`Some`: the
+    /// previous exchange it measured); kept only when the packet was valid. The transmit
+    /// stamp shown is then that exchange's, and a rejected packet's columns are computed from
+    /// it (interleaved.rs).
+    pub fn note_interleaved(&mut self, measured: Option<InterleavedExchange>) {
+        if !self.last_valid {
+            return;
+        }
+        self.report.interleaved = measured.is_some();
+        if let Some(x) = measured {
+            self.report.tx_kernel = x.kernel_tx;
+            if self.last_rejected {
+                measure(
+                    &mut self.report,
+                    x.sent,
+                    x.remote_rx,
+                    x.remote_tx,
+                    x.received,
+                );
             }
         }
     }
@@ -391,6 +442,62 @@ mod tests {
         log.note_tx_source(false);
         assert!(!log.report(2).tx_kernel);
         assert!(!log.last_rejected().unwrap().tx_kernel);
+    }
+
+    #[test]
+    fn interleaved_flag_follows_the_last_valid_packet_with_its_exchange() {
+        let mut log = NtpDataLog::default();
+        // The previous exchange: 1 ms round trip, the server held the request 0.5 ms and its
+        // clock is 10 s ahead of ours (offset -10 s, delay 0.5 ms).
+        let sent = 1_800_000_000.0;
+        let x = InterleavedExchange {
+            sent,
+            remote_rx: NtpTimestamp::from_unix_f64(sent + 10.000_25),
+            remote_tx: NtpTimestamp::from_unix_f64(sent + 10.000_75),
+            received: sent + 1e-3,
+            kernel_tx: true,
+        };
+        log.record(&packet(3), &RxOutcome::Sample(sample()), false, None);
+        log.note_tx_source(false);
+        log.note_interleaved(Some(x));
+        // An accepted sample keeps its own offset; the exchange's kernel stamp is shown.
+        assert!(log.report(1).interleaved);
+        assert!(log.report(1).tx_kernel);
+        assert_eq!(log.report(1).offset, sample().offset);
+        // A bogus packet changes nothing.
+        log.record(
+            &packet(3),
+            &RxOutcome::Rejected(Rejection::Bogus),
+            false,
+            None,
+        );
+        log.note_interleaved(None);
+        assert!(log.report(1).interleaved);
+        // A rejected interleaved packet: its columns come from the exchange it measured, not
+        // from its own receive/transmit fields.
+        let exchange = Some(Exchange {
+            sent: sent + 1.0,
+            received: sent + 1.001,
+        });
+        log.record(
+            &packet(3),
+            &RxOutcome::Rejected(Rejection::MaxDelay),
+            false,
+            exchange,
+        );
+        log.note_tx_source(false);
+        log.note_interleaved(Some(x));
+        let r = log.last_rejected().unwrap();
+        assert!(r.interleaved && r.tx_kernel);
+        // (to the f64 resolution of a 2027 Unix time, 0.24 µs)
+        assert!((r.peer_delay - 0.5e-3).abs() < 1e-6, "{}", r.peer_delay);
+        assert!((r.offset + 10.0).abs() < 1e-6, "{}", r.offset);
+        // A valid basic one clears the flag.
+        log.record(&packet(3), &RxOutcome::Sample(sample()), false, None);
+        log.note_tx_source(true);
+        log.note_interleaved(None);
+        assert!(!log.report(3).interleaved);
+        assert!(log.report(3).tx_kernel);
     }
 
     #[test]

@@ -78,6 +78,9 @@ pub struct SourceConfig {
     /// `maxunreach` (chrony 4.8): polls for which an unreachable source may stay selectable;
     /// `None` keeps RFC 5905's rule (unreachable sources are not selectable).
     pub maxunreach: Option<u32>,
+    /// `xleave`: ask the server for interleaved responses (RFC 9769 client/server mode,
+    /// association/interleaved.rs); symmetric peers stay basic.
+    pub xleave: bool,
 }
 
 impl SourceConfig {
@@ -127,6 +130,7 @@ impl Default for SourceConfig {
             copy: false,
             auto_offline: false,
             maxunreach: None,
+            xleave: false,
         }
     }
 }

@@ -337,7 +337,7 @@ impl Client {
             auth: self.auth.plan_auth(kind, spec),
             certset: spec.certset.unwrap_or(0),
         };
-        for option in config::unsupported_options(spec) {
+        for option in config::unsupported_options(kind, spec) {
             tracing::warn!(
                 "option {option} of {} is not implemented yet; it has no effect",
                 spec.host

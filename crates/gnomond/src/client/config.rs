@@ -113,6 +113,9 @@ pub fn source_config(kind: ConfKind, s: &SourceSpec) -> SourceConfig {
         copy: s.copy && kind != ConfKind::Peer,
         auto_offline: s.auto_offline,
         maxunreach: s.maxunreach.map(|n| u32::try_from(n.max(0)).unwrap_or(0)),
+        // `xleave`: client/server interleaved mode for servers and pool members; symmetric
+        // interleaved mode is not implemented (warned, [`unsupported_options`]).
+        xleave: s.xleave && kind != ConfKind::Peer,
     }
 }
 
@@ -143,22 +146,21 @@ pub fn source_plans(settings: &Settings) -> Vec<SourcePlan> {
         .collect()
 }
 
-/// Source options the engine does not implement yet, by chrony name (warned about at start).
-pub fn unsupported_options(s: &SourceSpec) -> Vec<&'static str> {
-    let defaults = SourceSpec::new(&s.host);
-    let mut out = Vec::new();
-    // `copy`, `auto_offline`, `maxunreach`, `maxdelayquant`, `mindelay`, `asymmetry` and
-    // `offset` are implemented (core's source_config.rs).
+/// Source options the engine does not implement yet for a `kind` source, by chrony name
+/// (warned about when the source is added, at start or at run time). `copy`, `auto_offline`,
+/// `maxunreach`, `maxdelayquant`, `mindelay`, `asymmetry` and `offset` are implemented (core's
+/// source_config.rs); `xleave` for servers and pools (core's association/interleaved.rs), not
+/// for peers (symmetric interleaved mode).
+pub fn unsupported_options(kind: ConfKind, s: &SourceSpec) -> Vec<&'static str> {
     let checks: [(&'static str, bool); 2] = [
-        ("xleave", s.xleave != defaults.xleave),
+        ("xleave", s.xleave && kind == ConfKind::Peer),
         ("extfield", !s.extfields.is_empty()),
     ];
-    for (name, set) in checks {
-        if set {
-            out.push(name);
-        }
-    }
-    out
+    checks
+        .into_iter()
+        .filter(|(_, set)| *set)
+        .map(|(name, _)| name)
+        .collect()
 }
 
 /// The engine configuration: selection (`minsources`, `maxdistance`, `maxjitter`,
@@ -304,14 +306,33 @@ mod tests {
 
     #[test]
     fn unimplemented_source_options_are_named() {
-        let s = settings(&["server 127.0.0.1 nts xleave iburst"]);
-        assert_eq!(unsupported_options(&s.sources[0].spec), vec!["xleave"]);
+        let s = settings(&["peer 127.0.0.1 xleave"]);
+        assert_eq!(
+            unsupported_options(s.sources[0].kind, &s.sources[0].spec),
+            vec!["xleave"]
+        );
         let s = settings(&["server 127.0.0.1 iburst minpoll 2"]);
-        assert!(unsupported_options(&s.sources[0].spec).is_empty());
+        assert!(unsupported_options(s.sources[0].kind, &s.sources[0].spec).is_empty());
         let s = settings(&[
             "server 127.0.0.1 offset 0.01 asymmetry 0.2 mindelay 0.001 maxdelayquant 0.3 copy auto_offline maxunreach 3",
         ]);
-        assert!(unsupported_options(&s.sources[0].spec).is_empty());
+        assert!(unsupported_options(s.sources[0].kind, &s.sources[0].spec).is_empty());
+    }
+
+    #[test]
+    fn xleave_is_warned_only_for_peer_lines_and_reaches_server_and_pool_sources() {
+        let s = settings(&[
+            "server 127.0.0.1 xleave extfield F323",
+            "pool pool.test xleave",
+            "peer 127.0.0.2 xleave",
+        ]);
+        let warned = |i: usize| unsupported_options(s.sources[i].kind, &s.sources[i].spec);
+        assert_eq!(warned(0), vec!["extfield"]);
+        assert!(warned(1).is_empty());
+        assert_eq!(warned(2), vec!["xleave"]);
+        let plans = source_plans(&s);
+        let xleave: Vec<bool> = plans.iter().map(|p| p.cfg.xleave).collect();
+        assert_eq!(xleave, vec![true, true, false]);
     }
 
     #[test]
@@ -362,7 +383,7 @@ mod tests {
             auth_select_mode(&s),
             gnomon_core::selection::AuthSelectMode::Require
         );
-        assert!(unsupported_options(&s.sources[1].spec).is_empty());
+        assert!(unsupported_options(s.sources[1].kind, &s.sources[1].spec).is_empty());
     }
 
     #[test]

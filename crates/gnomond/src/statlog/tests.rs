@@ -239,6 +239,7 @@ fn record(freq_ppm: f64, skew_ppm: f64, samples: u32) -> SampleRecord {
         },
         remaining_correction: 0.0,
         jitter_asymmetry: 0.0,
+        interleaved: false,
     }
 }
 
