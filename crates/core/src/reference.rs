@@ -552,6 +552,30 @@ impl Reference {
         }
     }
 
+    /// chronyc `makestep THRESHOLD LIMIT` at run time. As chronyd counts it, LIMIT is the
+    /// number of clock updates from now on in which a step is allowed (negative: always, 0:
+    /// never), not from the start as in the directive.
+    pub fn set_makestep(&mut self, threshold: f64, limit: i64) {
+        if !threshold.is_finite() {
+            return;
+        }
+        let limit = if limit < 0 {
+            -1
+        } else {
+            i64::try_from(self.updates)
+                .unwrap_or(i64::MAX)
+                .saturating_add(limit)
+        };
+        self.cfg.makestep = Some((threshold, limit));
+    }
+
+    /// chronyc `maxupdateskew SKEW` at run time, ppm.
+    pub fn set_max_update_skew(&mut self, ppm: f64) {
+        if ppm.is_finite() && ppm > 0.0 {
+            self.cfg.max_update_skew_ppm = ppm;
+        }
+    }
+
     /// chronyc `local ...` / `local off` at run time: the fallback reference becomes what the
     /// command says, as if configured so. Already in local mode, the new stratum is served at
     /// once and `local off` leaves local mode (unsynchronised until a source updates the

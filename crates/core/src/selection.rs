@@ -247,6 +247,13 @@ pub struct Selector {
 }
 
 impl Selector {
+    /// chronyc `reselectdist DISTANCE` at run time.
+    pub fn set_reselect_distance(&mut self, distance: f64) {
+        if distance.is_finite() && distance >= 0.0 {
+            self.config.reselect_dist = distance;
+        }
+    }
+
     /// A selector with the given directives.
     pub fn new(config: SelectionConfig) -> Self {
         Selector {
@@ -724,6 +731,19 @@ pub(crate) mod tests {
         let r = s.select(&[cand(0, 0.0, 0.01), cand(1, 0.0, 0.00995)]);
         assert_eq!(r.outcome.unwrap().selected, 0, "within reselectdist");
         let r = s.select(&[cand(0, 0.0, 0.01), cand(1, 0.0, 0.0098)]);
+        assert_eq!(r.outcome.unwrap().selected, 1);
+    }
+
+    #[test]
+    fn reselectdist_by_command_changes_the_hysteresis() {
+        let mut s = Selector::default();
+        let r = s.select(&[cand(0, 0.0, 0.01), cand(1, 0.0, 0.0100001)]);
+        assert_eq!(r.outcome.unwrap().selected, 0);
+        // chronyc `reselectdist 0`: a slightly better source now wins; nonsense is ignored.
+        s.set_reselect_distance(0.0);
+        s.set_reselect_distance(f64::NAN);
+        s.set_reselect_distance(-1.0);
+        let r = s.select(&[cand(0, 0.0, 0.01), cand(1, 0.0, 0.00995)]);
         assert_eq!(r.outcome.unwrap().selected, 1);
     }
 

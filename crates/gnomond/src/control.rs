@@ -19,7 +19,7 @@
 
 use crate::command_socket::Peer;
 use crate::ntp_server::CoreResponder;
-use crate::reports::{self, CommandCounters, SourceReports};
+use crate::reports::{self, CommandCounters, EngineParam, SourceReports};
 use crate::responder::Counters;
 use gnomon_cmdmon::server::{classify, open_by_default, DropReason, Incoming};
 use gnomon_cmdmon::{
@@ -43,8 +43,8 @@ pub struct Now {
     pub unix: i64,
 }
 
-/// Run-time settings that commands change and the synchronisation engine will read; kept
-/// here, validated, until it lands.
+/// Run-time settings as commands last set them (validated here, then handed to the
+/// synchronisation engine through [`SourceReports::set_engine_param`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EngineParams {
     /// `makestep` threshold (s) and limit (updates), from MODIFY_MAKESTEP.
@@ -388,6 +388,8 @@ impl<S: SourceReports> Control<S> {
                     return status(Status::Invalid);
                 }
                 self.params.makestep = Some((threshold, limit));
+                self.sources
+                    .set_engine_param(EngineParam::Makestep(threshold, limit));
                 ok
             }
             Request::Manual { option } => match option {
@@ -475,10 +477,14 @@ impl<S: SourceReports> Control<S> {
                 }
                 GlobalFloatField::Maxupdateskew if value > 0.0 => {
                     self.params.max_update_skew = value;
+                    self.sources
+                        .set_engine_param(EngineParam::MaxUpdateSkew(value));
                     Status::Success
                 }
                 GlobalFloatField::ReselectDistance if value >= 0.0 => {
                     self.params.reselect_distance = value;
+                    self.sources
+                        .set_engine_param(EngineParam::ReselectDistance(value));
                     Status::Success
                 }
                 _ => Status::Invalid,

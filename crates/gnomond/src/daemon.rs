@@ -272,6 +272,7 @@ fn run(opts: &Options, parent: &mut Option<ParentChannel>) -> Result<(), Fatal> 
     let mut clock = crate::clock::system::DaemonClocks::select(
         opts.no_clock,
         NullClock::new(OsTime, opts.null_clock),
+        settings.rtcsync,
     )?;
     if opts.null_clock != Default::default() {
         tracing::info!(

@@ -30,7 +30,11 @@ pub const IMPLEMENTED: &[&str] = &[
     "server",
     "pool",
     "peer",
+    // `sourcedir` files: read at start and by `reload sources` (client/commands.rs)
+    "sourcedir",
     "driftfile",
+    // the system clock driver leaves STA_UNSYNC set without it (clock/system.rs)
+    "rtcsync",
     "makestep",
     "maxchange",
     "minsources",
@@ -58,6 +62,8 @@ pub const IMPLEMENTED: &[&str] = &[
     "ntsprocesses",
     "maxntsconnections",
     "ntsdumpdir",
+    // the old name of `ntsdumpdir` (conf's settings map it; lint suggests the new name)
+    "ntscachedir",
     "ntsrotate",
     "ntsratelimit",
     "ntsntpserver",
@@ -196,6 +202,16 @@ mod tests {
     }
 
     #[test]
+    fn directives_gnomond_acts_on_are_not_warned_about() {
+        let lines: Vec<String> = ["sourcedir /etc/chrony/sources.d", "ntscachedir /var/lib/x"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let config = gnomon_conf::load_lines(&lines).unwrap();
+        assert_eq!(unimplemented_warnings(&config), Vec::<String>::new());
+    }
+
+    #[test]
     fn local_options_of_newer_chrony_are_named_as_having_no_effect() {
         let lines: Vec<String> = [
             "local stratum 10 orphan",
@@ -232,13 +248,13 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("gnomond-dirs-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("t.conf");
-        std::fs::write(&path, "# c\nallow 127.0.0.1\nrtcsync\n").unwrap();
+        std::fs::write(&path, "# c\nallow 127.0.0.1\nrtconutc\n").unwrap();
         let config = gnomon_conf::load_file(&path).unwrap();
         let w = unimplemented_warnings(&config);
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(w.len(), 1);
         assert!(
-            w[0].starts_with(&format!("{}:3: directive `rtcsync`", path.display())),
+            w[0].starts_with(&format!("{}:3: directive `rtconutc`", path.display())),
             "{w:?}"
         );
     }

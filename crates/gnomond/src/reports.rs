@@ -21,6 +21,18 @@ use gnomon_wire::NtpTimestamp;
 /// Each command's default body is what chronyd 4.3 answers when it cannot do it (checked
 /// black-box against chronyd 4.3 with no sources under `-x`, except where noted), which is
 /// what the daemon answers until the synchronisation engine overrides it.
+/// A run-time setting of the synchronisation engine (chronyc `makestep THRESHOLD LIMIT`,
+/// `maxupdateskew`, `reselectdist`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum EngineParam {
+    /// Threshold (s) and limit (updates from now; negative: always).
+    Makestep(f64, i32),
+    /// ppm.
+    MaxUpdateSkew(f64),
+    /// Seconds.
+    ReselectDistance(f64),
+}
+
 pub trait SourceReports {
     /// Number of sources (N_SOURCES).
     fn n_sources(&self) -> u32;
@@ -91,6 +103,9 @@ pub trait SourceReports {
     /// and orphan mode; without an engine there is nothing to change (the NTP server's part
     /// is done by the command server).
     fn set_local(&mut self, _local: Option<gnomon_core::reference::LocalConfig>) {}
+    /// `makestep THRESHOLD LIMIT`, `maxupdateskew`, `reselectdist` for the engine (nothing
+    /// to change without one; the command server validated the values).
+    fn set_engine_param(&mut self, _param: EngineParam) {}
     /// `makestep` (now): fails, as chronyd's without a reference.
     fn make_step(&mut self) -> Status {
         Status::Failed

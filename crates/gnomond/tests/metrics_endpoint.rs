@@ -311,3 +311,37 @@ fn a_real_prometheus_scrapes_gnomond_with_target_health_up() {
     assert!(body.contains("\"__name__\":\"chrony_up\""), "{body}");
     assert!(body.contains("\"1\"]"), "{body}");
 }
+
+/// With a source, the engine's sources and tracking reach the endpoint: the families that
+/// were empty before the synchronisation engine existed now carry the upstream.
+#[test]
+fn sources_and_tracking_of_a_synchronised_daemon_are_exported() {
+    let upstream = Daemon::start("allow 127.0.0.1\nlocal stratum 7");
+    let (d, metrics) = start_with_metrics(&format!(
+        "server 127.0.0.1 port {} iburst minpoll -2 maxpoll -2",
+        upstream.port
+    ));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let body = loop {
+        let (_, _, body) = get(metrics, "/metrics");
+        if sample(&body, "chrony_tracking_stratum") == 8.0 || Instant::now() > deadline {
+            break body;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(
+        sample(&body, "chrony_tracking_stratum"),
+        8.0,
+        "{body}\n{}",
+        d.stderr()
+    );
+    let stratum = body
+        .lines()
+        .find(|l| l.starts_with("chrony_sources_stratum{"))
+        .unwrap_or_else(|| panic!("no source in the export:\n{body}"));
+    assert!(stratum.contains("127.0.0.1"), "{stratum}");
+    assert!(stratum.trim_end().ends_with(" 7"), "{stratum}");
+    assert!(body.contains("chrony_sourcestats_samples{"), "{body}");
+    let (status, lint) = promtool_check(&body);
+    assert_eq!(status, Some(0), "promtool check metrics:\n{lint}\n{body}");
+}

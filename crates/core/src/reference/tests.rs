@@ -97,6 +97,35 @@ fn makestep_steps_only_within_limit_updates() {
 }
 
 #[test]
+fn makestep_by_command_counts_its_limit_from_now_and_maxupdateskew_by_command_applies() {
+    let mut r = Reference::new(ReferenceConfig::default());
+    let mut c = TestClock::default();
+    // No makestep configured: three updates slew.
+    for t in [0.0, 64.0, 128.0] {
+        let u = r.update(t, &comb(0.1, 0.0, 1e-6), &mut c).unwrap();
+        assert_eq!(u.action, UpdateAction::Slewed(0.1));
+    }
+    // chronyc `makestep 1 1` after three updates: the next update may step (chronyd counts
+    // the limit from the command), the one after may not.
+    r.set_makestep(1.0, 1);
+    let u = r.update(192.0, &comb(5.0, 0.0, 1e-6), &mut c).unwrap();
+    assert_eq!(u.action, UpdateAction::Stepped(5.0));
+    let u = r.update(256.0, &comb(5.0, 0.0, 1e-6), &mut c).unwrap();
+    assert_eq!(u.action, UpdateAction::Slewed(5.0));
+    // A negative limit: always.
+    r.set_makestep(1.0, -1);
+    let u = r.update(320.0, &comb(5.0, 0.0, 1e-6), &mut c).unwrap();
+    assert_eq!(u.action, UpdateAction::Stepped(5.0));
+    // `maxupdateskew 1`: a 5 ppm skew no longer moves the frequency; nonsense is ignored.
+    r.set_max_update_skew(1.0);
+    r.set_max_update_skew(f64::NAN);
+    let before = c.freq_ppm;
+    let u = r.update(384.0, &comb(0.0, 50e-6, 5e-6), &mut c).unwrap();
+    assert_eq!(u.change.unwrap().dfreq, 0.0);
+    assert_eq!(c.freq_ppm, before);
+}
+
+#[test]
 fn maxchange_ignores_then_exits() {
     let mut r = Reference::new(ReferenceConfig {
         maxchange: Some((1.0, 1, 2)),

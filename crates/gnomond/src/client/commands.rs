@@ -209,6 +209,17 @@ impl Client {
                         tracing::warn!("local: {e}");
                     }
                 }
+                SourceCommand::SetParam(p) => match p {
+                    crate::reports::EngineParam::Makestep(threshold, limit) => {
+                        self.engine.set_makestep(threshold, i64::from(limit))
+                    }
+                    crate::reports::EngineParam::MaxUpdateSkew(ppm) => {
+                        self.engine.set_max_update_skew(ppm)
+                    }
+                    crate::reports::EngineParam::ReselectDistance(d) => {
+                        self.engine.set_reselect_distance(d)
+                    }
+                },
                 SourceCommand::MakeStep => match self.engine.make_step(clock) {
                     Ok(step) => tracing::info!("System clock was stepped by {step:.6} seconds"),
                     Err(e) => tracing::warn!("Could not step system clock : {e}"),

@@ -41,6 +41,8 @@ pub enum SourceCommand {
     Delete(IpAddr),
     /// `local ...` / `local off` (`None`): the engine's fallback reference and orphan mode.
     SetLocal(Option<gnomon_core::reference::LocalConfig>),
+    /// `makestep THRESHOLD LIMIT`, `maxupdateskew`, `reselectdist`.
+    SetParam(crate::reports::EngineParam),
     /// `makestep`.
     MakeStep,
     /// `dfreq PPM`.
@@ -504,6 +506,9 @@ impl SourceReports for ClientReports {
     fn set_local(&mut self, local: Option<gnomon_core::reference::LocalConfig>) {
         // Always accepted: the command server already answered and changed what it serves.
         let _ = self.queue(SourceCommand::SetLocal(local));
+    }
+    fn set_engine_param(&mut self, param: crate::reports::EngineParam) {
+        let _ = self.queue(SourceCommand::SetParam(param));
     }
     fn make_step(&mut self) -> Status {
         self.queue(SourceCommand::MakeStep)

@@ -6,8 +6,10 @@
 //!   corrections up to ±10 % are possible as with chronyd.
 //! * Offsets: slewed by the kernel (`ADJ_OFFSET_SINGLESHOT`, adjtime semantics at 500 ppm);
 //!   the remainder is read back with `ADJ_OFFSET_SS_READ`. Steps: `ADJ_SETOFFSET | ADJ_NANO`.
-//! * Leap seconds: `STA_INS` / `STA_DEL`; synchronisation status for `rtcsync` and other
-//!   readers of the kernel state: `STA_UNSYNC`, `esterror`, `maxerror`.
+//! * Leap seconds: `STA_INS` / `STA_DEL`; synchronisation status for other readers of the
+//!   kernel state: `esterror`, `maxerror`, and `STA_UNSYNC`, which is cleared only with
+//!   `rtcsync` (as chronyd on Linux does: a clear `STA_UNSYNC` is what turns on the kernel's
+//!   11-minute copy of the system time to the RTC, so without `rtcsync` it stays set).
 //!
 //! The kernel call is behind the small [`Adjtimex`] trait so that unit tests check every value
 //! handed to the kernel with a mock. The real implementation ([`LibcAdjtimex`]) exists only with
@@ -121,6 +123,8 @@ pub struct SystemClock<A: Adjtimex, T: RawTime> {
     freq_ppm: f64,
     leap: LeapState,
     synchronised: bool,
+    /// `rtcsync`: let the kernel copy the time to the RTC while synchronised.
+    rtc_sync: bool,
 }
 
 /// Splits a correction in ppm into the tick (µs) and the kernel `freq` value.
@@ -152,9 +156,16 @@ impl<A: Adjtimex, T: RawTime> SystemClock<A, T> {
             freq_ppm,
             leap: LeapState::Normal,
             synchronised: false,
+            rtc_sync: false,
         };
         clock.write_status()?;
         Ok(clock)
+    }
+
+    /// With `rtcsync`: the kernel's `STA_UNSYNC` follows our synchronisation status.
+    pub fn with_rtc_sync(mut self, rtc_sync: bool) -> Self {
+        self.rtc_sync = rtc_sync;
+        self
     }
 
     fn status_bits(&self) -> i32 {
@@ -164,7 +175,7 @@ impl<A: Adjtimex, T: RawTime> SystemClock<A, T> {
             LeapState::Insert => status |= libc::STA_INS,
             LeapState::Delete => status |= libc::STA_DEL,
         }
-        if !self.synchronised {
+        if !(self.synchronised && self.rtc_sync) {
             status |= libc::STA_UNSYNC;
         }
         status
@@ -286,18 +297,24 @@ pub enum DaemonClocks {
 
 impl DaemonClocks {
     /// The null clock with `-x`; otherwise the system clock when this build has it.
-    pub fn select(no_clock: bool, null: NullClock<OsTime>) -> Result<DaemonClocks, String> {
+    pub fn select(
+        no_clock: bool,
+        null: NullClock<OsTime>,
+        rtc_sync: bool,
+    ) -> Result<DaemonClocks, String> {
         if no_clock {
             return Ok(DaemonClocks::Null(null));
         }
         #[cfg(feature = "system-clock")]
         {
             SystemClock::new(LibcAdjtimex, OsTime)
-                .map(DaemonClocks::System)
+                .map(|c| DaemonClocks::System(c.with_rtc_sync(rtc_sync)))
                 .map_err(|e| format!("Could not take control of the system clock : {e}"))
         }
         #[cfg(not(feature = "system-clock"))]
         {
+            // `rtcsync` concerns only the system driver.
+            let _ = rtc_sync;
             Err("gnomond was built without the system-clock feature: run it with -x".into())
         }
     }
@@ -480,7 +497,7 @@ mod tests {
 
     #[test]
     fn leap_and_sync_status_set_kernel_bits_and_errors() {
-        let mut c = SystemClock::new(mock(), Fixed).unwrap();
+        let mut c = SystemClock::new(mock(), Fixed).unwrap().with_rtc_sync(true);
         c.set_leap(LeapState::Insert).unwrap();
         assert_eq!(last(&c).status & libc::STA_INS, libc::STA_INS);
         c.set_sync_status(true, 0.001, 0.5).unwrap();
@@ -502,6 +519,16 @@ mod tests {
     }
 
     #[test]
+    fn without_rtcsync_the_kernel_stays_unsynchronised_for_the_rtc() {
+        // chronyd on Linux clears STA_UNSYNC only with `rtcsync`: the errors still go in.
+        let mut c = SystemClock::new(mock(), Fixed).unwrap();
+        c.set_sync_status(true, 0.001, 0.5).unwrap();
+        let tx = last(&c);
+        assert_eq!(tx.status & libc::STA_UNSYNC, libc::STA_UNSYNC);
+        assert_eq!((tx.esterror, tx.maxerror), (1_000, 500_000));
+    }
+
+    #[test]
     fn kernel_errors_are_reported_with_errno() {
         let m = Mock {
             fail: Some(libc::EPERM),
@@ -516,7 +543,7 @@ mod tests {
     #[test]
     fn this_build_refuses_the_system_clock_without_the_feature() {
         let null = NullClock::new(OsTime, Default::default());
-        let r = DaemonClocks::select(false, null);
+        let r = DaemonClocks::select(false, null, false);
         #[cfg(not(feature = "system-clock"))]
         assert!(r.is_err());
         #[cfg(feature = "system-clock")]

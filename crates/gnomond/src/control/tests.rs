@@ -319,6 +319,7 @@ struct OneSource {
     bursts: u32,
     added: Vec<Vec<u8>>,
     locals: Vec<Option<gnomon_core::reference::LocalConfig>>,
+    params: Vec<crate::reports::EngineParam>,
 }
 
 impl SourceReports for OneSource {
@@ -356,6 +357,9 @@ impl SourceReports for OneSource {
     }
     fn set_local(&mut self, local: Option<gnomon_core::reference::LocalConfig>) {
         self.locals.push(local);
+    }
+    fn set_engine_param(&mut self, param: crate::reports::EngineParam) {
+        self.params.push(param);
     }
 }
 
@@ -442,4 +446,37 @@ fn garbage_is_dropped_or_answered_never_longer_than_itself() {
             }
         }
     }
+}
+
+#[test]
+fn makestep_maxupdateskew_and_reselectdist_commands_reach_the_engine() {
+    use crate::reports::EngineParam;
+    let (c0, mut ntp) = daemon(&[]);
+    let mut c = Control::new(c0.cmd_access, None, OneSource::default(), c0.params);
+    let makestep = Request::ModifyMakestep {
+        limit: 3,
+        threshold: 0.5,
+    };
+    assert_eq!(status(&mut c, &mut ntp, &UNIX, makestep), Status::Success);
+    for (field, value) in [
+        (GlobalFloatField::Maxupdateskew, 50.0),
+        (GlobalFloatField::ReselectDistance, 0.25),
+        // Refused: nothing reaches the engine.
+        (GlobalFloatField::Maxupdateskew, -1.0),
+    ] {
+        let _ = status(
+            &mut c,
+            &mut ntp,
+            &UNIX,
+            Request::ModifyGlobalFloat { field, value },
+        );
+    }
+    assert_eq!(
+        c.sources.params,
+        vec![
+            EngineParam::Makestep(0.5, 3),
+            EngineParam::MaxUpdateSkew(50.0),
+            EngineParam::ReselectDistance(0.25),
+        ]
+    );
 }

@@ -342,6 +342,23 @@ impl Engine {
         self.reference.set_local(local, clock)
     }
 
+    /// chronyc `makestep THRESHOLD LIMIT`, `maxupdateskew SKEW`, `reselectdist DISTANCE` at
+    /// run time: the reference's and selection's settings, as the directives set them (the
+    /// makestep limit counted from now, as chronyd counts it).
+    pub fn set_makestep(&mut self, threshold: f64, limit: i64) {
+        self.reference.set_makestep(threshold, limit);
+    }
+
+    /// See [`Engine::set_makestep`].
+    pub fn set_max_update_skew(&mut self, ppm: f64) {
+        self.reference.set_max_update_skew(ppm);
+    }
+
+    /// See [`Engine::set_makestep`].
+    pub fn set_reselect_distance(&mut self, distance: f64) {
+        self.selector.set_reselect_distance(distance);
+    }
+
     /// `doffset OFFSET`: slews the clock by −`offset` seconds (chronyd's sign: a positive
     /// value says the clock is fast), keeping the sources' samples consistent.
     pub fn adjust_offset(
