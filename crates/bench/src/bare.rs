@@ -5,7 +5,8 @@
 //! responses/s are the ceiling a real server can approach on the same machine.
 
 use crate::packet::{fixed_reply, ntp_from_unix, HEADER_LEN};
-use crate::sys::{enable_rx_timestamps, monotonic_now, poll_readable, set_rcvbuf, Batch};
+use crate::sys::{enable_rx_timestamps, monotonic_now, set_rcvbuf, Batch};
+use gnomon_testnet::wait_readable;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -25,7 +26,7 @@ pub fn serve(addr: SocketAddr, max_time: Duration, max_requests: u64) -> io::Res
     let start = monotonic_now();
     let mut ready = Vec::with_capacity(1);
     while answered < max_requests && start.elapsed() < max_time {
-        poll_readable(&[fd], 200, &mut ready)?;
+        wait_readable(&[fd], std::time::Duration::from_millis(200), &mut ready)?;
         if ready.is_empty() {
             continue;
         }

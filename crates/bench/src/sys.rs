@@ -243,34 +243,6 @@ pub fn set_rcvbuf(fd: RawFd, bytes: usize) -> io::Result<()> {
     Ok(())
 }
 
-/// Waits until one of `fds` is readable or `timeout_ms` passes; returns the readable indexes.
-pub fn poll_readable(fds: &[RawFd], timeout_ms: i32, out: &mut Vec<usize>) -> io::Result<()> {
-    out.clear();
-    let mut pfds: Vec<libc::pollfd> = fds
-        .iter()
-        .map(|&fd| libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
-    // SAFETY: pfds is a live, correctly sized array for the whole call.
-    let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout_ms) };
-    if r < 0 {
-        let e = io::Error::last_os_error();
-        if e.kind() == io::ErrorKind::Interrupted {
-            return Ok(());
-        }
-        return Err(e);
-    }
-    for (i, p) in pfds.iter().enumerate() {
-        if p.revents & (libc::POLLIN | libc::POLLERR) != 0 {
-            out.push(i);
-        }
-    }
-    Ok(())
-}
-
 /// Set by the SIGINT/SIGTERM handler [`catch_interrupts`] installs.
 static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 

@@ -12,56 +12,14 @@ mod support;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::*;
-
-/// How long a client may take to select its source (iburst at minpoll 0: a few seconds).
-const SYNC_LIMIT: Duration = Duration::from_secs(30);
-
-/// `chronyc -n -h SOCKET ARGS` over a Unix command socket: its output.
-fn chronyc(socket: &Path, args: &str) -> String {
-    let mut cmd = Command::new(require_tool("chronyc"));
-    cmd.args(["-n", "-h", socket.to_str().unwrap()]);
-    cmd.args(args.split_whitespace());
-    let out = run_bounded(&mut cmd, Duration::from_secs(15));
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    text
-}
-
-/// The value of a `name : value` line ("Interleaved : Yes" → "Yes").
-fn field(text: &str, label: &str) -> String {
-    text.lines()
-        .find(|l| l.starts_with(label))
-        .and_then(|l| l.split_once(": "))
-        .map(|(_, v)| v.trim().to_string())
-        .unwrap_or_else(|| panic!("no {label} in:\n{text}"))
-}
-
-fn count(text: &str, label: &str) -> u64 {
-    field(text, label).parse().unwrap()
-}
 
 fn seconds(text: &str, label: &str) -> f64 {
     field(text, label)
         .trim_end_matches(" seconds")
         .parse()
         .unwrap()
-}
-
-/// Polls `chronyc sources` until a line starts with `prefix` or the limit passes.
-fn wait_sources(socket: &Path, prefix: &str) -> String {
-    let start = Instant::now();
-    let mut last = String::new();
-    while start.elapsed() < SYNC_LIMIT {
-        last = chronyc(socket, "sources");
-        if last.lines().any(|l| l.starts_with(prefix)) {
-            return last;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("no {prefix} source within {SYNC_LIMIT:?}:\n{last}");
 }
 
 /// The client line of both daemons, polling `ip`:`port` every second.

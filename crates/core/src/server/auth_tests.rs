@@ -19,7 +19,6 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use super::*;
-use crate::access::AccessRule;
 use crate::auth::KeyStore;
 use crate::nts::{ServerKeys, SessionKeys, COOKIE_LEN};
 
@@ -41,16 +40,7 @@ const KEYS: &str = "\
 ";
 
 fn server() -> Server {
-    let mut config = ServerConfig::default();
-    config
-        .access
-        .apply(&AccessRule {
-            allow: true,
-            all: false,
-            subnet: None,
-        })
-        .unwrap();
-    let mut s = Server::new(config, 3).unwrap();
+    let mut s = Server::new(super::tests::allow_all_config(), 3).unwrap();
     s.set_keys(KeyStore::parse(KEYS).0);
     s
 }

@@ -85,7 +85,6 @@ mod tests {
 
     use gnomon_wire::{Header, LeapIndicator, Mode, NtpShort, NtpTimestamp};
 
-    use crate::access::AccessRule;
     use crate::server::{
         response_receive_timestamp, ReferenceInfo, Reply, Served, Server, ServerConfig, ServerStats,
     };
@@ -94,16 +93,7 @@ mod tests {
     const B: &str = "192.0.2.2:40001";
 
     fn config() -> ServerConfig {
-        let mut config = ServerConfig::default();
-        config
-            .access
-            .apply(&AccessRule {
-                allow: true,
-                all: false,
-                subnet: None,
-            })
-            .unwrap();
-        config
+        super::super::tests::allow_all_config()
     }
 
     fn reference() -> ReferenceInfo {

@@ -18,7 +18,9 @@ fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
 
-fn allow_all_config() -> ServerConfig {
+/// A server configuration that allows every client (shared with the other server test
+/// modules).
+pub(super) fn allow_all_config() -> ServerConfig {
     let mut config = ServerConfig::default();
     config
         .access

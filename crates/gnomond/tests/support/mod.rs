@@ -724,3 +724,49 @@ pub fn auth_failures(metrics: SocketAddr) -> f64 {
         .parse()
         .unwrap()
 }
+
+// ---- chronyc over a Unix command socket (sync_tx_timestamps, sync_xleave*) ----
+
+/// How long a client may take to select its source (iburst at minpoll -2: about a second).
+pub const SYNC_LIMIT: Duration = Duration::from_secs(30);
+
+/// `chronyc -n -h SOCKET ARGS` over a Unix command socket: its output (stdout, then stderr).
+pub fn chronyc(socket: &Path, args: &str) -> String {
+    let mut cmd = Command::new(require_tool("chronyc"));
+    cmd.args(["-n", "-h", socket.to_str().unwrap()]);
+    cmd.args(args.split_whitespace());
+    let out = run_bounded(&mut cmd, Duration::from_secs(15));
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    text
+}
+
+/// The value of a `name : value` report line ("Interleaved : Yes" → "Yes"); panics with the
+/// report when there is none.
+pub fn field(text: &str, label: &str) -> String {
+    text.lines()
+        .find(|l| l.starts_with(label))
+        .and_then(|l| l.split_once(": "))
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_else(|| panic!("no {label} in:\n{text}"))
+}
+
+/// A counter of a report ([`field`] as a number).
+pub fn count(text: &str, label: &str) -> u64 {
+    field(text, label).parse().unwrap()
+}
+
+/// Polls `chronyc sources` over `socket` until a line starts with `prefix`, for at most
+/// [`SYNC_LIMIT`]; returns the listing.
+pub fn wait_sources(socket: &Path, prefix: &str) -> String {
+    let start = Instant::now();
+    let mut last = String::new();
+    while start.elapsed() < SYNC_LIMIT {
+        last = chronyc(socket, "sources");
+        if last.lines().any(|l| l.starts_with(prefix)) {
+            return last;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("no {prefix} source within {SYNC_LIMIT:?}:\n{last}");
+}

@@ -8,7 +8,7 @@ use crate::local_clock::TestClock;
 use crate::nts_client::{NtsKeClientError, NtsSource, NtsTrust, SavedSession};
 use crate::reports::SourceState;
 use crate::selection::AuthSelectMode;
-use gnomon_wire::{Header, LeapIndicator, Mode, NtpShort, NtpTimestamp};
+use gnomon_wire::{Header, NtpTimestamp};
 
 const T0: f64 = 1_780_000_000.0;
 const KEYS: &str = "1 SHA1 HEX:00112233445566778899AABBCCDDEEFF00112233\n";
@@ -21,21 +21,13 @@ pub(super) fn addr(n: u8) -> SocketAddr {
 pub(super) fn answer(req: &[u8], t1: f64, sign: bool) -> (Vec<u8>, f64) {
     let q = Header::decode(req).unwrap();
     let t2 = t1 + 0.001;
-    let h = Header {
-        leap: LeapIndicator::NoWarning,
-        version: 4,
-        mode: Mode::Server,
-        stratum: 1,
-        poll: q.poll,
-        precision: -20,
-        root_dispersion: NtpShort::from_seconds(1e-4),
-        reference_id: 0x4750_5300,
-        reference_timestamp: NtpTimestamp::from_unix_f64(t2 - 1.0),
-        origin_timestamp: q.transmit_timestamp,
-        receive_timestamp: NtpTimestamp::from_unix_f64(t2),
-        transmit_timestamp: NtpTimestamp::from_unix_f64(t2),
-        ..Default::default()
-    };
+    let h = super::tests::reply_header(
+        &q,
+        q.transmit_timestamp,
+        t2,
+        NtpTimestamp::from_unix_f64(t2),
+        -20,
+    );
     let mut p = h.to_bytes().to_vec();
     if sign {
         let keys = KeyStore::parse(KEYS).0;

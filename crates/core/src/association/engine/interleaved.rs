@@ -35,7 +35,7 @@ mod tests {
     use crate::association::engine::{Action, EngineConfig};
     use crate::association::SourceConfig;
     use crate::local_clock::TestClock;
-    use gnomon_wire::{Header, LeapIndicator, Mode, NtpShort, NtpTimestamp};
+    use gnomon_wire::{Header, NtpTimestamp};
 
     const T0: f64 = 1_780_000_000.0;
 
@@ -76,21 +76,7 @@ mod tests {
                 ),
             };
             self.saved = Some((rx, NtpTimestamp::from_unix_f64(arrive + 6e-5)));
-            let h = Header {
-                leap: LeapIndicator::NoWarning,
-                version: 4,
-                mode: Mode::Server,
-                stratum: 1,
-                poll: q.poll,
-                precision: -24,
-                root_dispersion: NtpShort::from_seconds(1e-4),
-                reference_id: 0x4750_5300,
-                reference_timestamp: NtpTimestamp::from_unix_f64(arrive - 1.0),
-                origin_timestamp: origin,
-                receive_timestamp: rx,
-                transmit_timestamp: transmit,
-                ..Default::default()
-            };
+            let h = super::super::tests::reply_header(&q, origin, arrive, transmit, -24);
             (h.to_bytes(), arrive + 6e-5 + 1e-4)
         }
     }

@@ -10,25 +10,44 @@ fn server() -> SocketAddr {
     "192.0.2.7:123".parse().unwrap()
 }
 
-/// Answers a request as a perfect server `ahead` seconds ahead of the test clock, 1 ms away.
-fn answer(req: &[u8; 48], t1: f64, ahead: f64) -> ([u8; 48], f64) {
-    let q = Header::decode(req).unwrap();
-    let t2 = t1 + 0.001 + ahead;
-    let h = Header {
+/// The engine test modules' stratum-1 server ("GPS") answering `q`: received at `rx` (Unix
+/// seconds), transmit time `tx`, `origin` as given (the request's transmit field for a basic
+/// reply), precision `precision`, reference time a second before `rx`.
+pub(super) fn reply_header(
+    q: &Header,
+    origin: NtpTimestamp,
+    rx: f64,
+    tx: NtpTimestamp,
+    precision: i8,
+) -> Header {
+    Header {
         leap: LeapIndicator::NoWarning,
         version: 4,
         mode: Mode::Server,
         stratum: 1,
         poll: q.poll,
-        precision: -20,
+        precision,
         root_dispersion: NtpShort::from_seconds(1e-4),
         reference_id: 0x4750_5300,
-        reference_timestamp: NtpTimestamp::from_unix_f64(t2 - 1.0),
-        origin_timestamp: q.transmit_timestamp,
-        receive_timestamp: NtpTimestamp::from_unix_f64(t2),
-        transmit_timestamp: NtpTimestamp::from_unix_f64(t2),
+        reference_timestamp: NtpTimestamp::from_unix_f64(rx - 1.0),
+        origin_timestamp: origin,
+        receive_timestamp: NtpTimestamp::from_unix_f64(rx),
+        transmit_timestamp: tx,
         ..Default::default()
-    };
+    }
+}
+
+/// Answers a request as a perfect server `ahead` seconds ahead of the test clock, 1 ms away.
+fn answer(req: &[u8; 48], t1: f64, ahead: f64) -> ([u8; 48], f64) {
+    let q = Header::decode(req).unwrap();
+    let t2 = t1 + 0.001 + ahead;
+    let h = reply_header(
+        &q,
+        q.transmit_timestamp,
+        t2,
+        NtpTimestamp::from_unix_f64(t2),
+        -20,
+    );
     (h.to_bytes(), t1 + 0.002)
 }
 

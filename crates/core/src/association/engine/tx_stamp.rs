@@ -57,7 +57,7 @@ mod tests {
     use crate::association::engine::{Action, EngineConfig};
     use crate::association::SourceConfig;
     use crate::local_clock::TestClock;
-    use gnomon_wire::{LeapIndicator, Mode, NtpShort, NtpTimestamp};
+    use gnomon_wire::NtpTimestamp;
 
     const T0: f64 = 1_780_000_000.0;
 
@@ -87,21 +87,13 @@ mod tests {
     /// back).
     fn answer(req: &[u8; 48], arrive: f64) -> ([u8; 48], f64) {
         let q = Header::decode(req).unwrap();
-        let h = Header {
-            leap: LeapIndicator::NoWarning,
-            version: 4,
-            mode: Mode::Server,
-            stratum: 1,
-            poll: q.poll,
-            precision: -24,
-            root_dispersion: NtpShort::from_seconds(1e-4),
-            reference_id: 0x4750_5300,
-            reference_timestamp: NtpTimestamp::from_unix_f64(arrive - 1.0),
-            origin_timestamp: q.transmit_timestamp,
-            receive_timestamp: NtpTimestamp::from_unix_f64(arrive),
-            transmit_timestamp: NtpTimestamp::from_unix_f64(arrive + 1e-5),
-            ..Default::default()
-        };
+        let h = super::super::tests::reply_header(
+            &q,
+            q.transmit_timestamp,
+            arrive,
+            NtpTimestamp::from_unix_f64(arrive + 1e-5),
+            -24,
+        );
         (h.to_bytes(), arrive + 1e-5 + 1e-4)
     }
 
