@@ -232,6 +232,8 @@ pub struct Association {
     next_tx: f64,
     pending: Option<Pending>,
     last_rx_xmt: NtpTimestamp,
+    /// The receive timestamp of that last reply (test 1 compares both).
+    last_rx_rec: NtpTimestamp,
     burst: Option<Burst>,
     presend_pending: bool,
     stats: SourceStats,
@@ -284,6 +286,7 @@ impl Association {
             next_tx: now + jitter,
             pending: None,
             last_rx_xmt: NtpTimestamp::ZERO,
+            last_rx_rec: NtpTimestamp::ZERO,
             burst: None,
             presend_pending: false,
             stats: SourceStats::new(cfg.minsamples, cfg.maxsamples)
@@ -664,8 +667,14 @@ impl Association {
         if !mode_ok || !(1..=4).contains(&h.version) {
             return self.reject(Rejection::Malformed);
         }
-        // Test 1: duplicate.
-        if !h.transmit_timestamp.is_zero() && h.transmit_timestamp == self.last_rx_xmt {
+        // Test 1: duplicate — the same receive and transmit timestamps as the last reply (as
+        // chronyd's test 1). The transmit field alone is not enough: an interleaved reply
+        // carries the transmit time of the previous reply, which a server without kernel
+        // transmit stamps wrote into that reply too.
+        if !h.transmit_timestamp.is_zero()
+            && h.transmit_timestamp == self.last_rx_xmt
+            && h.receive_timestamp == self.last_rx_rec
+        {
             return self.reject(Rejection::Duplicate);
         }
         // Test 2: must answer our outstanding request (basic, or interleaved.rs's cookie).
@@ -692,6 +701,10 @@ impl Association {
             return self.reject(Rejection::Bogus);
         };
         self.last_rx_xmt = h.transmit_timestamp;
+        self.last_rx_rec = h.receive_timestamp;
+        // Until this reply is measured (interleaved.rs), it is no interleaved measurement: a
+        // kiss or a zero timestamp must not show the previous exchange as its own.
+        self.forget_interleaved_measurement();
         // Test 3: timestamps present.
         if h.receive_timestamp.is_zero() || h.transmit_timestamp.is_zero() {
             return self.reject(Rejection::ZeroTimestamp);

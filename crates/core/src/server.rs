@@ -601,7 +601,14 @@ impl Server {
                 None => self.drop(DropReason::ResponseBuffer),
             };
         }
-        if let (Some(plan), Some(index), false, Mode::Server) = (plan, log_index, kod, reply_mode) {
+        // NTS replies are sealed before they are sent, so their transmit timestamp is the
+        // receive timestamp and no later kernel time can go into the next one: an NTS client
+        // echoing that transmit time as its origin (RFC 5905's basic client) would look
+        // interleaved. NTS requests are answered in basic mode.
+        let nts = matches!(auth, Auth::Nts(_));
+        if let (Some(plan), Some(index), false, false, Mode::Server) =
+            (plan, log_index, kod, nts, reply_mode)
+        {
             let p = interleaved::plan(&mut self.log, index, &request_header);
             if p.detected {
                 self.stats.ntp_interleaved += 1;

@@ -15,12 +15,6 @@ use gnomon_core::client_log::{ClientAccessReport, ClientLog};
 use gnomon_core::server::ReferenceInfo;
 use gnomon_wire::NtpTimestamp;
 
-/// The daemon's sources as the command server sees them: the per-source reports (`sources`,
-/// `sourcestats`, `selectdata`, `ntpdata`, `authdata`, `sourcename`, `activity`; errors are the
-/// status chronyd answers) and the commands that act on sources or on the clock discipline.
-/// Each command's default body is what chronyd 4.3 answers when it cannot do it (checked
-/// black-box against chronyd 4.3 with no sources under `-x`, except where noted), which is
-/// what the daemon answers until the synchronisation engine overrides it.
 /// A run-time setting of the synchronisation engine (chronyc `makestep THRESHOLD LIMIT`,
 /// `maxupdateskew`, `reselectdist`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -33,6 +27,12 @@ pub enum EngineParam {
     ReselectDistance(f64),
 }
 
+/// The daemon's sources as the command server sees them: the per-source reports (`sources`,
+/// `sourcestats`, `selectdata`, `ntpdata`, `authdata`, `sourcename`, `activity`; errors are the
+/// status chronyd answers) and the commands that act on sources or on the clock discipline.
+/// Each command's default body is what chronyd 4.3 answers when it cannot do it (checked
+/// black-box against chronyd 4.3 with no sources under `-x`, except where noted), which is
+/// what the daemon answers until the synchronisation engine overrides it.
 pub trait SourceReports {
     /// Number of sources (N_SOURCES).
     fn n_sources(&self) -> u32;

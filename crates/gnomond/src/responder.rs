@@ -131,7 +131,7 @@ pub fn ntp_time(ts: TimeSpec, correction: f64) -> NtpTimestamp {
 }
 
 /// A reply whose kernel transmit stamp is awaited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct PendingStamp {
     /// The socket it left from.
     fd: i32,
@@ -139,7 +139,14 @@ struct PendingStamp {
     to: IpAddr,
     /// Its receive timestamp, which identifies it in the looped-back datagram.
     rx: NtpTimestamp,
+    /// Monotonic time of the send: a stamp not read within [`STAMP_WAIT`] is given up.
+    sent: f64,
 }
+
+/// How long a reply's kernel transmit stamp is waited for, seconds (the daemon's reading
+/// stands for it after that). A software stamp is queued when the driver takes the datagram:
+/// a late one is a busy transmit queue, a second is far beyond that.
+const STAMP_WAIT: f64 = 1.0;
 
 /// Batches and counters for serving NTP.
 #[derive(Debug)]
@@ -185,7 +192,7 @@ impl BatchServer {
         now_mono: f64,
     ) -> std::io::Result<usize> {
         if self.unread.contains(&socket.fd()) {
-            self.read_tx_stamps(socket, responder, correction);
+            self.read_tx_stamps(socket, responder, correction, now_mono);
         }
         let n = self.rx.recv(socket)?;
         if n == 0 {
@@ -255,6 +262,7 @@ impl BatchServer {
                 tx_time,
                 stamping == Some(true),
                 correction,
+                now_mono,
             );
         }
         Ok(n)
@@ -269,6 +277,7 @@ impl BatchServer {
         tx_time: NtpTimestamp,
         stamped: bool,
         correction: f64,
+        now_mono: f64,
     ) {
         if self.captured.is_empty() {
             return;
@@ -280,15 +289,33 @@ impl BatchServer {
                 if self.pending.len() >= PENDING_STAMPS_MAX {
                     self.pending.pop_front();
                 }
-                self.pending.push_back(PendingStamp { fd, to, rx });
+                self.pending.push_back(PendingStamp {
+                    fd,
+                    to,
+                    rx,
+                    sent: now_mono,
+                });
             }
         }
         if stamped {
             if !self.unread.contains(&fd) {
                 self.unread.push(fd);
             }
-            self.read_tx_stamps(socket, responder, correction);
+            self.read_tx_stamps(socket, responder, correction, now_mono);
         }
+    }
+
+    /// Poll reported POLLERR on `socket`: whatever is in its error queue is read now (a stamp
+    /// arriving after the read that followed its send), so that the error queue is always
+    /// drained and poll does not keep waking the loop for it.
+    pub fn drain_error_queue(
+        &mut self,
+        socket: &UdpSocket,
+        responder: &mut impl Responder,
+        correction: f64,
+        now_mono: f64,
+    ) {
+        self.read_tx_stamps(socket, responder, correction, now_mono);
     }
 
     /// Reads `socket`'s error queue until it is empty (bounded), handing each kernel stamp
@@ -298,14 +325,20 @@ impl BatchServer {
         socket: &UdpSocket,
         responder: &mut impl Responder,
         correction: f64,
+        now_mono: f64,
     ) {
         let fd = socket.fd();
         for _ in 0..=PENDING_STAMPS_MAX / TX_STAMPS_MAX {
             let stamps = match socket.recv_tx_timestamps() {
                 Ok(stamps) if !stamps.is_empty() => stamps,
-                // Empty (or unreadable): nothing more to wait for on this socket.
+                // Empty (or unreadable): replies still waiting keep the socket on the list
+                // (their stamps may come later, reported by POLLERR) until they are given up.
                 _ => {
-                    self.unread.retain(|&f| f != fd);
+                    self.pending
+                        .retain(|p| p.fd != fd || now_mono - p.sent < STAMP_WAIT);
+                    if !self.pending.iter().any(|p| p.fd == fd) {
+                        self.unread.retain(|&f| f != fd);
+                    }
                     return;
                 }
             };
@@ -456,6 +489,28 @@ mod tests {
         let mut fds = [crate::os::poll::readable(sock.fd())];
         assert_eq!(crate::os::poll::wait(&mut fds, 0).unwrap(), 0);
         assert!(server.unread.is_empty() && server.pending.is_empty());
+    }
+
+    #[test]
+    fn a_stamp_not_yet_queued_is_waited_for_then_given_up() {
+        // A reply whose kernel stamp is late (a busy transmit queue): the socket stays on the
+        // list, so the POLLERR that reports the stamp is served, until STAMP_WAIT passes.
+        let sock = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let mut server = BatchServer::new();
+        let mut responder = Capturing::default();
+        server.pending.push_back(PendingStamp {
+            fd: sock.fd(),
+            to: "127.0.0.1".parse().unwrap(),
+            rx: NtpTimestamp(1),
+            sent: 10.0,
+        });
+        server.unread.push(sock.fd());
+        server.drain_error_queue(&sock, &mut responder, 0.0, 10.5);
+        assert_eq!(server.unread, vec![sock.fd()]);
+        assert_eq!(server.pending.len(), 1);
+        server.drain_error_queue(&sock, &mut responder, 0.0, 10.0 + STAMP_WAIT);
+        assert!(server.unread.is_empty() && server.pending.is_empty());
+        assert!(responder.noted.is_empty());
     }
 
     #[test]

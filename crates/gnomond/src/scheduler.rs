@@ -168,6 +168,15 @@ impl Scheduler {
                 if fd.revents & (POLLIN | POLLERR) == 0 {
                     continue;
                 }
+                if fd.revents & POLLERR != 0 {
+                    // Kernel transmit stamps of interleaved replies (responder.rs).
+                    server.drain_error_queue(
+                        socket,
+                        responder,
+                        clock.correction(),
+                        crate::os::clock::monotonic(),
+                    );
+                }
                 for _ in 0..BATCHES_PER_WAKE {
                     let correction = clock.correction();
                     let now_mono = crate::os::clock::monotonic();

@@ -1,5 +1,5 @@
-//! Interleaved client/server mode, client side (core association/interleaved.rs, gnomond
-//! client/xleave.rs): gnomond configured `server … xleave` measures with interleaved responses
+//! Interleaved client/server mode, client side (core association/interleaved.rs; `xleave`
+//! reaches it through the source's configuration): gnomond configured `server … xleave` measures with interleaved responses
 //! from a chronyd 4.3 server and from a gnomond server, as a chronyd client of the same server
 //! does: `chronyc ntpdata` says "Interleaved : Yes", every packet test passes, the delay is the
 //! kernel-stamped loopback round trip, and the source is selected and synchronises. Every

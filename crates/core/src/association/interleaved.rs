@@ -151,6 +151,12 @@ impl Association {
         self.xleave.last_interleaved
     }
 
+    /// A valid reply that is not measured (a kiss, a zero timestamp) describes no
+    /// interleaved exchange.
+    pub(super) fn forget_interleaved_measurement(&mut self) {
+        self.xleave.last_interleaved = None;
+    }
+
     /// The request `header` as interleaved mode sends it, with what it must remember.
     pub(super) fn interleaved_request(&mut self, header: Header) -> (Header, Sent) {
         if !self.xleave.enabled {

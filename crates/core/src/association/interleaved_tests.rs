@@ -23,6 +23,9 @@ struct Server {
     interleaved: bool,
     /// Receive timestamp and kernel transmit time of its last response.
     saved: Option<(NtpTimestamp, NtpTimestamp)>,
+    /// No kernel transmit stamps: the saved transmit time is the one written into the
+    /// response (chronyd and gnomond fall back to it).
+    daemon_stamps: bool,
 }
 
 impl Server {
@@ -30,6 +33,7 @@ impl Server {
         Server {
             interleaved,
             saved: None,
+            daemon_stamps: false,
         }
     }
 
@@ -50,7 +54,12 @@ impl Server {
                 NtpTimestamp::from_unix_f64(arrive + OFF + WRITTEN),
             ),
         };
-        self.saved = Some((rx, kernel_tx));
+        let saved_tx = if self.daemon_stamps {
+            NtpTimestamp::from_unix_f64(arrive + OFF + WRITTEN)
+        } else {
+            kernel_tx
+        };
+        self.saved = Some((rx, saved_tx));
         let h = Header {
             leap: LeapIndicator::NoWarning,
             version: 4,
@@ -390,4 +399,23 @@ fn peers_are_never_interleaved() {
     a.set_interleaved(true);
     assert!(!a.is_interleaved());
     assert!(client().is_interleaved());
+}
+
+#[test]
+fn server_without_kernel_transmit_stamps_still_answers_interleaved() {
+    // Its interleaved reply carries the transmit time it also wrote into the previous basic
+    // reply: test 1 must compare the receive timestamps too, or every interleaved reply
+    // would be a "duplicate" and the mode would never start.
+    let mut a = client();
+    let mut s = Server::new(true);
+    s.daemon_stamps = true;
+    let outcomes: Vec<RxOutcome> = (0..6).map(|_| exchange(&mut a, &mut s)).collect();
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| *o != RxOutcome::Rejected(Rejection::Duplicate)),
+        "{outcomes:?}"
+    );
+    assert!(a.last_interleaved_measurement().is_some(), "{outcomes:?}");
+    assert!(matches!(outcomes[5], RxOutcome::Sample(_)), "{outcomes:?}");
 }

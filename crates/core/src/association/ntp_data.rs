@@ -277,6 +277,9 @@ impl NtpDataLog {
         self.report.interleaved = measured.is_some();
         if let Some(x) = measured {
             self.report.tx_kernel = x.kernel_tx;
+            // The server's hold of the measured exchange (the packet's own transmit field is
+            // the previous reply's time, before its receive time), as chronyd shows it.
+            self.report.response_time = x.remote_tx.diff_seconds(x.remote_rx).max(0.0);
             if self.last_rejected {
                 measure(
                     &mut self.report,

@@ -196,6 +196,9 @@ fn field(t: u16, body: &[u8]) -> Vec<u8> {
 }
 
 struct NtsReq {
+    /// Origin and receive fields of the header (0: none, as chrony's client sends).
+    origin: u64,
+    receive: u64,
     uid: Vec<u8>,
     cookie: Vec<u8>,
     placeholders: Vec<usize>,
@@ -208,6 +211,8 @@ struct NtsReq {
 impl NtsReq {
     fn new(cookie: Vec<u8>) -> NtsReq {
         NtsReq {
+            origin: 0,
+            receive: 0,
             uid: (0..32).collect(),
             cookie,
             placeholders: vec![],
@@ -220,6 +225,8 @@ impl NtsReq {
 
     fn build(&self) -> Vec<u8> {
         let mut p = header(4, 0x0102_0304_0506_0708);
+        p[24..32].copy_from_slice(&self.origin.to_be_bytes());
+        p[32..40].copy_from_slice(&self.receive.to_be_bytes());
         if self.with_uid {
             p.extend(field(FIELD_NTS_UNIQUE_IDENTIFIER, &self.uid));
         }
@@ -291,6 +298,35 @@ fn nts_request_is_answered_with_fresh_cookies_sealing_the_same_keys() {
     let before = out;
     s.finalize(&mut out[..req.len()], NtpTimestamp(5));
     assert_eq!(out, before);
+}
+
+#[test]
+fn nts_client_echoing_the_sealed_transmit_time_is_answered_in_basic_mode() {
+    let mut rng = StdRng::seed_from_u64(1);
+    let mut s = nts_server(&mut rng);
+    let serve = |s: &mut Server, rng: &mut StdRng, origin: u64, receive: u64| {
+        let cookie = s.nts_keys().unwrap().seal(&session(), rng);
+        let mut req = NtsReq::new(cookie.to_vec());
+        (req.origin, req.receive) = (origin, receive);
+        let req = req.build();
+        let mut out = [0u8; 1200];
+        let served = s.serve(&req, from(), RX, 1.0, &reference(), &mut out);
+        assert_eq!(served.reply, Reply::Send { len: req.len() });
+        assert!(!served.capture);
+        Header::decode(&out[..48]).unwrap()
+    };
+    let first = serve(&mut s, &mut rng, 0, 0);
+    // A sealed reply's transmit time is its receive time.
+    assert_eq!(first.transmit_timestamp, first.receive_timestamp);
+    // An RFC 5905 client's next request: origin = that transmit time, receive = its own.
+    let second = serve(
+        &mut s,
+        &mut rng,
+        first.transmit_timestamp.0,
+        0x0BAD_CAFE_0000_0001,
+    );
+    assert_eq!(second.origin_timestamp, NtpTimestamp(0x0102_0304_0506_0708));
+    assert_eq!(s.stats().ntp_interleaved, 0);
 }
 
 /// Catalogue case 24: cookies = min(1 + valid placeholders, 8), response length == request

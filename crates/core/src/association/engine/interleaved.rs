@@ -1,6 +1,7 @@
 //! The engine's side of the interleaved client mode (the rules are the association's,
-//! `association/interleaved.rs`): the daemon puts a source in interleaved mode for chrony's
-//! `xleave`, and `ntpdata` learns whether the last measurement was interleaved ("Interleaved
+//! `association/interleaved.rs`): a source configured with chrony's `xleave` starts in
+//! interleaved mode (`SourceConfig::xleave`), [`Engine::set_interleaved`] switches it, and
+//! `ntpdata` learns whether the last measurement was interleaved ("Interleaved
 //! : Yes", as chronyc shows it) and which exchange's transmit stamp it used.
 
 use super::{Engine, SourceId};
@@ -104,16 +105,19 @@ mod tests {
             c.now = rx;
             e.handle_packet(id, rx, &rep, None, false, &mut c);
             let d = e.ntp_data(id).unwrap();
-            seen.push((d.interleaved, d.tests, d.peer_delay));
+            seen.push((d.interleaved, d.tests, d.peer_delay, d.response_time));
         }
         // Basic first; the first interleaved answer re-measures that exchange (test A); then
         // every measurement is interleaved with the wire's 200 µs round trip.
         assert!(!seen[0].0);
         assert!((seen[0].2 - 2.5e-4).abs() < 1e-6, "{seen:?}");
-        for (interleaved, tests, delay) in &seen[2..] {
+        for (interleaved, tests, delay, held) in &seen[2..] {
             assert!(interleaved, "{seen:?}");
             assert_eq!(*tests, crate::association::ntp_data::test_bit::ALL);
             assert!((delay - 2e-4).abs() < 1e-6, "{seen:?}");
+            // The server held the measured request 60 µs (its kernel stamp), as chronyd's
+            // `Response time` shows it, not the packet's own fields (negative, so 0).
+            assert!((held - 6e-5).abs() < 1e-6, "{seen:?}");
         }
         assert!(seen[1].0 || seen[2].0, "{seen:?}");
         // Back to basic: the next measurement is basic again.
