@@ -143,6 +143,9 @@ fn run(opts: &Options, parent: &mut Option<ParentChannel>) -> Result<(), Fatal> 
     for warning in crate::directives::unimplemented_warnings(&config) {
         tracing::warn!("{warning}");
     }
+    if let Some(conflict) = crate::directives::fatal_conflict(&config) {
+        return Err(Fatal(conflict));
+    }
     // The system clock driver (clock/system.rs) exists only with the `system-clock` feature.
     if !opts.no_clock && !cfg!(feature = "system-clock") {
         return Err(Fatal(

@@ -92,6 +92,14 @@ pub fn is_implemented(name: &str) -> bool {
     IMPLEMENTED.contains(&name)
 }
 
+/// A combination of directives chronyd refuses to start with, as its fatal message (checked
+/// black-box against chronyd 4.3: `rtcsync` with `rtcfile` exits with status 1).
+pub fn fatal_conflict(config: &Config) -> Option<String> {
+    let has = |name: &str| config.entries.iter().any(|e| e.directive.name() == name);
+    (has("rtcsync") && has("rtcfile"))
+        .then(|| "rtcfile directive cannot be used with rtcsync".to_string())
+}
+
 /// Start-up warnings, one per line, `FILE:LINE: message`: directives chronyd reads but no
 /// longer supports, and directives gnomond parses but does not act on yet.
 pub fn unimplemented_warnings(config: &Config) -> Vec<String> {
@@ -199,6 +207,19 @@ mod tests {
             "{w:?}"
         );
         assert!(w[1].contains(":2: log `tempcomp` writes nothing"), "{w:?}");
+    }
+
+    #[test]
+    fn rtcsync_with_rtcfile_is_refused_as_chronyd_refuses_it() {
+        let load = |lines: &[&str]| {
+            let lines: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
+            gnomon_conf::load_lines(&lines).unwrap()
+        };
+        assert_eq!(
+            fatal_conflict(&load(&["rtcsync", "rtcfile /var/lib/chrony/rtc"])).as_deref(),
+            Some("rtcfile directive cannot be used with rtcsync")
+        );
+        assert_eq!(fatal_conflict(&load(&["rtcsync"])), None);
     }
 
     #[test]
