@@ -194,11 +194,11 @@ fn lint_exit_status_follows_findings() {
 
 #[test]
 fn unimplemented_directive_is_warned_with_file_and_line() {
-    // The harness writes port, pidfile, cmdport and bindcmdaddress first: rtcsync is line 6.
-    let d = support::Daemon::start("allow 127.0.0.1\nrtcsync");
+    // The harness writes port, pidfile, cmdport and bindcmdaddress first: rtconutc is line 6.
+    let d = support::Daemon::start("allow 127.0.0.1\nrtconutc");
     let log = d.stderr();
     assert!(
-        log.contains(&format!("{}:6: directive `rtcsync`", d.config.display())),
+        log.contains(&format!("{}:6: directive `rtconutc`", d.config.display())),
         "{log}"
     );
 }
