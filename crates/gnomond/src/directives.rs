@@ -172,13 +172,15 @@ pub fn unimplemented_warnings(config: &Config) -> Vec<String> {
 mod tests {
     use super::*;
 
+    /// The configuration these lines make.
+    fn load(lines: &[&str]) -> Config {
+        let lines: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
+        gnomon_conf::load_lines(&lines).unwrap()
+    }
+
     #[test]
     fn unimplemented_directives_are_named_with_their_line() {
-        let lines: Vec<String> = ["port 11123", "rtcfile /var/lib/x", "allow 127.0.0.1"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let config = gnomon_conf::load_lines(&lines).unwrap();
+        let config = load(&["port 11123", "rtcfile /var/lib/x", "allow 127.0.0.1"]);
         let w = unimplemented_warnings(&config);
         assert_eq!(w.len(), 1);
         assert!(w[0].contains(":2: directive `rtcfile`"), "{w:?}");
@@ -186,16 +188,12 @@ mod tests {
 
     #[test]
     fn log_words_that_write_nothing_are_named_with_their_line() {
-        let lines: Vec<String> = [
+        let config = load(&[
             "log tracking rtc",
             "log statistics selection rawmeasurements refclocks tempcomp",
             "rtcfile /var/lib/chrony/rtc",
             "tempcomp /sys/class/hwmon/hwmon0/temp2_input 30 /etc/chrony.tempcomp",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let config = gnomon_conf::load_lines(&lines).unwrap();
+        ]);
         let w: Vec<String> = unimplemented_warnings(&config)
             .into_iter()
             .filter(|w| w.contains(": log `"))
@@ -211,10 +209,6 @@ mod tests {
 
     #[test]
     fn rtcsync_with_rtcfile_is_refused_as_chronyd_refuses_it() {
-        let load = |lines: &[&str]| {
-            let lines: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
-            gnomon_conf::load_lines(&lines).unwrap()
-        };
         assert_eq!(
             fatal_conflict(&load(&["rtcsync", "rtcfile /var/lib/chrony/rtc"])).as_deref(),
             Some("rtcfile directive cannot be used with rtcsync")
@@ -224,24 +218,16 @@ mod tests {
 
     #[test]
     fn directives_gnomond_acts_on_are_not_warned_about() {
-        let lines: Vec<String> = ["sourcedir /etc/chrony/sources.d", "ntscachedir /var/lib/x"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let config = gnomon_conf::load_lines(&lines).unwrap();
+        let config = load(&["sourcedir /etc/chrony/sources.d", "ntscachedir /var/lib/x"]);
         assert_eq!(unimplemented_warnings(&config), Vec::<String>::new());
     }
 
     #[test]
     fn local_options_of_newer_chrony_are_named_as_having_no_effect() {
-        let lines: Vec<String> = [
+        let config = load(&[
             "local stratum 10 orphan",
             "local stratum 10 activate 0.5 waitunsynced 300",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let config = gnomon_conf::load_lines(&lines).unwrap();
+        ]);
         let w = unimplemented_warnings(&config);
         assert_eq!(w.len(), 2, "{w:?}");
         assert!(
@@ -253,14 +239,10 @@ mod tests {
 
     #[test]
     fn log_words_chronyd_leaves_empty_too_are_not_warned_about() {
-        let lines: Vec<String> = [
+        let config = load(&[
             "log tracking measurements rawmeasurements statistics selection",
             "log rtc refclocks tempcomp",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let config = gnomon_conf::load_lines(&lines).unwrap();
+        ]);
         assert_eq!(unimplemented_warnings(&config), Vec::<String>::new());
     }
 
