@@ -440,7 +440,7 @@ impl Server {
     }
 
     /// Clients whose last response's timestamps are held for the interleaved mode (chronyd's
-    /// "NTP timestamps held"); walks the client log.
+    /// "NTP timestamps held"); a counter the client log keeps.
     pub fn ntp_timestamps_held(&self) -> usize {
         self.log.ntp_timestamps_held()
     }

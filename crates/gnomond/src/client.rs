@@ -490,7 +490,7 @@ impl Client {
                 actions.extend(more);
                 if let (Some(logs), Some(rec)) = (self.statlog.as_mut(), record) {
                     let tx = tx_stamps::stamp_source(&self.engine, id);
-                    logs.record_sample_stamped(rx, &rec, tx, stamp);
+                    logs.record_sample(rx, &rec, tx, stamp);
                 } else if let Some(logs) = self.statlog.as_mut() {
                     // statlog.rs: chronyd logs rejected measurements too.
                     if let Some(m) = self.engine.rejected_measurement(id) {

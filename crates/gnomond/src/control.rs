@@ -43,18 +43,6 @@ pub struct Now {
     pub unix: i64,
 }
 
-/// Run-time settings as commands last set them (validated here, then handed to the
-/// synchronisation engine through [`SourceReports::set_engine_param`]).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct EngineParams {
-    /// `makestep` threshold (s) and limit (updates), from MODIFY_MAKESTEP.
-    pub makestep: Option<(f64, i32)>,
-    /// `maxupdateskew`, ppm.
-    pub max_update_skew: f64,
-    /// `reselectdist`, seconds.
-    pub reselect_distance: f64,
-}
-
 /// The command server's state.
 #[derive(Debug)]
 pub struct Control<S: SourceReports> {
@@ -62,7 +50,6 @@ pub struct Control<S: SourceReports> {
     counters: CommandCounters,
     log_file: Option<PathBuf>,
     sources: S,
-    params: EngineParams,
     shutdown: bool,
     /// A run-time `allow`/`deny` changed the NTP access table since the last look.
     ntp_access_changed: bool,
@@ -95,19 +82,13 @@ fn access_rule(allow: bool, all: bool, ip: &Addr, bits: i32) -> Option<AccessRul
 
 impl<S: SourceReports> Control<S> {
     /// A command server with the `cmdallow`/`cmddeny` table, the `-l` log file (for
-    /// `cyclelogs`), the source reports and the configured engine parameters.
-    pub fn new(
-        cmd_access: AccessTable,
-        log_file: Option<PathBuf>,
-        sources: S,
-        params: EngineParams,
-    ) -> Control<S> {
+    /// `cyclelogs`) and the source reports (through which run-time engine settings go).
+    pub fn new(cmd_access: AccessTable, log_file: Option<PathBuf>, sources: S) -> Control<S> {
         Control {
             cmd_access,
             counters: CommandCounters::default(),
             log_file,
             sources,
-            params,
             shutdown: false,
             ntp_access_changed: false,
         }
@@ -387,7 +368,6 @@ impl<S: SourceReports> Control<S> {
                 if !threshold.is_finite() {
                     return status(Status::Invalid);
                 }
-                self.params.makestep = Some((threshold, limit));
                 self.sources
                     .set_engine_param(EngineParam::Makestep(threshold, limit));
                 ok
@@ -476,13 +456,11 @@ impl<S: SourceReports> Control<S> {
                     self.sources.adjust_clock(field, value)
                 }
                 GlobalFloatField::Maxupdateskew if value > 0.0 => {
-                    self.params.max_update_skew = value;
                     self.sources
                         .set_engine_param(EngineParam::MaxUpdateSkew(value));
                     Status::Success
                 }
                 GlobalFloatField::ReselectDistance if value >= 0.0 => {
-                    self.params.reselect_distance = value;
                     self.sources
                         .set_engine_param(EngineParam::ReselectDistance(value));
                     Status::Success

@@ -7,7 +7,7 @@
 
 use crate::cli::{self, Command, Family, Options};
 use crate::clock::{NullClock, OsTime};
-use crate::control::{Control, EngineParams};
+use crate::control::Control;
 use crate::logging::{self, FatalEcho, Sink};
 use crate::ntp_server::CoreResponder;
 use crate::os::net::UdpSocket;
@@ -242,11 +242,6 @@ fn run(opts: &Options, parent: &mut Option<ParentChannel>) -> Result<(), Fatal> 
         crate::ntp_server::access_table(&settings.cmd_access)?,
         opts.log_file.as_ref().map(std::path::PathBuf::from),
         client_reports,
-        EngineParams {
-            makestep: settings.makestep,
-            max_update_skew: settings.maxupdateskew,
-            reselect_distance: settings.reselectdist,
-        },
     );
 
     // Settle privileges now that everything needing root is open.

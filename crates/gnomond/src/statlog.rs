@@ -346,18 +346,11 @@ impl StatLogs {
         }
     }
 
-    /// [`StatLogs::record_sample_stamped`] for a sample whose transmit time the daemon read
-    /// before the send (the tests' shorthand; the client passes both stamps' sources).
-    #[cfg(test)]
-    pub fn record_sample(&mut self, t: f64, rec: &SampleRecord, rx_stamp: StampSource) {
-        self.record_sample_stamped(t, rec, StampSource::Daemon, rx_stamp);
-    }
-
     /// An accepted sample ([`Engine::handle_packet_recorded`]) received at UTC `t`: its
     /// measurement entry and the statistics entry of the regression it fed. `tx_stamp` and
     /// `rx_stamp` say where the local transmit and receive timestamps came from (the kernel's
     /// stamps or the daemon's readings: [`Engine::tx_from_kernel`] for the transmit one).
-    pub fn record_sample_stamped(
+    pub fn record_sample(
         &mut self,
         t: f64,
         rec: &SampleRecord,

@@ -12,12 +12,7 @@ fn daemon(lines: &[&str]) -> (Control<NoSources>, CoreResponder) {
     let settings = config.settings();
     let ntp = CoreResponder::new(&settings, 7, limit).unwrap();
     let access = crate::ntp_server::access_table(&settings.cmd_access).unwrap();
-    let params = EngineParams {
-        makestep: None,
-        max_update_skew: 1000.0,
-        reselect_distance: 1e-4,
-    };
-    (Control::new(access, None, NoSources, params), ntp)
+    (Control::new(access, None, NoSources), ntp)
 }
 
 fn now(mono: f64) -> Now {
@@ -207,7 +202,7 @@ fn local_command_switches_reference_and_rejects_bad_stratum() {
 #[test]
 fn local_command_is_handed_to_the_engine_with_orphan_and_distance() {
     let (c0, mut ntp) = daemon(&[]);
-    let mut c = Control::new(c0.cmd_access, None, OneSource::default(), c0.params);
+    let mut c = Control::new(c0.cmd_access, None, OneSource::default());
     let taken = |c: &mut Control<OneSource>| std::mem::take(&mut c.sources.locals);
     let orphan = Request::Local3(LocalParams {
         on: true,
@@ -260,16 +255,20 @@ fn local_command_is_handed_to_the_engine_with_orphan_and_distance() {
 }
 
 #[test]
-fn nonsense_values_are_rejected_and_state_kept() {
-    let (mut c, mut ntp) = daemon(&[]);
+fn nonsense_values_are_rejected_and_reach_nothing() {
+    let (c0, mut ntp) = daemon(&[]);
+    let mut c = Control::new(c0.cmd_access, None, OneSource::default());
     let skew = |v: f64| Request::ModifyGlobalFloat {
         field: GlobalFloatField::Maxupdateskew,
         value: v,
     };
     assert_eq!(status(&mut c, &mut ntp, &UNIX, skew(-5.0)), Status::Invalid);
-    assert_eq!(c.params.max_update_skew, 1000.0);
+    assert!(c.sources.params.is_empty());
     assert_eq!(status(&mut c, &mut ntp, &UNIX, skew(50.0)), Status::Success);
-    assert_eq!(c.params.max_update_skew, 50.0);
+    assert_eq!(
+        c.sources.params,
+        vec![crate::reports::EngineParam::MaxUpdateSkew(50.0)]
+    );
     let maxpoll = Request::ModifySourceInt {
         field: gnomon_cmdmon::SourceIntField::Maxpoll,
         address: v4("192.0.2.1"),
@@ -366,7 +365,7 @@ impl SourceReports for OneSource {
 #[test]
 fn source_commands_reach_the_engine_and_only_over_the_unix_socket() {
     let (c0, mut ntp) = daemon(&[]);
-    let mut c = Control::new(c0.cmd_access, None, OneSource::default(), c0.params);
+    let mut c = Control::new(c0.cmd_access, None, OneSource::default());
     let burst = encode_request(
         &Request::Burst {
             mask: Addr::Unspec,
@@ -452,7 +451,7 @@ fn garbage_is_dropped_or_answered_never_longer_than_itself() {
 fn makestep_maxupdateskew_and_reselectdist_commands_reach_the_engine() {
     use crate::reports::EngineParam;
     let (c0, mut ntp) = daemon(&[]);
-    let mut c = Control::new(c0.cmd_access, None, OneSource::default(), c0.params);
+    let mut c = Control::new(c0.cmd_access, None, OneSource::default());
     let makestep = Request::ModifyMakestep {
         limit: 3,
         threshold: 0.5,

@@ -249,12 +249,37 @@ fn sample_writes_measurement_and_statistics_with_stress() {
     let d = TempDir::new("sample");
     let mut logs = StatLogs::open(settings(&d.0, 0)).unwrap();
     // No regression (and no statistics entry) before three samples, as chronyd.
-    logs.record_sample(1e9, &record(0.5, 100.0, 2), StampSource::Kernel);
-    logs.record_sample(1e9, &record(1.874, 4318.0, 3), StampSource::Kernel);
-    logs.record_sample(1e9, &record(-3.655, 39.18, 4), StampSource::Kernel);
+    logs.record_sample(
+        1e9,
+        &record(0.5, 100.0, 2),
+        StampSource::Daemon,
+        StampSource::Kernel,
+    );
+    logs.record_sample(
+        1e9,
+        &record(1.874, 4318.0, 3),
+        StampSource::Daemon,
+        StampSource::Kernel,
+    );
+    logs.record_sample(
+        1e9,
+        &record(-3.655, 39.18, 4),
+        StampSource::Daemon,
+        StampSource::Kernel,
+    );
     // Five samples held, then two of them dropped while one was added.
-    logs.record_sample(1e9, &record(-3.655, 39.18, 5), StampSource::Kernel);
-    logs.record_sample(1e9, &record(-3.655, 39.18, 4), StampSource::Kernel);
+    logs.record_sample(
+        1e9,
+        &record(-3.655, 39.18, 5),
+        StampSource::Daemon,
+        StampSource::Kernel,
+    );
+    logs.record_sample(
+        1e9,
+        &record(-3.655, 39.18, 4),
+        StampSource::Daemon,
+        StampSource::Kernel,
+    );
     let m = read(&d.0.join("measurements.log"));
     assert_eq!(
         m[0],

@@ -1,22 +1,12 @@
 //! The engine's side of the interleaved client mode (the rules are the association's,
 //! `association/interleaved.rs`): a source configured with chrony's `xleave` starts in
-//! interleaved mode (`SourceConfig::xleave`), [`Engine::set_interleaved`] switches it, and
+//! interleaved mode (`SourceConfig::xleave`), and
 //! `ntpdata` learns whether the last measurement was interleaved ("Interleaved
 //! : Yes", as chronyc shows it) and which exchange's transmit stamp it used.
 
 use super::{Engine, SourceId};
 
 impl Engine {
-    /// `xleave`: source `id` (a `server` or pool member; peers stay basic) asks for
-    /// interleaved responses, or goes back to basic requests. False for an unknown source.
-    pub fn set_interleaved(&mut self, id: SourceId, on: bool) -> bool {
-        let Some(e) = self.sources.get_mut(&id) else {
-            return false;
-        };
-        e.assoc.set_interleaved(on);
-        true
-    }
-
     /// After [`Engine::handle_packet_recorded`] recorded a packet for `ntpdata`: whether its
     /// measurement was interleaved, and then the transmit stamp of the exchange it measured.
     pub(super) fn note_interleaved(&mut self, id: SourceId) {
@@ -85,14 +75,14 @@ mod tests {
     #[test]
     fn ntpdata_says_interleaved_with_the_exact_delay() {
         let mut e = Engine::new(EngineConfig::default());
+        // `xleave` in the source's configuration (the daemon's path).
         let cfg = SourceConfig {
             minpoll: 0,
             maxpoll: 0,
+            xleave: true,
             ..SourceConfig::default()
         };
         let id = e.add_source("192.0.2.7:123".parse().unwrap(), cfg, T0);
-        assert!(e.set_interleaved(id, true));
-        assert!(!e.set_interleaved(SourceId(99), true));
         let mut c = TestClock {
             now: T0,
             ..TestClock::default()
@@ -121,7 +111,7 @@ mod tests {
         }
         assert!(seen[1].0 || seen[2].0, "{seen:?}");
         // Back to basic: the next measurement is basic again.
-        assert!(e.set_interleaved(id, false));
+        e.sources.get_mut(&id).unwrap().assoc.set_interleaved(false);
         let (req, sent) = next_request(&mut e, &mut c);
         let (rep, rx) = s.answer(&req, sent + 1e-4);
         c.now = rx;
